@@ -1,0 +1,131 @@
+/**
+ * Configuration: a pure function of the environment, parsed once and validated. Every variable
+ * the code reads is declared here (and documented in the README's table).
+ */
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const seconds = (def: number) => z.coerce.number().int().positive().default(def);
+
+const csv = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0),
+);
+
+const url = z.string().url();
+
+const schema = z
+  .object({
+    GOOGLE_CLOUD_PROJECT: z.string().min(1),
+    /** The Cloud Functions region, used for default function URLs and the queue path. */
+    FUNCTION_REGION: z.string().min(1).default('europe-west1'),
+
+    DATAPORTABILITY_API_ROOT: url.default('https://dataportability.googleapis.com/'),
+
+    OAUTH_CLIENT_ID: z.string().min(1),
+    OAUTH_CLIENT_SECRET: z.string().min(1),
+    OAUTH_TOKEN_URL: url.default('https://oauth2.googleapis.com/token'),
+
+    AUTH_ISSUER: z.string().min(1).optional(),
+    AUTH_AUDIENCE: z.string().min(1).optional(),
+    AUTH_JWKS_URL: url.default('https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com'),
+
+    /** Base64 of 32 bytes: the key that wraps each grant's data key (local stack and tests). */
+    TOKEN_ENCRYPTION_KEY: z.string().optional(),
+
+    ARCHIVE_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, 'a Cloud Storage bucket name'),
+    ARCHIVE_URL_HOSTS: csv.default(['storage.googleapis.com']),
+    /** Local stack only: accept http:// archive URLs (production accepts https only). */
+    ARCHIVE_URL_ALLOW_HTTP: bool.default(false),
+
+    FIRESTORE_EMULATOR_HOST: z.string().optional(),
+    STORAGE_API_ENDPOINT: url.optional(),
+    /** host:port of a Cloud Tasks API stand-in (plaintext gRPC); unset in production. */
+    CLOUD_TASKS_EMULATOR_HOST: z.string().optional(),
+
+    TASKS_LOCATION: z.string().min(1).optional(),
+    TASKS_QUEUE_CHECK: z.string().min(1).default('portability-check'),
+    TASKS_QUEUE_COPY: z.string().min(1).default('portability-copy'),
+    /** The service account whose OIDC token Cloud Tasks attaches to each task. */
+    TASKS_SERVICE_ACCOUNT: z.string().email(),
+    CHECK_FUNCTION_URL: url,
+    COPY_FUNCTION_URL: url,
+
+    POLL_INITIAL_SECONDS: seconds(300),
+    POLL_MAX_SECONDS: seconds(3600),
+    /** How many times a FAILED archive job is retried (the API allows 3). */
+    MAX_ARCHIVE_RETRIES: z.coerce.number().int().min(0).max(3).default(3),
+
+    /** Comma-separated origins allowed by CORS on the public API. */
+    CORS_ORIGINS: csv.default([]),
+    LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  })
+  .transform((e) => ({
+    projectId: e.GOOGLE_CLOUD_PROJECT,
+    region: e.FUNCTION_REGION,
+    apiRoot: e.DATAPORTABILITY_API_ROOT.endsWith('/') ? e.DATAPORTABILITY_API_ROOT : `${e.DATAPORTABILITY_API_ROOT}/`,
+    oauth: {
+      clientId: e.OAUTH_CLIENT_ID,
+      clientSecret: e.OAUTH_CLIENT_SECRET,
+      tokenUrl: e.OAUTH_TOKEN_URL,
+    },
+    auth: {
+      issuer: e.AUTH_ISSUER ?? `https://securetoken.google.com/${e.GOOGLE_CLOUD_PROJECT}`,
+      audience: e.AUTH_AUDIENCE ?? e.GOOGLE_CLOUD_PROJECT,
+      jwksUrl: e.AUTH_JWKS_URL,
+    },
+    tokenEncryptionKey: e.TOKEN_ENCRYPTION_KEY,
+    archive: {
+      bucket: e.ARCHIVE_BUCKET,
+      urlHosts: e.ARCHIVE_URL_HOSTS,
+      allowHttp: e.ARCHIVE_URL_ALLOW_HTTP,
+    },
+    firestoreEmulatorHost: e.FIRESTORE_EMULATOR_HOST,
+    storageApiEndpoint: e.STORAGE_API_ENDPOINT,
+    tasks: {
+      emulatorHost: e.CLOUD_TASKS_EMULATOR_HOST,
+      location: e.TASKS_LOCATION ?? e.FUNCTION_REGION,
+      checkQueue: e.TASKS_QUEUE_CHECK,
+      copyQueue: e.TASKS_QUEUE_COPY,
+      serviceAccount: e.TASKS_SERVICE_ACCOUNT,
+      checkUrl: e.CHECK_FUNCTION_URL,
+      copyUrl: e.COPY_FUNCTION_URL,
+    },
+    polling: {
+      initialSeconds: e.POLL_INITIAL_SECONDS,
+      maxSeconds: e.POLL_MAX_SECONDS,
+    },
+    maxArchiveRetries: e.MAX_ARCHIVE_RETRIES,
+    corsOrigins: e.CORS_ORIGINS,
+    logLevel: e.LOG_LEVEL,
+  }));
+
+export type Config = z.output<typeof schema>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}\nSee the configuration table in README.md.`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses and validates the environment; throws one ConfigError listing every bad variable. */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const result = schema.safeParse(cleaned);
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.map((i) => `${i.path.join('.') || '(environment)'}: ${i.message}`));
+  }
+  if (result.data.polling.initialSeconds > result.data.polling.maxSeconds) {
+    throw new ConfigError(['POLL_INITIAL_SECONDS: must not exceed POLL_MAX_SECONDS']);
+  }
+  return result.data;
+}
+
+/** The names of every variable the schema reads (for the README table and the Terraform check). */
+export const CONFIG_VARIABLES = Object.keys(schema.in.shape);

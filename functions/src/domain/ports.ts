@@ -1,0 +1,180 @@
+/**
+ * The seams between the pure domain and the outside world. Adapters in ../adapters implement
+ * these; the composition root wires them once; tests may hand in their own.
+ */
+import type { Readable } from 'node:stream';
+
+// ---------- Data Portability API ----------
+
+export type ArchiveState = 'STATE_UNSPECIFIED' | 'IN_PROGRESS' | 'COMPLETE' | 'FAILED' | 'CANCELLED';
+export type AccessType = 'ACCESS_TYPE_UNSPECIFIED' | 'ACCESS_TYPE_ONE_TIME' | 'ACCESS_TYPE_TIME_BASED';
+
+export interface InitiateRequest {
+  resources: string[];
+  startTime?: string;
+  endTime?: string;
+}
+
+export interface PortabilityArchiveState {
+  /** `archiveJobs/{id}/portabilityArchiveState` */
+  name: string;
+  state: ArchiveState;
+  /** Signed URLs: credentials. Never log or store them. */
+  urls: string[];
+  startTime?: string;
+  exportTime?: string;
+}
+
+export interface AccessTypeResult {
+  oneTimeResources: string[];
+  timeBasedResources: string[];
+}
+
+/** Every call takes the user's OAuth access token and a `quotaUser` (<= 40 chars, a hash of the user). */
+export interface PortabilityApi {
+  initiate(accessToken: string, request: InitiateRequest, quotaUser: string): Promise<{ archiveJobId: string; accessType: AccessType }>;
+  getState(accessToken: string, archiveJobId: string, quotaUser: string): Promise<PortabilityArchiveState>;
+  /** Returns the NEW archive job id. */
+  retry(accessToken: string, archiveJobId: string, quotaUser: string): Promise<{ archiveJobId: string }>;
+  cancel(accessToken: string, archiveJobId: string, quotaUser: string): Promise<void>;
+  resetAuthorization(accessToken: string, quotaUser: string): Promise<void>;
+  checkAccessType(accessToken: string, quotaUser: string): Promise<AccessTypeResult>;
+}
+
+/**
+ * A non-2xx answer of the Data Portability API, parsed from Google's error body
+ * `{error: {code, message, status, details: [{'@type': '...ErrorInfo', reason, metadata}]}}`.
+ * `message` never contains a token or a signed URL.
+ */
+export class PortabilityApiError extends Error {
+  constructor(
+    readonly httpStatus: number,
+    /** google.rpc status name, e.g. `FAILED_PRECONDITION`; '' when the body had none. */
+    readonly status: string,
+    message: string,
+    /** `ErrorInfo.reason`, e.g. `ALREADY_EXISTS_ONE_TIME`. */
+    readonly reason?: string,
+    readonly metadata: Record<string, string> = {},
+    /** Seconds from a `Retry-After` header, when sent. */
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+    this.name = 'PortabilityApiError';
+  }
+}
+
+// ---------- OAuth (Google's token endpoint) ----------
+
+export interface ExchangedTokens {
+  accessToken: string;
+  refreshToken?: string;
+  /** epoch ms */
+  expiresAt: number;
+  /** space-separated granted scopes */
+  scope: string;
+}
+
+export interface OAuthTokenClient {
+  exchangeCode(code: string, redirectUri: string): Promise<ExchangedTokens>;
+  /** Throws ConsentRevokedError when the token endpoint answers invalid_grant. */
+  refresh(refreshToken: string): Promise<{ accessToken: string; expiresAt: number }>;
+}
+
+/** The refresh token no longer works (revoked, expired, `invalid_grant`): the user must consent again. */
+export class ConsentRevokedError extends Error {
+  constructor(message = 'The stored Google authorization is no longer valid; the user must consent again') {
+    super(message);
+    this.name = 'ConsentRevokedError';
+  }
+}
+
+/** The code could not be exchanged (bad, used or expired code, wrong redirect URI). */
+export class AuthorizationCodeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AuthorizationCodeError';
+  }
+}
+
+// ---------- Caller identity (ID tokens of the frontend's users) ----------
+
+export interface IdTokenVerifier {
+  /** Returns the verified subject (`sub`); throws UnauthenticatedError otherwise. */
+  verify(idToken: string): Promise<{ userId: string }>;
+}
+
+export class UnauthenticatedError extends Error {
+  constructor(message = 'A valid ID token is required') {
+    super(message);
+    this.name = 'UnauthenticatedError';
+  }
+}
+
+// ---------- Cloud Tasks ----------
+
+export type TaskStep = 'initiate' | 'check' | 'copy';
+
+export interface PipelineTask {
+  step: TaskStep;
+  jobId: string;
+  /** The job's sequence number the task was made for; a task whose seq is stale is dropped. */
+  seq: number;
+  /** Delay before delivery, seconds (0 = now). */
+  delaySeconds: number;
+}
+
+export interface TaskQueue {
+  /** Idempotent: the task name is derived from (jobId, step, seq); a duplicate is ignored. */
+  enqueue(task: PipelineTask): Promise<void>;
+}
+
+// ---------- Archive copy (signed URL -> bucket) ----------
+
+export interface StoredArchive {
+  bucket: string;
+  name: string;
+  size: number;
+  /** base64, as Cloud Storage reports it */
+  crc32c: string;
+  md5Hash?: string;
+}
+
+/** The signed URL answered 400/403 (expired): fetch fresh URLs and try again. */
+export class ArchiveUrlExpiredError extends Error {
+  constructor(message = 'The signed archive URL has expired') {
+    super(message);
+    this.name = 'ArchiveUrlExpiredError';
+  }
+}
+
+/** The URL is not allowed (scheme, host) or the bytes did not match: retrying the same URL will not help. */
+export class ArchiveRejectedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ArchiveRejectedError';
+  }
+}
+
+export interface CopyProgress {
+  (bytesCopied: number): void;
+}
+
+export interface ArchiveCopier {
+  /**
+   * Streams one signed URL into the bucket as `objectName` (never holding the archive in memory),
+   * verifies size and checksums against the source's `Content-Length`/`x-goog-hash` and against
+   * the stored object, and writes with `ifGenerationMatch: 0`. If the object already exists with
+   * the source's checksum (a duplicate delivery), returns it without copying again.
+   */
+  copy(url: string, objectName: string, onProgress?: CopyProgress): Promise<StoredArchive>;
+  /** Removes every object under a prefix (used when deleting an export). */
+  deletePrefix(prefix: string): Promise<number>;
+}
+
+/** A readable archive source; exported for the copy engine's tests and benchmarks. */
+export interface ArchiveSource {
+  body: Readable;
+  size?: number;
+  crc32c?: string;
+  md5?: string;
+}
