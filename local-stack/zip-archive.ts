@@ -1,0 +1,269 @@
+/**
+ * Writes a real, valid .zip that looks like a Data Portability archive (My Activity JSON, an
+ * archive-browser HTML page, attachment files), deterministic from a seed and streamed to disk:
+ * only one entry (at most a few hundred KB) is held in memory at a time, so archives of any size
+ * up to the plain-zip 4 GiB limit can be produced for copy tests and benchmarks.
+ *
+ * Format: PKWARE APPNOTE 6.3 without data descriptors or zip64 (each entry is compressed in memory
+ * first, so its CRC-32 and sizes go straight into the local header).
+ */
+import { createCipheriv, createHash } from 'node:crypto';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { deflateRawSync } from 'node:zlib';
+import { CRC32C } from '@google-cloud/storage';
+
+export interface ZipArchiveOptions {
+  /** Same seed, same options → byte-identical archive. */
+  seed: string;
+  /** Approximate size of the .zip in bytes (the result is within one entry of it, never below ~2 KB). */
+  approxBytes: number;
+  /** Resource group the archive is for, e.g. `myactivity.search`; decides folder names and content. */
+  resource: string;
+  /** `data` (default): the exported data; `archive-browser`: the small index zip some jobs return first. */
+  kind?: 'data' | 'archive-browser';
+}
+
+export interface ZipArchiveResult {
+  size: number;
+  /** base64 big-endian CRC32C of the whole file, as Cloud Storage reports it */
+  crc32c: string;
+  /** base64 MD5 of the whole file, as Cloud Storage reports it */
+  md5: string;
+  entries: number;
+}
+
+const MAX_PLAIN_ZIP_BYTES = 0xffff_ffff - 1024 * 1024;
+// A fixed timestamp keeps archives byte-identical across runs (2026-01-01 00:00:00, DOS format).
+const DOS_TIME = 0;
+const DOS_DATE = ((2026 - 1980) << 9) | (1 << 5) | 1;
+
+const CRC32_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+/** CRC-32 (ISO-HDLC) as zip needs it; zlib.crc32 only exists from Node 20.15. */
+export function crc32(buf: Buffer): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < buf.length; i++) c = CRC32_TABLE[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** Deterministic pseudo-random bytes: AES-256-CTR keystream keyed by the seed. */
+class SeededBytes {
+  private readonly cipher;
+  private readonly zeros = Buffer.alloc(64 * 1024);
+  constructor(seed: string) {
+    const key = createHash('sha256').update(`zip-archive:${seed}`).digest();
+    this.cipher = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
+  }
+  bytes(n: number): Buffer {
+    const parts: Buffer[] = [];
+    for (let left = n; left > 0; left -= this.zeros.length) parts.push(this.cipher.update(this.zeros.subarray(0, Math.min(left, this.zeros.length))));
+    return Buffer.concat(parts, n);
+  }
+  int(maxExclusive: number): number {
+    return this.bytes(4).readUInt32BE(0) % maxExclusive;
+  }
+  pick<T>(xs: readonly T[]): T {
+    return xs[this.int(xs.length)];
+  }
+}
+
+const QUERIES = [
+  'weather tomorrow', 'how to fix a leaking tap', 'train times to the airport', 'best pizza near me', 'typescript generics',
+  'cloud storage signed url', 'pancake recipe', 'football results', 'translate hello to hindi', 'bengali new year date',
+  'jupiter moons', 'cheap flights in march', 'how long to boil an egg', 'history of the printing press', 'yoga for beginners',
+];
+const SITES = ['en.wikipedia.org', 'www.bbc.co.uk', 'developer.mozilla.org', 'www.youtube.com', 'maps.google.com', 'news.ycombinator.com'];
+
+function titleCase(s: string): string {
+  return s.replace(/(^|[._\s])([a-z])/g, (_m, p: string, c: string) => `${p === '.' || p === '_' ? ' ' : p}${c.toUpperCase()}`);
+}
+
+/** Folder inside the archive, like Takeout's: `Portability/My Activity/Search`. */
+function folderOf(resource: string): string {
+  const [group, ...rest] = resource.split('.');
+  const service = rest.length > 0 ? titleCase(rest.join(' ')) : titleCase(group);
+  if (group === 'myactivity') return `Portability/My Activity/${service}`;
+  return `Portability/${titleCase(group)}/${service}`;
+}
+
+function activityEntries(rng: SeededBytes, resource: string, count: number, startMs: number): unknown[] {
+  const header = titleCase(resource.split('.').slice(1).join(' ') || resource);
+  const out: unknown[] = [];
+  for (let i = 0; i < count; i++) {
+    const q = rng.pick(QUERIES);
+    const site = rng.pick(SITES);
+    const visited = i % 3 === 0;
+    const time = new Date(startMs + i * 97_000 + rng.int(60_000)).toISOString();
+    out.push({
+      header,
+      title: visited ? `Visited ${site}` : `Searched for ${q}`,
+      titleUrl: visited ? `https://${site}/` : `https://www.google.com/search?q=${encodeURIComponent(q)}`,
+      time,
+      products: [header],
+      activityControls: ['Web & App Activity'],
+      details: [{ name: 'From Google Ads' }].slice(0, rng.int(2)),
+      id: rng.bytes(12).toString('hex'),
+    });
+  }
+  return out;
+}
+
+function browserHtml(resource: string, files: string[]): string {
+  const items = files.map((f) => `<li><a href="${f}">${f}</a></li>`).join('\n');
+  return `<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Your data: ${resource}</title></head>\n<body><h1>Archive overview</h1><p>This archive contains your ${resource} data.</p><ul>\n${items}\n</ul></body></html>\n`;
+}
+
+interface CentralEntry {
+  name: Buffer;
+  crc: number;
+  compressedSize: number;
+  size: number;
+  method: number;
+  offset: number;
+}
+
+class ZipWriter {
+  private offset = 0;
+  private readonly central: CentralEntry[] = [];
+  private readonly md5 = createHash('md5');
+  private readonly crc32c = new CRC32C();
+
+  constructor(private readonly out: WriteStream) {}
+
+  get bytesWritten(): number {
+    return this.offset;
+  }
+
+  private async write(buf: Buffer): Promise<void> {
+    this.md5.update(buf);
+    this.crc32c.update(buf);
+    this.offset += buf.length;
+    if (!this.out.write(buf)) await once(this.out, 'drain');
+  }
+
+  async addFile(name: string, content: Buffer, opts: { store?: boolean } = {}): Promise<void> {
+    const nameBuf = Buffer.from(name, 'utf8');
+    const crc = crc32(content);
+    const data = opts.store ? content : deflateRawSync(content, { level: 6 });
+    const method = opts.store ? 0 : 8;
+    const header = Buffer.alloc(30);
+    header.writeUInt32LE(0x04034b50, 0);
+    header.writeUInt16LE(20, 4); // version needed: 2.0 (deflate)
+    header.writeUInt16LE(0x0800, 6); // bit 11: names are UTF-8
+    header.writeUInt16LE(method, 8);
+    header.writeUInt16LE(DOS_TIME, 10);
+    header.writeUInt16LE(DOS_DATE, 12);
+    header.writeUInt32LE(crc, 14);
+    header.writeUInt32LE(data.length, 18);
+    header.writeUInt32LE(content.length, 22);
+    header.writeUInt16LE(nameBuf.length, 26);
+    header.writeUInt16LE(0, 28);
+    this.central.push({ name: nameBuf, crc, compressedSize: data.length, size: content.length, method, offset: this.offset });
+    await this.write(Buffer.concat([header, nameBuf]));
+    await this.write(data);
+  }
+
+  async finish(): Promise<{ size: number; crc32c: string; md5: string; entries: number }> {
+    const cdStart = this.offset;
+    for (const e of this.central) {
+      const h = Buffer.alloc(46);
+      h.writeUInt32LE(0x02014b50, 0);
+      h.writeUInt16LE((3 << 8) | 20, 4); // made by: UNIX, 2.0
+      h.writeUInt16LE(20, 6);
+      h.writeUInt16LE(0x0800, 8);
+      h.writeUInt16LE(e.method, 10);
+      h.writeUInt16LE(DOS_TIME, 12);
+      h.writeUInt16LE(DOS_DATE, 14);
+      h.writeUInt32LE(e.crc, 16);
+      h.writeUInt32LE(e.compressedSize, 20);
+      h.writeUInt32LE(e.size, 24);
+      h.writeUInt16LE(e.name.length, 28);
+      // extra length, comment length, disk number, internal attributes: 0
+      h.writeUInt32LE((0o100644 << 16) >>> 0, 38); // external attributes: a regular file, rw-r--r--
+      h.writeUInt32LE(e.offset, 42);
+      await this.write(Buffer.concat([h, e.name]));
+    }
+    const cdSize = this.offset - cdStart;
+    const end = Buffer.alloc(22);
+    end.writeUInt32LE(0x06054b50, 0);
+    end.writeUInt16LE(this.central.length, 8);
+    end.writeUInt16LE(this.central.length, 10);
+    end.writeUInt32LE(cdSize, 12);
+    end.writeUInt32LE(cdStart, 16);
+    await this.write(end);
+    return { size: this.offset, crc32c: this.crc32c.toString(), md5: this.md5.digest('base64'), entries: this.central.length };
+  }
+}
+
+/** Writes the archive to `path` (overwriting it) and returns its size and GCS-style checksums. */
+export async function writeZipArchive(path: string, opts: ZipArchiveOptions): Promise<ZipArchiveResult> {
+  if (!Number.isFinite(opts.approxBytes) || opts.approxBytes < 0 || opts.approxBytes > MAX_PLAIN_ZIP_BYTES) {
+    throw new RangeError(`approxBytes must be between 0 and ${MAX_PLAIN_ZIP_BYTES} (no zip64)`);
+  }
+  const rng = new SeededBytes(`${opts.seed}|${opts.resource}|${opts.kind ?? 'data'}`);
+  const out = createWriteStream(path);
+  const failed = new Promise<never>((_, reject) => out.once('error', reject));
+  failed.catch(() => undefined); // observed through the race below
+  const zip = new ZipWriter(out);
+  const folder = folderOf(opts.resource);
+  const target = opts.approxBytes;
+  const names: string[] = [];
+  // Room for the central directory and the end record, so the file ends close to approxBytes.
+  const reserve = () => 22 + 120 * (names.length + 1);
+
+  const run = async () => {
+    if (opts.kind === 'archive-browser') {
+      await zip.addFile('archive_browser.html', Buffer.from(browserHtml(opts.resource, ['index.html', `${folder}/`])));
+      names.push('archive_browser.html');
+      // Browser zips carry icons and styles: pad with a few small stored assets up to the target.
+      for (let i = 1; zip.bytesWritten + reserve() < target; i++) {
+        const n = Math.min(16 * 1024, Math.max(64, target - zip.bytesWritten - reserve() - 80));
+        const name = `assets/icon-${String(i).padStart(3, '0')}.png`;
+        await zip.addFile(name, rng.bytes(n), { store: true });
+        names.push(name);
+      }
+    } else {
+      let startMs = Date.UTC(2025, 0, 1) + rng.int(86_400_000);
+      // Always at least one activity file, so even a tiny archive is a meaningful export.
+      for (let part = 1; part === 1 || zip.bytesWritten + reserve() < target; part++) {
+        const left = target - zip.bytesWritten - reserve();
+        // Activity JSON compresses ~10:1; attachments (random bytes) do not: they make up the bulk,
+        // which keeps generation fast at any size.
+        const count = Math.max(5, Math.min(400, Math.floor(left / 40)));
+        const entries = activityEntries(rng, opts.resource, count, startMs);
+        startMs += count * 97_000;
+        const json = `${folder}/MyActivity-${String(part).padStart(5, '0')}.json`;
+        await zip.addFile(json, Buffer.from(JSON.stringify(entries, null, 2)));
+        names.push(json);
+        const remaining = target - zip.bytesWritten - reserve() - 100;
+        if (remaining > 256) {
+          const att = `${folder}/attachments/attachment-${String(part).padStart(5, '0')}.jpg`;
+          await zip.addFile(att, rng.bytes(Math.min(256 * 1024, remaining)));
+          names.push(att);
+        }
+      }
+      await zip.addFile(`${folder}/MyActivity.html`, Buffer.from(browserHtml(opts.resource, names)));
+      names.push(`${folder}/MyActivity.html`);
+    }
+    const result = await zip.finish();
+    out.end();
+    await once(out, 'finish');
+    return result;
+  };
+
+  try {
+    return await Promise.race([run(), failed]);
+  } catch (err) {
+    out.destroy();
+    throw err;
+  }
+}
