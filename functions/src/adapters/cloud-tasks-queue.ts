@@ -1,0 +1,139 @@
+/**
+ * TaskQueue on Cloud Tasks: each pipeline step becomes an HTTP task that Cloud Tasks POSTs to the
+ * step's function with an OIDC token. Task names are derived from (jobId, step, seq), so Cloud
+ * Tasks itself deduplicates: a repeated enqueue answers ALREADY_EXISTS, which we treat as success.
+ */
+import { createHash } from 'node:crypto';
+import { CloudTasksClient } from '@google-cloud/tasks';
+import { grpc } from 'google-gax';
+import type { PipelineTask, TaskQueue, TaskStep } from '../domain/ports';
+
+export interface CloudTasksQueueOptions {
+  client: CloudTasksClient;
+  projectId: string;
+  location: string;
+  /** Queue for 'initiate' and 'check' (short id, e.g. `portability-check`). */
+  checkQueue: string;
+  /** Queue for 'copy'. */
+  copyQueue: string;
+  checkUrl: string;
+  copyUrl: string;
+  /** Whose OIDC token Cloud Tasks attaches; the receiving function verifies it. */
+  serviceAccountEmail: string;
+  /** Epoch ms; injectable so tests control scheduleTime. */
+  now?: () => number;
+}
+
+/** The body every pipeline task carries. */
+export interface PipelineTaskBody {
+  jobId: string;
+  step: TaskStep;
+  seq: number;
+}
+
+const ALREADY_EXISTS = 6;
+
+/**
+ * A Cloud Tasks client. With `emulatorHost` ('host:port', e.g. CLOUD_TASKS_EMULATOR_HOST) it speaks
+ * plaintext gRPC to the local stand-in and sends no credentials; otherwise it uses the defaults
+ * (Application Default Credentials, cloudtasks.googleapis.com).
+ */
+export function createCloudTasksClient(emulatorHost?: string): CloudTasksClient {
+  if (!emulatorHost) return new CloudTasksClient();
+  const colon = emulatorHost.lastIndexOf(':');
+  const port = Number(emulatorHost.slice(colon + 1));
+  if (colon <= 0 || !Number.isInteger(port) || port <= 0) {
+    throw new Error(`CLOUD_TASKS_EMULATOR_HOST must be host:port, got "${emulatorHost}"`);
+  }
+  const host = emulatorHost.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
+  // grpc must be google-gax's own copy: credentials from another @grpc/grpc-js are rejected.
+  return new CloudTasksClient({ apiEndpoint: host, port, sslCreds: grpc.credentials.createInsecure() });
+}
+
+/** `sha256(jobId)` hex, first 24 characters: fixed length, safe in a task id, no raw ids in names. */
+export function taskIdFor(task: Pick<PipelineTask, 'jobId' | 'step' | 'seq'>): string {
+  const hash = createHash('sha256').update(task.jobId).digest('hex').slice(0, 24);
+  return `${hash}-${task.step}-${task.seq}`;
+}
+
+export class CloudTasksQueue implements TaskQueue {
+  private readonly now: () => number;
+
+  constructor(private readonly opts: CloudTasksQueueOptions) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Full queue resource name for a step. */
+  queuePath(step: TaskStep): string {
+    const queue = step === 'copy' ? this.opts.copyQueue : this.opts.checkQueue;
+    return `projects/${this.opts.projectId}/locations/${this.opts.location}/queues/${queue}`;
+  }
+
+  /** Full task resource name for a task. */
+  taskName(task: Pick<PipelineTask, 'jobId' | 'step' | 'seq'>): string {
+    return `${this.queuePath(task.step)}/tasks/${taskIdFor(task)}`;
+  }
+
+  async enqueue(task: PipelineTask): Promise<void> {
+    if (!Number.isInteger(task.seq) || task.seq < 0) throw new RangeError(`seq must be a non-negative integer, got ${task.seq}`);
+    if (!Number.isFinite(task.delaySeconds) || task.delaySeconds < 0) throw new RangeError(`delaySeconds must be >= 0, got ${task.delaySeconds}`);
+    const url = task.step === 'copy' ? this.opts.copyUrl : this.opts.checkUrl;
+    const body: PipelineTaskBody = { jobId: task.jobId, step: task.step, seq: task.seq };
+    const at = this.now() + Math.round(task.delaySeconds * 1000);
+    try {
+      await this.opts.client.createTask({
+        parent: this.queuePath(task.step),
+        task: {
+          name: this.taskName(task),
+          scheduleTime: { seconds: Math.floor(at / 1000), nanos: (at % 1000) * 1e6 },
+          httpRequest: {
+            url,
+            httpMethod: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            body: Buffer.from(JSON.stringify(body)),
+            oidcToken: { serviceAccountEmail: this.opts.serviceAccountEmail, audience: url },
+          },
+        },
+      });
+    } catch (e) {
+      // The same (jobId, step, seq) was already enqueued (or ran recently): that is the idempotency we want.
+      if ((e as { code?: unknown }).code === ALREADY_EXISTS) return;
+      throw e;
+    }
+  }
+}
+
+export interface TaskHeaders {
+  queueName?: string;
+  taskName?: string;
+  /** Earlier attempts of this task (0 on the first delivery). */
+  retryCount: number;
+  /** Earlier attempts that got a non-5xx response from the handler. */
+  executionCount: number;
+}
+
+type HeaderSource = { get(name: string): string | null } | Record<string, string | string[] | undefined>;
+
+/** Reads the X-CloudTasks-* headers from Node's `req.headers` (or a fetch `Headers`), case-insensitively. */
+export function parseTaskHeaders(headers: HeaderSource): TaskHeaders {
+  const read = (name: string): string | undefined => {
+    if (typeof (headers as { get?: unknown }).get === 'function') {
+      return (headers as { get(n: string): string | null }).get(name) ?? undefined;
+    }
+    const lower = name.toLowerCase();
+    for (const [k, v] of Object.entries(headers as Record<string, string | string[] | undefined>)) {
+      if (k.toLowerCase() === lower) return Array.isArray(v) ? v[0] : v;
+    }
+    return undefined;
+  };
+  const count = (name: string): number => {
+    const n = Number(read(name));
+    return Number.isInteger(n) && n >= 0 ? n : 0;
+  };
+  return {
+    queueName: read('x-cloudtasks-queuename') || undefined,
+    taskName: read('x-cloudtasks-taskname') || undefined,
+    retryCount: count('x-cloudtasks-taskretrycount'),
+    executionCount: count('x-cloudtasks-taskexecutioncount'),
+  };
+}
