@@ -1,0 +1,93 @@
+/**
+ * Verifies the frontend users' ID tokens (Firebase Authentication / Identity Platform in
+ * production, the local OIDC issuer in the local stack) against the issuer's published JWKS.
+ * Only RS256 is accepted, so a token cannot pick a weaker algorithm (`none`, HS256 keyed with the
+ * public key). Error messages name what was wrong, never the token.
+ */
+import { createRemoteJWKSet, jwtVerify, errors, type JWTPayload } from 'jose';
+import { UnauthenticatedError, type IdTokenVerifier } from '../domain/ports';
+
+export interface JwksIdTokenVerifierOptions {
+  issuer: string;
+  /** Firebase: the project id. */
+  audience: string | string[];
+  jwksUrl: string;
+  /** Seconds of clock skew tolerated on exp/nbf/iat (default 30). */
+  clockToleranceSeconds?: number;
+  /** The clock tokens are checked against (default Date.now); tests move it. */
+  now?: () => number;
+  /** Timeout of one JWKS fetch (default 5 s). */
+  jwksTimeoutMs?: number;
+}
+
+/**
+ * The signing keys could not be fetched: a fault on our or the issuer's side, not the caller's.
+ * Answer 503 rather than 401 so the frontend does not sign the user out for it.
+ */
+export class IdTokenKeysUnavailableError extends Error {
+  constructor(message = 'The ID token signing keys could not be fetched') {
+    super(message);
+    this.name = 'IdTokenKeysUnavailableError';
+  }
+}
+
+/** jose error codes that mean the key set could not be fetched or read, not that the token is bad. */
+const KEY_FETCH_FAILURES = new Set(['ERR_JWKS_TIMEOUT', 'ERR_JWKS_INVALID', 'ERR_JOSE_GENERIC']);
+
+export class JwksIdTokenVerifier implements IdTokenVerifier {
+  private readonly jwks: ReturnType<typeof createRemoteJWKSet>;
+
+  constructor(private readonly opts: JwksIdTokenVerifierOptions) {
+    // The key set is cached and refetched on an unknown `kid` (at most every 30 s), so key rotation works.
+    this.jwks = createRemoteJWKSet(new URL(opts.jwksUrl), { timeoutDuration: opts.jwksTimeoutMs ?? 5_000 });
+  }
+
+  async verify(idToken: string): Promise<{ userId: string }> {
+    if (typeof idToken !== 'string' || idToken.length === 0 || idToken.length > 16_384) {
+      throw new UnauthenticatedError('ID token is missing or malformed');
+    }
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(idToken, this.jwks, {
+        algorithms: ['RS256'],
+        issuer: this.opts.issuer,
+        audience: this.opts.audience,
+        clockTolerance: this.opts.clockToleranceSeconds ?? 30,
+        requiredClaims: ['sub', 'exp'],
+        currentDate: this.opts.now ? new Date(this.opts.now()) : undefined,
+      }));
+    } catch (err) {
+      throw toSafeError(err);
+    }
+    if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 128) {
+      throw new UnauthenticatedError('ID token has no valid subject');
+    }
+    return { userId: payload.sub };
+  }
+}
+
+function toSafeError(err: unknown): Error {
+  if (err instanceof errors.JWTExpired) return new UnauthenticatedError('ID token has expired');
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    const claim = err.claim;
+    if (claim === 'iss') return new UnauthenticatedError('ID token issuer is not accepted');
+    if (claim === 'aud') return new UnauthenticatedError('ID token audience is not accepted');
+    if (claim === 'sub') return new UnauthenticatedError('ID token has no subject');
+    if (claim === 'nbf' || claim === 'iat') return new UnauthenticatedError('ID token is not valid yet');
+    return new UnauthenticatedError('ID token claims are not valid');
+  }
+  if (err instanceof errors.JOSEAlgNotAllowed) return new UnauthenticatedError('ID token algorithm is not accepted');
+  if (err instanceof errors.JWSSignatureVerificationFailed) return new UnauthenticatedError('ID token signature is not valid');
+  if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys) {
+    return new UnauthenticatedError('ID token was not signed by a known key');
+  }
+  if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) {
+    return new UnauthenticatedError('ID token is malformed');
+  }
+  const code = (err as { code?: unknown } | null)?.code;
+  if (!(err instanceof errors.JOSEError) || (typeof code === 'string' && KEY_FETCH_FAILURES.has(code))) {
+    // A network error (ECONNREFUSED, ...) or an unreadable key set answer.
+    return new IdTokenKeysUnavailableError();
+  }
+  return new UnauthenticatedError('ID token could not be verified');
+}

@@ -1,0 +1,343 @@
+/**
+ * A stand-in for Google's OAuth 2.0 side, for tests and the local stack:
+ *
+ * - `consent(...)` plays the user clicking "Allow" on Google's consent screen and returns the
+ *   authorization code Google would append to the redirect URI;
+ * - `GET /auth` does the same over HTTP for a browser-driven local run (auto-approves);
+ * - `POST /token` is Google's token endpoint (`authorization_code` and `refresh_token` grants,
+ *   form-encoded, answers and errors shaped as Google's);
+ * - `GET /jwks` and `issueIdToken(...)` stand in for the identity provider of the frontend's users.
+ *
+ * All grant/token state lives in the shared `GoogleAccounts`, so the Data Portability API
+ * simulator sees the same tokens and can revoke the same grants.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { GoogleAccounts, type SimAccessType, type SimGrant } from './google-accounts';
+import { createLocalOidcIssuer, type LocalOidcIssuer } from './local-oidc-issuer';
+import { groupsInScopes, scopeOf } from '../functions/src/domain/resource-groups';
+
+export interface OAuthSimulatorOptions {
+  accounts: GoogleAccounts;
+  clientId: string;
+  clientSecret: string;
+  /** Signs the frontend users' ID tokens; one is created when omitted. */
+  idIssuer?: LocalOidcIssuer;
+  /** `iss` of the issuer created when `idIssuer` is omitted. */
+  idTokenIssuer?: string;
+  /** Default `aud` of issued ID tokens (default: the client id, as Google Sign-In does). */
+  idTokenAudience?: string;
+  /** Access token lifetime (default 1 h, as Google's). Small values let tests exercise refresh. */
+  accessTokenTtlMs?: number;
+  /** Authorization code lifetime (default 10 min). */
+  codeTtlMs?: number;
+  /** The clock for codes, tokens and grants (default: the accounts' clock). */
+  now?: () => number;
+}
+
+export interface ConsentInput {
+  googleUserId: string;
+  /** Resource groups the user grants (fewer than requested = partial consent). */
+  resources: string[];
+  /** Default ONE_TIME. */
+  accessType?: SimAccessType;
+  /** Grant lifetime in days (default 7 for one-time, as a "Testing" client's tokens; 30 for time-based). */
+  days?: number;
+  redirectUri: string;
+}
+
+export interface IssueIdTokenOptions {
+  audience?: string;
+  /** Default 3600; negative values give an already expired token. ID tokens use the real clock. */
+  ttlSeconds?: number;
+  /** Extra claims (e.g. `email`). `sub` and `aud` are set from the arguments. */
+  claims?: Record<string, unknown>;
+}
+
+/** One request to the token endpoint, as recorded for tests (never a token, code or secret). */
+export interface TokenCall {
+  grantType: string;
+  status: number;
+  error?: string;
+}
+
+export interface OAuthSimulator {
+  /** Base URL, `http://127.0.0.1:PORT` (no trailing slash). */
+  url: string;
+  tokenUrl: string;
+  jwksUrl: string;
+  /** Google's authorization endpoint stand-in (auto-approving); see `handleAuthorize`. */
+  authUrl: string;
+  idIssuer: LocalOidcIssuer;
+  /** Default `aud` of `issueIdToken`. */
+  idTokenAudience: string;
+  consent(input: ConsentInput): string;
+  issueIdToken(userId: string, opts?: IssueIdTokenOptions): Promise<string>;
+  /** Every token endpoint request, in order. */
+  calls: TokenCall[];
+  faults: {
+    /** The next `count` token endpoint requests answer `status` (e.g. 503) with a Google-style error body. */
+    failNextTokenRequests(status: number, count: number): void;
+    /** Drops failures that are still pending. */
+    reset(): void;
+  };
+  stop(): Promise<void>;
+}
+
+class OAuthError extends Error {
+  constructor(
+    readonly httpStatus: number,
+    readonly error: string,
+    readonly description: string,
+  ) {
+    super(description);
+  }
+}
+
+const MAX_BODY_BYTES = 64 * 1024;
+
+export async function startOAuthSimulator(opts: OAuthSimulatorOptions): Promise<OAuthSimulator> {
+  const { accounts, clientId, clientSecret } = opts;
+  const now = opts.now ?? accounts.now;
+  const accessTokenTtlMs = opts.accessTokenTtlMs ?? 3_600_000;
+  const codeTtlMs = opts.codeTtlMs ?? 600_000;
+  const idIssuer = opts.idIssuer ?? (await createLocalOidcIssuer({ issuer: opts.idTokenIssuer }));
+  const idTokenAudience = opts.idTokenAudience ?? clientId;
+  const calls: TokenCall[] = [];
+  const pendingFailures: number[] = [];
+
+  function mintCode(grant: SimGrant, redirectUri: string): string {
+    const code = `4/0sim-${randomBytes(24).toString('base64url')}`;
+    accounts.codes.set(code, { grantId: grant.grantId, redirectUri, clientId, expiresAt: now() + codeTtlMs, used: false });
+    return code;
+  }
+
+  function consent(input: ConsentInput): string {
+    const accessType = input.accessType ?? 'ONE_TIME';
+    const grant = accounts.createGrant({
+      googleUserId: input.googleUserId,
+      resources: input.resources,
+      accessType,
+      days: input.days ?? (accessType === 'TIME_BASED' ? 30 : 7),
+    });
+    return mintCode(grant, input.redirectUri);
+  }
+
+  function grantedScope(grant: SimGrant): string {
+    return grant.resources.map(scopeOf).join(' ');
+  }
+
+  function accessTokenResponse(grant: SimGrant): Record<string, unknown> {
+    const t = accounts.mintAccessToken(grant.grantId, accessTokenTtlMs);
+    return {
+      access_token: t.token,
+      // gaxios ignores a 0 expires_in, so never answer less than one second.
+      expires_in: Math.max(1, Math.ceil(accessTokenTtlMs / 1000)),
+      scope: grantedScope(grant),
+      token_type: 'Bearer',
+    };
+  }
+
+  /** Client authentication: client_secret_post or HTTP Basic, as Google accepts both. */
+  function checkClient(params: URLSearchParams, authHeader: string | undefined): string {
+    let id = params.get('client_id') ?? undefined;
+    let secret = params.get('client_secret') ?? undefined;
+    if (authHeader?.startsWith('Basic ')) {
+      const decoded = Buffer.from(authHeader.slice(6), 'base64').toString('utf8');
+      const colon = decoded.indexOf(':');
+      if (colon > 0) {
+        id = decodeURIComponent(decoded.slice(0, colon));
+        secret = decodeURIComponent(decoded.slice(colon + 1));
+      }
+    }
+    if (!id) throw new OAuthError(400, 'invalid_request', 'Could not determine client ID from request.');
+    if (id !== clientId) throw new OAuthError(401, 'invalid_client', 'The OAuth client was not found.');
+    if (!secret || !safeEqual(secret, clientSecret)) throw new OAuthError(401, 'invalid_client', 'Unauthorized');
+    return id;
+  }
+
+  function exchangeCode(params: URLSearchParams, callerClientId: string): Record<string, unknown> {
+    const code = params.get('code');
+    if (!code) throw new OAuthError(400, 'invalid_request', 'Missing required parameter: code');
+    const entry = accounts.codes.get(code);
+    // Google answers unknown, used and expired codes alike.
+    if (!entry || entry.used || entry.expiresAt <= now() || entry.clientId !== callerClientId) {
+      throw new OAuthError(400, 'invalid_grant', 'Bad Request');
+    }
+    if ((params.get('redirect_uri') ?? '') !== entry.redirectUri) {
+      throw new OAuthError(400, 'redirect_uri_mismatch', 'Bad Request');
+    }
+    const grant = accounts.grants.get(entry.grantId);
+    if (!grant || grant.revoked || grant.expiresAt <= now()) throw new OAuthError(400, 'invalid_grant', 'Bad Request');
+    entry.used = true;
+    const body: Record<string, unknown> = { ...accessTokenResponse(grant), refresh_token: grant.refreshToken };
+    // Google sends this only when the user chose time-based access.
+    if (grant.accessType === 'TIME_BASED') {
+      body.refresh_token_expires_in = Math.max(0, Math.floor((grant.expiresAt - now()) / 1000));
+    }
+    return body;
+  }
+
+  function refresh(params: URLSearchParams): Record<string, unknown> {
+    const refreshToken = params.get('refresh_token');
+    if (!refreshToken) throw new OAuthError(400, 'invalid_request', 'Missing required parameter: refresh_token');
+    const grant = accounts.grantByRefreshToken(refreshToken);
+    if (!grant) throw new OAuthError(400, 'invalid_grant', 'Bad Request');
+    if (grant.revoked || grant.expiresAt <= now()) {
+      throw new OAuthError(400, 'invalid_grant', 'Token has been expired or revoked.');
+    }
+    return accessTokenResponse(grant);
+  }
+
+  async function handleToken(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    let grantType = '';
+    try {
+      const raw = await readBody(req);
+      const params = parseParams(raw, req.headers['content-type']);
+      grantType = params.get('grant_type') ?? '';
+      const failure = pendingFailures.shift();
+      if (failure !== undefined) throw new OAuthError(failure, 'internal_failure', 'Backend Error');
+      const callerClientId = checkClient(params, req.headers.authorization);
+      let body: Record<string, unknown>;
+      if (grantType === 'authorization_code') body = exchangeCode(params, callerClientId);
+      else if (grantType === 'refresh_token') body = refresh(params);
+      else if (!grantType) throw new OAuthError(400, 'unsupported_grant_type', 'Invalid grant_type: ');
+      else throw new OAuthError(400, 'unsupported_grant_type', 'Invalid grant_type: ' + grantType.slice(0, 64));
+      calls.push({ grantType, status: 200 });
+      sendJson(res, 200, body);
+    } catch (err) {
+      const e = err instanceof OAuthError ? err : new OAuthError(400, 'invalid_request', 'Invalid request');
+      calls.push({ grantType, status: e.httpStatus, error: e.error });
+      sendJson(res, e.httpStatus, { error: e.error, error_description: e.description });
+    }
+  }
+
+  /**
+   * `GET /auth?client_id&redirect_uri&scope&state[&login_hint=<googleUserId>]` approves at once and
+   * redirects with `code`, `scope` and `state`, as Google's consent screen does after "Allow".
+   * Simulator-only knobs: `sim_access_type=ONE_TIME|TIME_BASED`, `sim_days`, `sim_grant=<groups,
+   * comma-separated>` (partial consent: the intersection with the requested scopes), `sim_deny=1`.
+   */
+  function handleAuthorize(url: URL, res: http.ServerResponse): void {
+    const q = url.searchParams;
+    const redirectUri = q.get('redirect_uri');
+    if (q.get('client_id') !== clientId || !redirectUri) {
+      res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end('Error 401: invalid_client (unknown client_id or missing redirect_uri)');
+      return;
+    }
+    const target = new URL(redirectUri);
+    const state = q.get('state');
+    if (state !== null) target.searchParams.set('state', state);
+    const requested = groupsInScopes(q.get('scope') ?? '');
+    if (q.get('sim_deny') === '1' || requested.length === 0) {
+      target.searchParams.set('error', requested.length === 0 ? 'invalid_scope' : 'access_denied');
+    } else {
+      const only = q.get('sim_grant')?.split(',').map((s) => s.trim());
+      const resources = only ? requested.filter((r) => only.includes(r)) : requested;
+      const accessType = q.get('sim_access_type') === 'TIME_BASED' ? 'TIME_BASED' : 'ONE_TIME';
+      const days = q.get('sim_days') ? Number(q.get('sim_days')) : undefined;
+      const code = consent({ googleUserId: q.get('login_hint') || 'sim-user-1', resources, accessType, days, redirectUri });
+      target.searchParams.set('code', code);
+      target.searchParams.set('scope', resources.map(scopeOf).join(' '));
+    }
+    res.writeHead(302, { location: target.toString(), 'cache-control': 'no-store' });
+    res.end();
+  }
+
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    if (req.method === 'POST' && url.pathname === '/token') {
+      void handleToken(req, res);
+    } else if (req.method === 'GET' && url.pathname === '/jwks') {
+      sendJson(res, 200, idIssuer.jwks(), { 'cache-control': 'public, max-age=300' });
+    } else if (req.method === 'GET' && url.pathname === '/auth') {
+      try {
+        handleAuthorize(url, res);
+      } catch {
+        sendJson(res, 400, { error: 'invalid_request', error_description: 'Invalid redirect_uri' });
+      }
+    } else {
+      sendJson(res, 404, { error: 'not_found', error_description: 'Not Found' });
+    }
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  return {
+    url: base,
+    tokenUrl: `${base}/token`,
+    jwksUrl: `${base}/jwks`,
+    authUrl: `${base}/auth`,
+    idIssuer,
+    idTokenAudience,
+    consent,
+    async issueIdToken(userId, o = {}) {
+      return idIssuer.sign({ ...o.claims, sub: userId, aud: o.audience ?? idTokenAudience }, o.ttlSeconds ?? 3600);
+    },
+    calls,
+    faults: {
+      failNextTokenRequests(status, count) {
+        for (let i = 0; i < count; i++) pendingFailures.push(status);
+      },
+      reset() {
+        pendingFailures.length = 0;
+      },
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function readBody(req: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new OAuthError(413, 'invalid_request', 'Request too large'));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+/** Google's token endpoint takes form-encoded bodies; JSON is accepted too. */
+function parseParams(raw: string, contentType: string | undefined): URLSearchParams {
+  if (contentType?.includes('application/json')) {
+    const obj = JSON.parse(raw) as Record<string, unknown>;
+    return new URLSearchParams(Object.entries(obj).map(([k, v]): [string, string] => [k, String(v)]));
+  }
+  return new URLSearchParams(raw);
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-cache, no-store, max-age=0, must-revalidate',
+    pragma: 'no-cache',
+    ...headers,
+  });
+  res.end(text);
+}
