@@ -55,6 +55,11 @@ const schema = z
     TASKS_SERVICE_ACCOUNT: z.string().email(),
     CHECK_FUNCTION_URL: url,
     COPY_FUNCTION_URL: url,
+    /** Who signs the OIDC tokens on task requests, and where its keys are. */
+    TASKS_OIDC_ISSUER: z.string().min(1).default('https://accounts.google.com'),
+    TASKS_OIDC_JWKS_URL: url.default('https://www.googleapis.com/oauth2/v3/certs'),
+    /** Deliveries of one task after which a still-failing step is recorded as a terminal failure. */
+    TASK_RETRY_BUDGET: z.coerce.number().int().min(1).default(30),
 
     POLL_INITIAL_SECONDS: seconds(300),
     POLL_MAX_SECONDS: seconds(3600),
@@ -95,6 +100,9 @@ const schema = z
       serviceAccount: e.TASKS_SERVICE_ACCOUNT,
       checkUrl: e.CHECK_FUNCTION_URL,
       copyUrl: e.COPY_FUNCTION_URL,
+      oidcIssuer: e.TASKS_OIDC_ISSUER,
+      oidcJwksUrl: e.TASKS_OIDC_JWKS_URL,
+      retryBudget: e.TASK_RETRY_BUDGET,
     },
     polling: {
       initialSeconds: e.POLL_INITIAL_SECONDS,

@@ -3,6 +3,8 @@
  * these; the composition root wires them once; tests may hand in their own.
  */
 import type { Readable } from 'node:stream';
+import type { ExportState } from './export-state';
+import type { Job } from './job';
 
 // ---------- Data Portability API ----------
 
@@ -177,4 +179,87 @@ export interface ArchiveSource {
   size?: number;
   crc32c?: string;
   md5?: string;
+}
+
+// ---------- Secrets at rest ----------
+
+/** Ciphertext of one secret, as stored: envelope encryption with a per-secret data key. */
+export interface EncryptedSecret {
+  /** Which key wrapped the data key (e.g. `local-v1`, or a KMS key version name). */
+  keyVersion: string;
+  /** The data key, wrapped. base64 */
+  wrappedKey: string;
+  /** AES-256-GCM of the secret under the data key: iv | ciphertext | tag, base64. */
+  ciphertext: string;
+}
+
+export interface SecretCipher {
+  /** `context` (e.g. the user id) is bound as associated data: ciphertext moved to another user fails to decrypt. */
+  encrypt(plaintext: string, context: string): Promise<EncryptedSecret>;
+  decrypt(secret: EncryptedSecret, context: string): Promise<string>;
+}
+
+// ---------- Persistence (Firestore) ----------
+
+export type GrantState = 'ACTIVE' | 'NEEDS_CONSENT';
+
+/** A user's Google grant to this app. The refresh token is stored only encrypted. */
+export interface Grant {
+  userId: string;
+  refreshToken: EncryptedSecret;
+  /** Resource groups the user granted (from the token's scopes). */
+  resources: string[];
+  oneTimeResources: string[];
+  timeBasedResources: string[];
+  state: GrantState;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface ExportRecord {
+  id: string;
+  userId: string;
+  state: ExportState;
+  resources: string[];
+  startTime?: string;
+  endTime?: string;
+  createdAt: number;
+  updatedAt: number;
+  /** sha256 of the request body that created it (for Idempotency-Key replays). */
+  requestHash?: string;
+}
+
+export interface JobUpdate {
+  before: Job;
+  after: Job;
+}
+
+export interface ExportStore {
+  getGrant(userId: string): Promise<Grant | undefined>;
+  putGrant(grant: Grant): Promise<void>;
+  /** Compare-and-set on the grant's state; returns false when it was not `expected`. */
+  setGrantState(userId: string, expected: GrantState, next: GrantState): Promise<boolean>;
+  deleteGrant(userId: string): Promise<void>;
+
+  /**
+   * Creates the export and its jobs in one transaction. With an idempotency key, a second call
+   * with the same (user, key) returns the first export instead (`created: false`).
+   */
+  createExport(
+    record: ExportRecord,
+    jobs: Job[],
+    idempotency?: { userId: string; key: string },
+  ): Promise<{ record: ExportRecord; jobs: Job[]; created: boolean }>;
+  getExport(exportId: string): Promise<ExportRecord | undefined>;
+  listExports(userId: string, page: { limit: number; pageToken?: string }): Promise<{ exports: ExportRecord[]; nextPageToken?: string }>;
+  listJobs(exportId: string): Promise<Job[]>;
+  getJob(jobId: string): Promise<Job | undefined>;
+  /**
+   * A compare-and-set on one job, in a transaction: `decide` sees the current job and returns the
+   * next one, or undefined to change nothing (a stale or duplicate step). When the job reaches a
+   * terminal state, its export's state is derived again in the same transaction.
+   */
+  updateJob(jobId: string, decide: (job: Job) => Job | undefined): Promise<JobUpdate | undefined>;
+  /** Progress only (not a state change): the bytes copied so far. */
+  setBytesCopied(jobId: string, bytes: number): Promise<void>;
 }

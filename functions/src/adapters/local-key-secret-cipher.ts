@@ -1,0 +1,53 @@
+/**
+ * Envelope encryption with a key held in configuration (the local stack and tests; production
+ * wraps data keys with Cloud KMS instead). Each secret gets its own random AES-256 data key; the
+ * data key is wrapped by the master key; the document holds only ciphertext and the key version.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import type { EncryptedSecret, SecretCipher } from '../domain/ports';
+
+function seal(key: Buffer, plaintext: Buffer, aad: Buffer): Buffer {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(aad);
+  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return Buffer.concat([iv, body, cipher.getAuthTag()]);
+}
+
+function open(key: Buffer, sealed: Buffer, aad: Buffer): Buffer {
+  const iv = sealed.subarray(0, 12);
+  const tag = sealed.subarray(sealed.length - 16);
+  const body = sealed.subarray(12, sealed.length - 16);
+  const decipher = createDecipheriv('aes-256-gcm', key, iv);
+  decipher.setAAD(aad);
+  decipher.setAuthTag(tag);
+  return Buffer.concat([decipher.update(body), decipher.final()]);
+}
+
+export class LocalKeySecretCipher implements SecretCipher {
+  private readonly masterKey: Buffer;
+
+  constructor(
+    masterKeyBase64: string,
+    private readonly keyVersion = 'local-v1',
+  ) {
+    this.masterKey = Buffer.from(masterKeyBase64, 'base64');
+    if (this.masterKey.length !== 32) throw new Error('TOKEN_ENCRYPTION_KEY must be 32 bytes, base64-encoded');
+  }
+
+  async encrypt(plaintext: string, context: string): Promise<EncryptedSecret> {
+    const dataKey = randomBytes(32);
+    const aad = Buffer.from(context, 'utf8');
+    return {
+      keyVersion: this.keyVersion,
+      wrappedKey: seal(this.masterKey, dataKey, Buffer.from(`dek:${context}`, 'utf8')).toString('base64'),
+      ciphertext: seal(dataKey, Buffer.from(plaintext, 'utf8'), aad).toString('base64'),
+    };
+  }
+
+  async decrypt(secret: EncryptedSecret, context: string): Promise<string> {
+    if (secret.keyVersion !== this.keyVersion) throw new Error(`Unknown key version ${secret.keyVersion}`);
+    const dataKey = open(this.masterKey, Buffer.from(secret.wrappedKey, 'base64'), Buffer.from(`dek:${context}`, 'utf8'));
+    return open(dataKey, Buffer.from(secret.ciphertext, 'base64'), Buffer.from(context, 'utf8')).toString('utf8');
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * The archive job state machine: pure decisions, no I/O. One job = one resource group of one
+ * export. `transition(job, event, now, policy)` returns the next job and the effects the caller
+ * must carry out after the state change has committed (never inside the transaction).
+ */
+import type { StoredArchive } from './ports';
+import { nextCheckDelaySeconds, type PollingPolicy } from './polling-policy';
+
+export const JOB_STATES = ['INITIATING', 'WAITING', 'COPYING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] as const;
+export type JobState = (typeof JOB_STATES)[number];
+
+const TERMINAL: ReadonlySet<JobState> = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
+export const isTerminal = (s: JobState): boolean => TERMINAL.has(s);
+
+export type JobErrorCode =
+  | 'ARCHIVE_FAILED'
+  | 'ONE_TIME_CONSENT_USED'
+  | 'TIME_BASED_COOLDOWN'
+  | 'RESOURCE_NOT_AUTHORIZED'
+  | 'CONSENT_REVOKED'
+  | 'INVALID_REQUEST'
+  | 'COPY_FAILED'
+  | 'DATA_EXPIRED'
+  | 'RETRY_BUDGET_EXHAUSTED';
+
+export interface JobError {
+  code: JobErrorCode;
+  message: string;
+}
+
+export interface Job {
+  id: string;
+  exportId: string;
+  userId: string;
+  resource: string;
+  state: JobState;
+  /** Bumped on every change; a task carries the seq it was made for, and a stale one is dropped. */
+  seq: number;
+  /** The Google archive job being followed now (changes on retry). */
+  archiveJobId?: string;
+  /** Every Google archive job of this job, oldest first. */
+  archiveJobIds: string[];
+  retries: number;
+  checks: number;
+  startTime?: string;
+  endTime?: string;
+  exportTime?: string;
+  /** epoch ms */
+  createdAt: number;
+  updatedAt: number;
+  /** When Google's archive job was started (the first initiate), epoch ms. */
+  waitingSince?: number;
+  /** When Google reported COMPLETE, epoch ms: the 14-day data clock starts here. */
+  readyAt?: number;
+  nextCheckAt?: number;
+  finishedAt?: number;
+  archives: StoredArchive[];
+  bytesCopied: number;
+  error?: JobError;
+}
+
+export type JobEvent =
+  | { type: 'initiated'; archiveJobId: string }
+  | { type: 'still-running' }
+  | { type: 'archive-complete'; exportTime?: string }
+  | { type: 'archive-retried'; archiveJobId: string }
+  | { type: 'archive-cancelled' }
+  | { type: 'copied'; archives: StoredArchive[] }
+  | { type: 'cancelled' }
+  | { type: 'failed'; error: JobError };
+
+export type JobEffect = { type: 'enqueue'; step: 'initiate' | 'check' | 'copy'; delaySeconds: number };
+
+export interface Transition {
+  job: Job;
+  effects: JobEffect[];
+}
+
+/** The event does not apply to the job's current state (a stale or duplicate delivery). */
+export class InvalidTransitionError extends Error {
+  constructor(state: JobState, event: JobEvent['type']) {
+    super(`Event ${event} does not apply to a job in state ${state}`);
+    this.name = 'InvalidTransitionError';
+  }
+}
+
+const ALLOWED: Record<JobEvent['type'], readonly JobState[]> = {
+  initiated: ['INITIATING'],
+  'still-running': ['WAITING'],
+  'archive-complete': ['WAITING'],
+  'archive-retried': ['WAITING'],
+  'archive-cancelled': ['WAITING'],
+  copied: ['COPYING'],
+  cancelled: ['INITIATING', 'WAITING'],
+  failed: ['INITIATING', 'WAITING', 'COPYING'],
+};
+
+export function canApply(job: Job, event: JobEvent['type']): boolean {
+  return ALLOWED[event].includes(job.state);
+}
+
+export function newJob(input: { id: string; exportId: string; userId: string; resource: string; startTime?: string; endTime?: string }, now: number): Job {
+  return {
+    ...input,
+    state: 'INITIATING',
+    seq: 0,
+    archiveJobIds: [],
+    retries: 0,
+    checks: 0,
+    createdAt: now,
+    updatedAt: now,
+    archives: [],
+    bytesCopied: 0,
+  };
+}
+
+export function transition(job: Job, event: JobEvent, now: number, policy: PollingPolicy): Transition {
+  if (!canApply(job, event.type)) throw new InvalidTransitionError(job.state, event.type);
+  const base: Job = { ...job, seq: job.seq + 1, updatedAt: now };
+  const check = (j: Job): Transition => {
+    const delay = nextCheckDelaySeconds(policy, { checks: j.checks, waitedSeconds: (now - (j.waitingSince ?? now)) / 1000 });
+    return { job: { ...j, nextCheckAt: now + delay * 1000 }, effects: [{ type: 'enqueue', step: 'check', delaySeconds: delay }] };
+  };
+  const finish = (j: Job): Job => {
+    const { nextCheckAt: _n, ...rest } = j;
+    return { ...rest, finishedAt: now };
+  };
+  switch (event.type) {
+    case 'initiated':
+      return check({
+        ...base,
+        state: 'WAITING',
+        archiveJobId: event.archiveJobId,
+        archiveJobIds: [...job.archiveJobIds, event.archiveJobId],
+        waitingSince: now,
+        checks: 0,
+      });
+    case 'still-running':
+      return check({ ...base, checks: job.checks + 1 });
+    case 'archive-retried':
+      return check({
+        ...base,
+        archiveJobId: event.archiveJobId,
+        archiveJobIds: [...job.archiveJobIds, event.archiveJobId],
+        retries: job.retries + 1,
+        checks: 0,
+        waitingSince: now,
+      });
+    case 'archive-complete': {
+      const { nextCheckAt: _n, ...rest } = base;
+      return {
+        job: { ...rest, state: 'COPYING', checks: job.checks + 1, readyAt: now, bytesCopied: 0, ...(event.exportTime ? { exportTime: event.exportTime } : {}) },
+        effects: [{ type: 'enqueue', step: 'copy', delaySeconds: 0 }],
+      };
+    }
+    case 'archive-cancelled':
+    case 'cancelled':
+      return { job: finish({ ...base, state: 'CANCELLED' }), effects: [] };
+    case 'copied':
+      return {
+        job: finish({ ...base, state: 'SUCCEEDED', archives: event.archives, bytesCopied: event.archives.reduce((n, a) => n + a.size, 0) }),
+        effects: [],
+      };
+    case 'failed':
+      return { job: finish({ ...base, state: 'FAILED', error: event.error }), effects: [] };
+  }
+}
+
+/** Attempts shown to users: how many Google archive jobs this job has started (1 + retries). */
+export const attemptsOf = (job: Job): number => job.archiveJobIds.length;

@@ -1,0 +1,210 @@
+/**
+ * The public HTTPS API (one function, JSON, for browser frontends): routing, CORS, the caller's
+ * ID token, and a schema on every body, path, query and header it reads. It answers 4xx with
+ * `{error: {code, message, field?}}` for anything a client can send; 500 only for our own faults.
+ */
+import { z } from 'zod';
+import { RequestError, UnavailableError } from '../domain/errors';
+import { UnauthenticatedError, type IdTokenVerifier } from '../domain/ports';
+import { isKnownResourceGroup } from '../domain/resource-groups';
+import type { Logger } from '../logging';
+import { traceFields } from '../logging';
+import type { ExportService } from '../pipeline/export-service';
+import { header, sendError, type HttpRequest, type HttpResponse } from './http-types';
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+const timestamp = z
+  .string()
+  .regex(RFC3339, 'must be an RFC 3339 timestamp such as 2026-01-01T00:00:00Z')
+  .refine((s) => !Number.isNaN(Date.parse(s)), 'is not a valid date');
+
+const authorizationBody = z.strictObject({
+  code: z.string().min(1).max(2048),
+  redirectUri: z.string().url().max(2048),
+});
+
+const exportBody = z.strictObject({
+  resources: z
+    .array(z.string().max(100).refine(isKnownResourceGroup, 'is not a known Data Portability resource group'))
+    .min(1)
+    .max(100)
+    .optional(),
+  startTime: timestamp.optional(),
+  endTime: timestamp.optional(),
+});
+
+const emptyBody = z.strictObject({});
+
+const listQuery = z.strictObject({
+  pageSize: z.coerce.number().int().min(1).max(100).default(20),
+  pageToken: z.string().max(200).regex(/^[A-Za-z0-9_-]+$/, 'is not a page token this API issued').optional(),
+});
+
+const idempotencyKey = z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
+
+/** User ids become object-name prefixes: only ids of this shape are accepted from the issuer. */
+const USER_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+export interface ApiHandlerDeps {
+  service: ExportService;
+  verifier: IdTokenVerifier;
+  corsOrigins: string[];
+  projectId: string;
+  logger: Logger;
+}
+
+type Route = { method: string; pattern: RegExp; handle: (ctx: RouteContext, m: RegExpMatchArray) => Promise<void> };
+interface RouteContext {
+  req: HttpRequest;
+  res: HttpResponse;
+  userId: string;
+}
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const path = issue?.path.join('.') ?? '';
+  const field =
+    issue?.code === 'unrecognized_keys' ? `${where ? `${where}.` : ''}${issue.keys.join(',')}` : [where, path].filter((s) => s !== '').join('.') || where;
+  const message = issue?.code === 'unrecognized_keys' ? `Unknown field(s): ${issue.keys.join(', ')}` : `${field || 'request'}: ${issue?.message ?? 'invalid'}`;
+  throw new RequestError(400, 'INVALID_ARGUMENT', message, field || undefined);
+}
+
+function jsonBody(req: HttpRequest, allowEmpty: boolean): unknown {
+  const raw = req.rawBody;
+  const empty = raw === undefined || raw.length === 0;
+  if (empty) {
+    if (allowEmpty) return {};
+    throw new RequestError(400, 'INVALID_ARGUMENT', 'A JSON body is required', 'body');
+  }
+  const type = header(req, 'content-type') ?? '';
+  if (!/^application\/json\b/i.test(type)) throw new RequestError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json');
+  if (req.body === undefined || typeof req.body !== 'object' || req.body === null || Buffer.isBuffer(req.body) || Array.isArray(req.body)) {
+    throw new RequestError(400, 'INVALID_ARGUMENT', 'The body must be a JSON object', 'body');
+  }
+  return req.body;
+}
+
+export const MAX_BODY_BYTES = 16 * 1024;
+
+export function createApiHandler(deps: ApiHandlerDeps): (req: HttpRequest, res: HttpResponse) => Promise<void> {
+  const { service } = deps;
+  const routes: Route[] = [
+    {
+      method: 'POST',
+      pattern: /^\/v1\/authorizations$/,
+      handle: async ({ req, res, userId }) => {
+        const body = parse(authorizationBody, jsonBody(req, false), '');
+        const result = await service.authorize(userId, body.code, body.redirectUri);
+        res.status(201).json(result);
+      },
+    },
+    {
+      method: 'POST',
+      pattern: /^\/v1\/authorizations:reset$/,
+      handle: async ({ req, res, userId }) => {
+        parse(emptyBody, jsonBody(req, true), '');
+        res.status(200).json(await service.resetAuthorization(userId));
+      },
+    },
+    {
+      method: 'POST',
+      pattern: /^\/v1\/exports$/,
+      handle: async ({ req, res, userId }) => {
+        const body = parse(exportBody, jsonBody(req, true), '');
+        const keyHeader = header(req, 'idempotency-key');
+        const key = keyHeader === undefined ? undefined : parse(idempotencyKey, keyHeader, 'Idempotency-Key');
+        const { view } = await service.startExport(userId, body, key);
+        res.status(202).set('Location', `/v1/exports/${view.exportId}`).json(view);
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/v1\/exports$/,
+      handle: async ({ req, res, userId }) => {
+        const q = parse(listQuery, req.query, 'query');
+        res.status(200).json(await service.listExports(userId, { limit: q.pageSize, ...(q.pageToken ? { pageToken: q.pageToken } : {}) }));
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/v1\/exports\/([^/:]+)$/,
+      handle: async ({ res, userId }, m) => {
+        res.status(200).json(await service.getExport(userId, m[1] as string));
+      },
+    },
+    {
+      method: 'POST',
+      pattern: /^\/v1\/exports\/([^/:]+):cancel$/,
+      handle: async ({ req, res, userId }, m) => {
+        parse(emptyBody, jsonBody(req, true), '');
+        res.status(200).json(await service.cancelExport(userId, m[1] as string));
+      },
+    },
+  ];
+
+  const cors = (req: HttpRequest, res: HttpResponse): boolean => {
+    const origin = header(req, 'origin');
+    if (origin === undefined) return true;
+    if (!deps.corsOrigins.includes(origin)) return false;
+    res.set('Access-Control-Allow-Origin', origin).set('Vary', 'Origin');
+    return true;
+  };
+
+  return async (req, res) => {
+    const log = deps.logger.child(traceFields(deps.projectId, header(req, 'x-cloud-trace-context')));
+    try {
+      if (!cors(req, res)) return sendError(res, 403, 'ORIGIN_NOT_ALLOWED', 'This origin may not call the API');
+      if (req.method === 'OPTIONS') {
+        res
+          .status(204)
+          .set('Access-Control-Allow-Methods', 'GET, POST, OPTIONS')
+          .set('Access-Control-Allow-Headers', 'Authorization, Content-Type, Idempotency-Key')
+          .set('Access-Control-Max-Age', '3600');
+        return res.end();
+      }
+      const path = normalizePath(req.path);
+      const matching = routes.filter((r) => r.pattern.test(path));
+      if (matching.length === 0) return sendError(res, 404, 'NOT_FOUND', `No such route: ${req.method} ${path.slice(0, 100)}`);
+      const route = matching.find((r) => r.method === req.method);
+      if (!route) {
+        res.set('Allow', matching.map((r) => r.method).join(', '));
+        return sendError(res, 405, 'METHOD_NOT_ALLOWED', `Use ${matching.map((r) => r.method).join(' or ')} on this route`);
+      }
+      if ((req.rawBody?.length ?? 0) > MAX_BODY_BYTES) throw new RequestError(413, 'BODY_TOO_LARGE', `The body exceeds ${MAX_BODY_BYTES} bytes`);
+      const userId = await authenticate(req, deps.verifier);
+      await route.handle({ req, res, userId }, path.match(route.pattern) as RegExpMatchArray);
+    } catch (err) {
+      if (err instanceof RequestError) {
+        if (err.retryAfterSeconds !== undefined) res.set('Retry-After', String(err.retryAfterSeconds));
+        return sendError(res, err.status, err.code, err.message, err.field);
+      }
+      if (err instanceof UnauthenticatedError) {
+        res.set('WWW-Authenticate', 'Bearer');
+        return sendError(res, 401, 'UNAUTHENTICATED', err.message);
+      }
+      if (err instanceof UnavailableError) {
+        res.set('Retry-After', String(err.retryAfterSeconds));
+        return sendError(res, 503, 'UNAVAILABLE', err.message);
+      }
+      log.error({ err: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err) }, 'request failed');
+      if (!res.headersSent) sendError(res, 500, 'INTERNAL', 'Internal error');
+    }
+  };
+}
+
+/** Cloud Functions URLs may keep the function's name in front of the path. */
+function normalizePath(path: string): string {
+  const p = path.replace(/^\/api(?=\/v1\/)/, '');
+  return p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
+}
+
+async function authenticate(req: HttpRequest, verifier: IdTokenVerifier): Promise<string> {
+  const auth = header(req, 'authorization');
+  const m = auth?.match(/^Bearer ([A-Za-z0-9._~+/=-]+)$/);
+  if (!m) throw new UnauthenticatedError('Send Authorization: Bearer <ID token>');
+  const { userId } = await verifier.verify(m[1] as string);
+  if (!USER_ID.test(userId)) throw new RequestError(403, 'PERMISSION_DENIED', 'This user id is not supported');
+  return userId;
+}

@@ -1,0 +1,116 @@
+/**
+ * The private functions Cloud Tasks calls. Each request must carry a Google-signed OIDC token for
+ * this function's URL from the configured service account; then one table maps the step's
+ * outcome to the answer Cloud Tasks understands:
+ *   done or dropped (stale, duplicate, recorded failure) -> 200
+ *   throttled                                            -> 503 + Retry-After
+ *   failed transiently                                   -> 500 (Cloud Tasks retries)
+ * and once a task's retry budget is spent, the failure is recorded on the job and answered 200.
+ */
+import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { z } from 'zod';
+import type { TaskStep } from '../domain/ports';
+import type { Logger } from '../logging';
+import { traceFields } from '../logging';
+import type { JobRunner, TaskOutcome } from '../pipeline/job-runner';
+import { header, sendError, type HttpRequest, type HttpResponse } from './http-types';
+
+const taskBody = z.strictObject({
+  jobId: z.string().regex(/^[0-9a-f]{20}$/),
+  step: z.enum(['initiate', 'check', 'copy']),
+  seq: z.number().int().min(0),
+});
+
+export interface TaskAuthOptions {
+  issuer: string;
+  jwksUrl: string;
+  /** This function's own URL: the token's audience. */
+  audience: string;
+  serviceAccountEmail: string;
+}
+
+export class TaskCallerVerifier {
+  private readonly keys: JWTVerifyGetKey;
+
+  constructor(private readonly opts: TaskAuthOptions) {
+    this.keys = createRemoteJWKSet(new URL(opts.jwksUrl));
+  }
+
+  /** Returns an error message, or undefined when the caller is the configured invoker. */
+  async check(authorization: string | undefined): Promise<{ status: 401 | 403; message: string } | undefined> {
+    const m = authorization?.match(/^Bearer (\S+)$/);
+    if (!m) return { status: 401, message: 'An OIDC bearer token is required' };
+    try {
+      const { payload } = await jwtVerify(m[1] as string, this.keys, {
+        issuer: this.opts.issuer,
+        audience: this.opts.audience,
+        algorithms: ['RS256'],
+        clockTolerance: 30,
+      });
+      if (payload.email !== this.opts.serviceAccountEmail || payload.email_verified === false) {
+        return { status: 403, message: 'The caller is not the configured task invoker' };
+      }
+      return undefined;
+    } catch {
+      return { status: 401, message: 'The OIDC token is not valid for this function' };
+    }
+  }
+}
+
+export interface TaskHandlerDeps {
+  runner: JobRunner;
+  verifier: TaskCallerVerifier;
+  steps: readonly TaskStep[];
+  retryBudget: number;
+  projectId: string;
+  logger: Logger;
+}
+
+export function statusFor(outcome: TaskOutcome): { status: number; retryAfter?: number } {
+  switch (outcome.kind) {
+    case 'done':
+    case 'dropped':
+      return { status: 200 };
+    case 'throttle':
+      return { status: 503, retryAfter: outcome.retryAfterSeconds };
+    case 'retry':
+      return { status: 500 };
+  }
+}
+
+export function createTaskHandler(deps: TaskHandlerDeps): (req: HttpRequest, res: HttpResponse) => Promise<void> {
+  return async (req, res) => {
+    const denied = await deps.verifier.check(header(req, 'authorization'));
+    if (denied) return sendError(res, denied.status, denied.status === 401 ? 'UNAUTHENTICATED' : 'PERMISSION_DENIED', denied.message);
+    if (req.method !== 'POST') return sendError(res, 405, 'METHOD_NOT_ALLOWED', 'Tasks are POSTed');
+    const parsed = taskBody.safeParse(req.body);
+    if (!parsed.success || !deps.steps.includes(parsed.data.step)) {
+      // A malformed task will never succeed: answer 2xx so Cloud Tasks drops it.
+      deps.logger.warn({ steps: deps.steps }, 'dropped a malformed task');
+      return sendError(res, 200, 'DROPPED', 'Malformed task dropped');
+    }
+    const task = parsed.data;
+    const retryCount = Number(header(req, 'x-cloudtasks-taskretrycount') ?? '0') || 0;
+    const log = deps.logger.child({ jobId: task.jobId, step: task.step, seq: task.seq, retryCount, ...traceFields(deps.projectId, header(req, 'x-cloud-trace-context')) });
+    let outcome: TaskOutcome;
+    try {
+      outcome = await deps.runner.run({ ...task, delaySeconds: 0 });
+    } catch (err) {
+      log.error({ err: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err) }, 'task step failed');
+      outcome = { kind: 'retry', detail: err instanceof Error ? err.message : String(err) };
+    }
+    if (outcome.kind !== 'done' && outcome.kind !== 'dropped' && retryCount + 1 >= deps.retryBudget) {
+      await deps.runner.failById(task.jobId, {
+        code: 'RETRY_BUDGET_EXHAUSTED',
+        message: `The ${task.step} step kept failing after ${retryCount + 1} attempts: ${outcome.detail}`.slice(0, 500),
+      });
+      log.error({ detail: outcome.detail }, 'retry budget spent; job failed');
+      return void res.status(200).json({ outcome: 'failed', detail: 'retry budget spent' });
+    }
+    const { status, retryAfter } = statusFor(outcome);
+    if (retryAfter !== undefined) res.set('Retry-After', String(retryAfter));
+    if (outcome.kind === 'retry') log.warn({ detail: outcome.detail }, 'task will be retried');
+    else log.info({ outcome: outcome.kind, detail: outcome.detail }, 'task handled');
+    res.status(status).json({ outcome: outcome.kind, detail: outcome.detail });
+  };
+}

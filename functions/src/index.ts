@@ -1,0 +1,17 @@
+/**
+ * Entry points, registered with the Functions Framework. Each deployed function runs one target;
+ * configuration is parsed on first use (a bad environment fails loudly, listing every problem).
+ */
+import * as ff from '@google-cloud/functions-framework';
+import { createComposition, type Composition } from './composition-root';
+import { parseConfig } from './config';
+
+let composition: Composition | undefined;
+const app = (): Composition => (composition ??= createComposition(parseConfig(process.env)));
+
+/** Public HTTPS API for browser frontends. */
+ff.http('api', (req, res) => app().api(req, res));
+/** Cloud Tasks: initiate archive jobs and check their state. */
+ff.http('checkArchiveJob', (req, res) => app().checkArchiveJob(req, res));
+/** Cloud Tasks: copy a completed job's archives into the bucket. */
+ff.http('copyArchives', (req, res) => app().copyArchives(req, res));

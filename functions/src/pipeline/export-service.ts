@@ -1,0 +1,280 @@
+/**
+ * The public API's use cases, for one verified caller: authorize, start, read, list and cancel
+ * exports, and revoke. Input reaching here is already shape-checked by the HTTP layer; this layer
+ * checks it against the user's grant and state, and writes nothing when it refuses.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { classifyApiError } from '../domain/api-error-classification';
+import { conflict, invalid, notFound, RequestError, UnavailableError } from '../domain/errors';
+import type { ExportState } from '../domain/export-state';
+import { attemptsOf, newJob, type Job } from '../domain/job';
+import {
+  AuthorizationCodeError,
+  ConsentRevokedError,
+  type ExportRecord,
+  type ExportStore,
+  type OAuthTokenClient,
+  type PortabilityApi,
+  type SecretCipher,
+  type TaskQueue,
+} from '../domain/ports';
+import { groupsInScopes } from '../domain/resource-groups';
+import type { Logger } from '../logging';
+import { quotaUserOf, type AccessTokens } from './access-tokens';
+
+export interface ExportView {
+  exportId: string;
+  state: ExportState;
+  resources: string[];
+  startTime?: string;
+  endTime?: string;
+  createdAt: string;
+  updatedAt: string;
+  jobs: JobView[];
+}
+
+export interface JobView {
+  jobId: string;
+  resource: string;
+  state: Job['state'];
+  attempts: number;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt?: string;
+  exportTime?: string;
+  bytesCopied?: number;
+  archives?: Job['archives'];
+  error?: Job['error'];
+}
+
+export interface StartExportInput {
+  resources?: string[];
+  startTime?: string;
+  endTime?: string;
+}
+
+export interface ExportServiceDeps {
+  store: ExportStore;
+  api: PortabilityApi;
+  oauth: OAuthTokenClient;
+  tokens: AccessTokens;
+  cipher: SecretCipher;
+  queue: TaskQueue;
+  logger: Logger;
+  now?: () => number;
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+export const newId = (): string => randomBytes(10).toString('hex');
+export const ID_PATTERN = /^[0-9a-f]{20}$/;
+
+export function toJobView(job: Job): JobView {
+  return {
+    jobId: job.id,
+    resource: job.resource,
+    state: job.state,
+    attempts: attemptsOf(job),
+    createdAt: iso(job.createdAt),
+    updatedAt: iso(job.updatedAt),
+    ...(job.finishedAt !== undefined ? { finishedAt: iso(job.finishedAt) } : {}),
+    ...(job.exportTime ? { exportTime: job.exportTime } : {}),
+    ...(job.state === 'COPYING' ? { bytesCopied: job.bytesCopied } : {}),
+    ...(job.state === 'SUCCEEDED' ? { archives: job.archives } : {}),
+    ...(job.error ? { error: job.error } : {}),
+  };
+}
+
+export function toExportView(record: ExportRecord, jobs: Job[]): ExportView {
+  return {
+    exportId: record.id,
+    state: record.state,
+    resources: record.resources,
+    ...(record.startTime ? { startTime: record.startTime } : {}),
+    ...(record.endTime ? { endTime: record.endTime } : {}),
+    createdAt: iso(record.createdAt),
+    updatedAt: iso(Math.max(record.updatedAt, ...jobs.map((j) => j.updatedAt))),
+    jobs: jobs.map(toJobView),
+  };
+}
+
+export class ExportService {
+  private readonly now: () => number;
+
+  constructor(private readonly deps: ExportServiceDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  async authorize(userId: string, code: string, redirectUri: string): Promise<{ resources: string[]; oneTimeResources: string[]; timeBasedResources: string[] }> {
+    let tokens;
+    try {
+      tokens = await this.deps.oauth.exchangeCode(code, redirectUri);
+    } catch (err) {
+      if (err instanceof AuthorizationCodeError || err instanceof ConsentRevokedError) {
+        throw new RequestError(400, 'INVALID_AUTHORIZATION_CODE', `Google did not accept the authorization code: ${err.message}`, 'code');
+      }
+      throw err;
+    }
+    if (!tokens.refreshToken) {
+      throw new RequestError(
+        400,
+        'NO_REFRESH_TOKEN',
+        'Google returned no refresh token: request the code with access_type=offline and prompt=consent, then send the new code',
+        'code',
+      );
+    }
+    const resources = groupsInScopes(tokens.scope);
+    if (resources.length === 0) {
+      throw new RequestError(400, 'NO_DATAPORTABILITY_SCOPES', 'The user granted none of the dataportability.* scopes', 'code');
+    }
+    let access;
+    try {
+      access = await this.deps.api.checkAccessType(tokens.accessToken, quotaUserOf(userId));
+    } catch (err) {
+      throw this.apiFailure(err);
+    }
+    const now = this.now();
+    const previous = await this.deps.store.getGrant(userId);
+    await this.deps.store.putGrant({
+      userId,
+      refreshToken: await this.deps.cipher.encrypt(tokens.refreshToken, userId),
+      resources,
+      oneTimeResources: access.oneTimeResources,
+      timeBasedResources: access.timeBasedResources,
+      state: 'ACTIVE',
+      createdAt: previous?.createdAt ?? now,
+      updatedAt: now,
+    });
+    this.deps.tokens.remember(userId, tokens.accessToken, tokens.expiresAt);
+    this.deps.logger.info({ userId, resources: resources.length, timeBased: access.timeBasedResources.length }, 'authorization stored');
+    return { resources, oneTimeResources: access.oneTimeResources, timeBasedResources: access.timeBasedResources };
+  }
+
+  async startExport(userId: string, input: StartExportInput, idempotencyKey?: string): Promise<{ view: ExportView; created: boolean }> {
+    const grant = await this.deps.store.getGrant(userId);
+    if (!grant) throw conflict('NO_AUTHORIZATION', 'No Google authorization is stored for this user: POST /v1/authorizations first');
+    if (grant.state !== 'ACTIVE') throw conflict('NEEDS_CONSENT', 'The Google authorization expired or was revoked: the user must consent again');
+    const resources = input.resources ? [...new Set(input.resources)].sort() : [...grant.resources].sort();
+    const missing = resources.filter((r) => !grant.resources.includes(r));
+    if (missing.length > 0) throw invalid('resources', `Not granted by the user: ${missing.join(', ')}`);
+    if (resources.length === 0) throw invalid('resources', 'At least one resource group is required');
+    if (input.startTime && input.endTime && Date.parse(input.startTime) >= Date.parse(input.endTime)) {
+      throw invalid('startTime', 'startTime must be before endTime');
+    }
+    const requestHash = createHash('sha256').update(JSON.stringify({ resources, startTime: input.startTime, endTime: input.endTime })).digest('hex');
+    const now = this.now();
+    const exportId = newId();
+    const record: ExportRecord = {
+      id: exportId,
+      userId,
+      state: 'RUNNING',
+      resources,
+      ...(input.startTime ? { startTime: input.startTime } : {}),
+      ...(input.endTime ? { endTime: input.endTime } : {}),
+      createdAt: now,
+      updatedAt: now,
+      requestHash,
+    };
+    const jobs = resources.map((resource) =>
+      newJob({ id: newId(), exportId, userId, resource, ...(input.startTime ? { startTime: input.startTime } : {}), ...(input.endTime ? { endTime: input.endTime } : {}) }, now),
+    );
+    const result = await this.deps.store.createExport(record, jobs, idempotencyKey ? { userId, key: idempotencyKey } : undefined);
+    if (!result.created && result.record.requestHash !== requestHash) {
+      throw conflict('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used for a different request');
+    }
+    // On a replay too: a crash after the commit may have lost these; the queue drops duplicates.
+    for (const job of result.jobs) {
+      if (job.state === 'INITIATING') await this.deps.queue.enqueue({ step: 'initiate', jobId: job.id, seq: job.seq, delaySeconds: 0 });
+    }
+    if (result.created) this.deps.logger.info({ userId, exportId, resources }, 'export started');
+    return { view: toExportView(result.record, result.jobs), created: result.created };
+  }
+
+  async getExport(userId: string, exportId: string): Promise<ExportView> {
+    const record = await this.ownExport(userId, exportId);
+    return toExportView(record, await this.deps.store.listJobs(exportId));
+  }
+
+  async listExports(userId: string, page: { limit: number; pageToken?: string }): Promise<{ exports: ExportView[]; nextPageToken?: string }> {
+    const { exports, nextPageToken } = await this.deps.store.listExports(userId, page);
+    const views = await Promise.all(exports.map(async (r) => toExportView(r, await this.deps.store.listJobs(r.id))));
+    return { exports: views, ...(nextPageToken ? { nextPageToken } : {}) };
+  }
+
+  /**
+   * Cancels the export's jobs that have not reached their archive yet (INITIATING, and WAITING
+   * through archiveJobs.cancel). A job already copying finishes: its archive exists.
+   */
+  async cancelExport(userId: string, exportId: string): Promise<ExportView> {
+    const record = await this.ownExport(userId, exportId);
+    const jobs = await this.deps.store.listJobs(exportId);
+    if (record.state !== 'RUNNING' && record.state !== 'CANCELLED') {
+      throw conflict('EXPORT_FINISHED', `The export already ended as ${record.state}`);
+    }
+    for (const job of jobs) {
+      if (job.state === 'WAITING' && job.archiveJobId) {
+        try {
+          const token = await this.deps.tokens.forUser(userId);
+          await this.deps.api.cancel(token, job.archiveJobId, quotaUserOf(userId));
+        } catch (err) {
+          if (err instanceof ConsentRevokedError) {
+            // Nothing more can happen at Google with a dead grant; cancel our side.
+          } else {
+            const cls = classifyApiError(err);
+            if (cls.kind === 'transient') throw new UnavailableError('Google did not answer the cancellation; try again', cls.retryAfterSeconds ?? 30);
+            // FAILED_PRECONDITION: no longer in progress at Google (finished meanwhile). Let the pipeline carry on.
+            this.deps.logger.info({ jobId: job.id, reason: cls.kind }, 'archive job not cancellable at Google');
+            continue;
+          }
+        }
+      }
+      if (job.state === 'INITIATING' || job.state === 'WAITING') {
+        await this.deps.store.updateJob(job.id, (current) =>
+          current.state === 'INITIATING' || current.state === 'WAITING'
+            ? { ...current, state: 'CANCELLED', seq: current.seq + 1, updatedAt: this.now(), finishedAt: this.now(), nextCheckAt: undefined }
+            : undefined,
+        );
+      }
+    }
+    this.deps.logger.info({ userId, exportId }, 'export cancellation requested');
+    return this.getExport(userId, exportId);
+  }
+
+  /**
+   * authorization.reset at Google, then forget the stored grant. Exports still running end with
+   * CONSENT_REVOKED at their next step.
+   */
+  async resetAuthorization(userId: string): Promise<{ reset: true }> {
+    const grant = await this.deps.store.getGrant(userId);
+    if (!grant) throw notFound('Authorization');
+    try {
+      const token = await this.deps.tokens.forUser(userId);
+      await this.deps.api.resetAuthorization(token, quotaUserOf(userId));
+    } catch (err) {
+      // A grant Google already dropped needs no reset; anything transient must not lose the grant.
+      if (!(err instanceof ConsentRevokedError)) {
+        const cls = classifyApiError(err);
+        if (cls.kind !== 'unauthenticated') throw this.apiFailure(err);
+      }
+    }
+    await this.deps.store.deleteGrant(userId);
+    this.deps.tokens.forget(userId);
+    this.deps.logger.info({ userId }, 'authorization reset');
+    return { reset: true };
+  }
+
+  private async ownExport(userId: string, exportId: string): Promise<ExportRecord> {
+    if (!ID_PATTERN.test(exportId)) throw notFound('Export');
+    const record = await this.deps.store.getExport(exportId);
+    // Another user's export answers exactly like a missing one.
+    if (!record || record.userId !== userId) throw notFound('Export');
+    return record;
+  }
+
+  private apiFailure(err: unknown): Error {
+    const cls = classifyApiError(err);
+    if (cls.kind === 'transient') return new UnavailableError('The Data Portability API is unavailable; try again', cls.retryAfterSeconds ?? 30);
+    if (cls.kind === 'unauthenticated') return new RequestError(403, 'NEEDS_CONSENT', 'Google rejected the authorization: the user must consent again');
+    return err instanceof Error ? err : new Error(String(err));
+  }
+}
+

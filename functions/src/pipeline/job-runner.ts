@@ -1,0 +1,272 @@
+/**
+ * Carries out one pipeline task (initiate, check or copy) for one job. Decisions come from the
+ * pure state machine; this module does the I/O around them: the Google call first, then a
+ * compare-and-set of the job, then the effects (next tasks). Every step can run twice, crash at
+ * any line and be delivered late: a stale task finds the job moved on and is dropped.
+ */
+import { classifyApiError } from '../domain/api-error-classification';
+import { canApply, isTerminal, transition, type Job, type JobError, type JobEvent } from '../domain/job';
+import type { PollingPolicy } from '../domain/polling-policy';
+import {
+  ArchiveRejectedError,
+  ArchiveUrlExpiredError,
+  ConsentRevokedError,
+  type ArchiveCopier,
+  type ExportStore,
+  type PipelineTask,
+  type PortabilityApi,
+  type StoredArchive,
+  type TaskQueue,
+} from '../domain/ports';
+import type { Logger } from '../logging';
+import { quotaUserOf, type AccessTokens } from './access-tokens';
+
+/** What the task handler answers Cloud Tasks: done (2xx), throttle (503 + Retry-After), retry (500). */
+export type TaskOutcome =
+  | { kind: 'done'; detail: string }
+  | { kind: 'dropped'; detail: string }
+  | { kind: 'throttle'; detail: string; retryAfterSeconds: number }
+  | { kind: 'retry'; detail: string };
+
+export const DATA_RETENTION_MS = 14 * 86_400_000;
+const MAX_URL_REFRESHES = 3;
+const PROGRESS_INTERVAL_MS = 1000;
+
+export interface JobRunnerDeps {
+  store: ExportStore;
+  api: PortabilityApi;
+  tokens: AccessTokens;
+  queue: TaskQueue;
+  copier: ArchiveCopier;
+  policy: PollingPolicy;
+  maxArchiveRetries: number;
+  logger: Logger;
+  now?: () => number;
+}
+
+class StepFailed extends Error {
+  constructor(readonly jobError: JobError) {
+    super(jobError.message);
+  }
+}
+
+export function archiveObjectName(job: Pick<Job, 'userId' | 'exportId' | 'resource'>, index: number, count: number): string {
+  return `${job.userId}/${job.exportId}/${job.resource}/archive-${index + 1}-of-${count}.zip`;
+}
+
+export class JobRunner {
+  private readonly now: () => number;
+
+  constructor(private readonly deps: JobRunnerDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  async run(task: PipelineTask): Promise<TaskOutcome> {
+    const job = await this.deps.store.getJob(task.jobId);
+    if (!job) return { kind: 'dropped', detail: 'unknown job' };
+    if (isTerminal(job.state)) return { kind: 'dropped', detail: `job already ${job.state}` };
+    if (job.seq !== task.seq) return { kind: 'dropped', detail: `stale task (seq ${task.seq}, job at ${job.seq})` };
+    const expected = { initiate: 'INITIATING', check: 'WAITING', copy: 'COPYING' }[task.step];
+    if (job.state !== expected) return { kind: 'dropped', detail: `job is ${job.state}, not ${expected}` };
+    try {
+      switch (task.step) {
+        case 'initiate':
+          return await this.initiate(job);
+        case 'check':
+          return await this.check(job);
+        case 'copy':
+          return await this.copy(job);
+      }
+    } catch (err) {
+      if (err instanceof StepFailed) return this.fail(job, err.jobError);
+      if (err instanceof ConsentRevokedError) {
+        return this.fail(job, { code: 'CONSENT_REVOKED', message: 'The Google authorization was revoked or has expired: the user must consent again' });
+      }
+      const cls = classifyApiError(err);
+      if (cls.kind === 'transient') {
+        return cls.retryAfterSeconds !== undefined
+          ? { kind: 'throttle', detail: 'Data Portability API throttled', retryAfterSeconds: cls.retryAfterSeconds }
+          : { kind: 'retry', detail: errorDetail(err) };
+      }
+      throw err;
+    }
+  }
+
+  /** Records a terminal failure (e.g. when the task's retry budget is spent). */
+  async fail(job: Job, error: JobError): Promise<TaskOutcome> {
+    const applied = await this.apply(job, { type: 'failed', error });
+    return applied ? { kind: 'done', detail: `job failed: ${error.code}` } : { kind: 'dropped', detail: 'job moved on' };
+  }
+
+  async failById(jobId: string, error: JobError): Promise<void> {
+    const job = await this.deps.store.getJob(jobId);
+    if (job && !isTerminal(job.state)) await this.fail(job, error);
+  }
+
+  private async token(job: Job): Promise<string> {
+    return this.deps.tokens.forUser(job.userId);
+  }
+
+  private async initiate(job: Job): Promise<TaskOutcome> {
+    const token = await this.token(job);
+    let archiveJobId: string;
+    try {
+      const res = await this.deps.api.initiate(
+        token,
+        { resources: [job.resource], ...(job.startTime ? { startTime: job.startTime } : {}), ...(job.endTime ? { endTime: job.endTime } : {}) },
+        quotaUserOf(job.userId),
+      );
+      archiveJobId = res.archiveJobId;
+    } catch (err) {
+      const cls = classifyApiError(err);
+      if (cls.kind !== 'already-exists') throw this.toStepFailure(err);
+      // The same export is already running at Google (or our earlier attempt reached it before a crash): follow it.
+      archiveJobId = cls.jobId;
+      this.deps.logger.info({ jobId: job.id, archiveJobId }, 'adopted the running archive job');
+    }
+    await this.apply(job, { type: 'initiated', archiveJobId });
+    return { kind: 'done', detail: 'initiated' };
+  }
+
+  private async check(job: Job): Promise<TaskOutcome> {
+    const token = await this.token(job);
+    const archiveJobId = job.archiveJobId as string;
+    const quotaUser = quotaUserOf(job.userId);
+    let state;
+    try {
+      state = await this.deps.api.getState(token, archiveJobId, quotaUser);
+    } catch (err) {
+      throw this.toStepFailure(err);
+    }
+    switch (state.state) {
+      case 'COMPLETE':
+        await this.apply(job, { type: 'archive-complete', ...(state.exportTime ? { exportTime: state.exportTime } : {}) });
+        return { kind: 'done', detail: 'archive ready' };
+      case 'CANCELLED':
+        await this.apply(job, { type: 'archive-cancelled' });
+        return { kind: 'done', detail: 'cancelled at Google' };
+      case 'FAILED': {
+        if (job.retries >= this.deps.maxArchiveRetries) {
+          throw new StepFailed({
+            code: 'ARCHIVE_FAILED',
+            message: `Google could not prepare the archive (failed ${job.retries + 1} times, retries exhausted)`,
+          });
+        }
+        let retried: string;
+        try {
+          retried = (await this.deps.api.retry(token, archiveJobId, quotaUser)).archiveJobId;
+        } catch (err) {
+          throw this.toStepFailure(err);
+        }
+        this.deps.logger.warn({ jobId: job.id, archiveJobId, newArchiveJobId: retried, retry: job.retries + 1 }, 'archive job failed at Google; retried');
+        await this.apply(job, { type: 'archive-retried', archiveJobId: retried });
+        return { kind: 'done', detail: 'retried' };
+      }
+      default:
+        // IN_PROGRESS (or a state this code does not know yet): not an error, just not ready.
+        await this.apply(job, { type: 'still-running' });
+        return { kind: 'done', detail: 'still running' };
+    }
+  }
+
+  private async copy(job: Job): Promise<TaskOutcome> {
+    if (job.readyAt !== undefined && this.now() > job.readyAt + DATA_RETENTION_MS) {
+      throw new StepFailed({ code: 'DATA_EXPIRED', message: 'The archive was not copied within the 14 days Google keeps it' });
+    }
+    const token = await this.token(job);
+    const quotaUser = quotaUserOf(job.userId);
+    const freshUrls = async (): Promise<string[]> => {
+      try {
+        const s = await this.deps.api.getState(token, job.archiveJobId as string, quotaUser);
+        if (s.state !== 'COMPLETE' || s.urls.length === 0) {
+          throw new StepFailed({ code: 'COPY_FAILED', message: `The archive is no longer available (state ${s.state})` });
+        }
+        return s.urls;
+      } catch (err) {
+        throw err instanceof StepFailed ? err : this.toStepFailure(err);
+      }
+    };
+    let urls = await freshUrls();
+    const count = urls.length;
+    const archives: StoredArchive[] = [];
+    let doneBytes = 0;
+    let lastProgressAt = 0;
+    let progressWrite: Promise<void> = Promise.resolve();
+    for (let i = 0; i < count; i++) {
+      let refreshes = 0;
+      for (;;) {
+        try {
+          const url = urls[i];
+          if (url === undefined) throw new StepFailed({ code: 'COPY_FAILED', message: 'Google returned fewer archive URLs than before' });
+          const stored = await this.deps.copier.copy(url, archiveObjectName(job, i, count), (bytes) => {
+            const t = this.now();
+            if (t - lastProgressAt < PROGRESS_INTERVAL_MS) return;
+            lastProgressAt = t;
+            progressWrite = progressWrite.then(() => this.deps.store.setBytesCopied(job.id, doneBytes + bytes)).catch(() => undefined);
+          });
+          archives.push(stored);
+          doneBytes += stored.size;
+          break;
+        } catch (err) {
+          if (err instanceof ArchiveUrlExpiredError && refreshes < MAX_URL_REFRESHES) {
+            refreshes++;
+            this.deps.logger.info({ jobId: job.id, archive: i + 1 }, 'signed URL expired; fetching fresh URLs');
+            urls = await freshUrls();
+            continue;
+          }
+          if (err instanceof ArchiveRejectedError || err instanceof ArchiveUrlExpiredError) {
+            throw new StepFailed({ code: 'COPY_FAILED', message: err.message });
+          }
+          throw err;
+        }
+      }
+    }
+    await progressWrite;
+    await this.apply(job, { type: 'copied', archives });
+    return { kind: 'done', detail: `copied ${archives.length} archive(s)` };
+  }
+
+  /** Maps an API error to a terminal job error, or rethrows it when it is transient. */
+  private toStepFailure(err: unknown): unknown {
+    const cls = classifyApiError(err);
+    switch (cls.kind) {
+      case 'transient':
+        return err;
+      case 'one-time-exhausted':
+        return new StepFailed({ code: 'ONE_TIME_CONSENT_USED', message: 'This one-time authorization was already used for this data: the user must consent again' });
+      case 'time-based-cooldown':
+        return new StepFailed({
+          code: 'TIME_BASED_COOLDOWN',
+          message: `Google allows one export of this data per 24 hours${cls.retryAt ? `; the next is possible after ${cls.retryAt}` : ''}`,
+        });
+      case 'not-authorized':
+        return new StepFailed({ code: 'RESOURCE_NOT_AUTHORIZED', message: 'The user did not grant access to this data' });
+      case 'unauthenticated':
+        return new ConsentRevokedError();
+      case 'already-exists':
+      case 'invalid':
+        return new StepFailed({ code: 'INVALID_REQUEST', message: `Google refused the request: ${errorDetail(err)}` });
+    }
+  }
+
+  /** CAS on the job, then the effects. Returns false when the job had moved on (nothing done). */
+  private async apply(job: Job, event: JobEvent): Promise<boolean> {
+    let effects: ReturnType<typeof transition>['effects'] = [];
+    const updated = await this.deps.store.updateJob(job.id, (current) => {
+      if (current.seq !== job.seq || !canApply(current, event.type)) return undefined;
+      const t = transition(current, event, this.now(), this.deps.policy);
+      effects = t.effects;
+      return t.job;
+    });
+    if (!updated) return false;
+    for (const effect of effects) {
+      await this.deps.queue.enqueue({ step: effect.step, jobId: job.id, seq: updated.after.seq, delaySeconds: effect.delaySeconds });
+    }
+    this.deps.logger.info({ jobId: job.id, exportId: job.exportId, resource: job.resource, event: event.type, state: updated.after.state }, 'job state changed');
+    return true;
+  }
+}
+
+function errorDetail(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
