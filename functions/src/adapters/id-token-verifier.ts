@@ -5,6 +5,7 @@
  * public key). Error messages name what was wrong, never the token.
  */
 import { createRemoteJWKSet, jwtVerify, errors, type JWTPayload } from 'jose';
+import { UnavailableError } from '../domain/errors';
 import { UnauthenticatedError, type IdTokenVerifier } from '../domain/ports';
 
 export interface JwksIdTokenVerifierOptions {
@@ -24,9 +25,9 @@ export interface JwksIdTokenVerifierOptions {
  * The signing keys could not be fetched: a fault on our or the issuer's side, not the caller's.
  * Answer 503 rather than 401 so the frontend does not sign the user out for it.
  */
-export class IdTokenKeysUnavailableError extends Error {
+export class IdTokenKeysUnavailableError extends UnavailableError {
   constructor(message = 'The ID token signing keys could not be fetched') {
-    super(message);
+    super(message, 10);
     this.name = 'IdTokenKeysUnavailableError';
   }
 }
