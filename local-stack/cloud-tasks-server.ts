@@ -490,6 +490,7 @@ export async function startCloudTasksServer(opts: CloudTasksServerOptions): Prom
         });
         headers.Authorization = `Bearer ${token}`;
       }
+      if (stopped) throw new Error('server stopped');
       const res = await send(rec, headers);
       status = res.status;
       retryAfterMs = parseRetryAfter(res.retryAfter, Date.now());

@@ -28,7 +28,7 @@ interface Received {
 }
 
 /** Answer per jobId and attempt (0-based); default 200. */
-type Behaviour = (attempt: number) => { status: number; headers?: Record<string, string> };
+type Behaviour = (attempt: number) => { status: number; headers?: Record<string, string>; delayMs?: number };
 
 let issuer: LocalOidcIssuer;
 let tasksServer: CloudTasksServer;
@@ -38,6 +38,8 @@ let baseUrl: string;
 let queue: CloudTasksQueue;
 const received: Received[] = [];
 const behaviours = new Map<string, Behaviour>();
+let inFlightNow = 0;
+let maxInFlight = 0;
 
 const forJob = (jobId: string) => received.filter((r) => r.body.jobId === jobId);
 
@@ -59,7 +61,12 @@ beforeAll(async () => {
       const attempt = forJob(body.jobId).length;
       received.push({ path: req.url ?? '', method: req.method ?? '', headers: req.headers, body, at: Date.now() });
       const answer = behaviours.get(body.jobId)?.(attempt) ?? { status: 200 };
-      res.writeHead(answer.status, { Connection: 'close', ...answer.headers }).end();
+      inFlightNow++;
+      maxInFlight = Math.max(maxInFlight, inFlightNow);
+      setTimeout(() => {
+        inFlightNow--;
+        res.writeHead(answer.status, { Connection: 'close', ...answer.headers }).end();
+      }, answer.delayMs ?? 0);
     });
   });
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
@@ -257,6 +264,54 @@ describe('Cloud Tasks stand-in through the real client', () => {
     expect(forJob('job-keep')).toHaveLength(1);
     expect(forJob('job-unnamed')).toHaveLength(1);
     expect(forJob('job-delete')).toHaveLength(0);
+  });
+
+  it('delivers several tasks at once, up to the concurrency limit', async () => {
+    const jobs = Array.from({ length: 14 }, (_, i) => `job-parallel-${i}`);
+    for (const j of jobs) behaviours.set(j, () => ({ status: 200, delayMs: 150 }));
+    maxInFlight = 0;
+    tasksServer.pause();
+    try {
+      for (const j of jobs) await queue.enqueue({ step: 'copy', jobId: j, seq: 1, delaySeconds: 0 });
+    } finally {
+      tasksServer.resume();
+    }
+    // resume() starts every due task the limit allows, synchronously.
+    expect(tasksServer.inFlightCount()).toBe(10);
+    await tasksServer.idle();
+    expect(jobs.every((j) => forJob(j).length === 1)).toBe(true);
+    expect(maxInFlight).toBeGreaterThan(1);
+    expect(maxInFlight).toBeLessThanOrEqual(10);
+  });
+
+  it("uses the queue's own retryConfig over the server defaults", async () => {
+    await client.createQueue({ parent, queue: { name: queuePath('two-tries'), retryConfig: { maxAttempts: 2, minBackoff: { seconds: 5 } } } });
+    behaviours.set('job-two-tries', () => ({ status: 500 }));
+    await client.createTask({
+      parent: queuePath('two-tries'),
+      task: { httpRequest: { url: `${baseUrl}/check`, httpMethod: 'PUT', body: Buffer.from(JSON.stringify({ jobId: 'job-two-tries', step: 'check', seq: 1 })) } },
+    });
+    await tasksServer.idle();
+    const got = forJob('job-two-tries');
+    expect(got).toHaveLength(2);
+    expect(got[0].method).toBe('PUT');
+    // No Content-Type on the task: Cloud Tasks sends application/octet-stream.
+    expect(got[0].headers['content-type']).toBe('application/octet-stream');
+    // minBackoff 5 s, scaled: 50 ms.
+    expect(got[1].at - got[0].at).toBeGreaterThanOrEqual(45);
+  });
+
+  it('dropNext loses tasks without delivering them', async () => {
+    tasksServer.dropNext(1);
+    await queue.enqueue({ step: 'check', jobId: 'job-dropped', seq: 1, delaySeconds: 0 });
+    await tasksServer.idle();
+    await queue.enqueue({ step: 'check', jobId: 'job-after-drop', seq: 1, delaySeconds: 0 });
+    await tasksServer.idle();
+    expect(forJob('job-dropped')).toHaveLength(0);
+    expect(forJob('job-after-drop')).toHaveLength(1);
+    expect(tasksServer.deliveries.filter((d) => d.outcome === 'dropped').map((d) => d.taskName)).toEqual([
+      queue.taskName({ jobId: 'job-dropped', step: 'check', seq: 1 }),
+    ]);
   });
 
   it('parseTaskHeaders reads Node and fetch headers and tolerates missing ones', () => {
