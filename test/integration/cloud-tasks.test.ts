@@ -320,6 +320,11 @@ describe('Cloud Tasks stand-in through the real client', () => {
     expect(parseTaskHeaders(h)).toEqual({ queueName: 'q', taskName: 't', retryCount: 7, executionCount: 0 });
   });
 
+  it('createCloudTasksClient rejects a malformed emulator host', () => {
+    expect(() => createCloudTasksClient('localhost')).toThrow(/host:port/);
+    expect(() => createCloudTasksClient('127.0.0.1:x')).toThrow(/host:port/);
+  });
+
   it('stop() clears its timers, in-flight deliveries and idle waiters', async () => {
     const resourcesBefore = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     const server = await startCloudTasksServer({ oidcIssuer: issuer });
