@@ -1,0 +1,188 @@
+/**
+ * The whole system on one machine: the Firestore emulator, the Cloud Storage and Cloud Tasks
+ * stand-ins, the simulated Google side (Data Portability API, OAuth, ID tokens), and the three
+ * functions served through the real Functions Framework. Used by `npm start` and the end-to-end
+ * tests. Nothing here is imported by the deployable code.
+ */
+import http from 'node:http';
+import { randomBytes } from 'node:crypto';
+import * as ff from '@google-cloud/functions-framework';
+import { getTestServer } from '@google-cloud/functions-framework/testing';
+import { Storage } from '@google-cloud/storage';
+import type { Writable } from 'node:stream';
+import { createComposition, type Composition, type Overrides } from '../functions/src/composition-root';
+import { parseConfig, type Config } from '../functions/src/config';
+import { createLogger } from '../functions/src/logging';
+import { startCloudTasksServer, type CloudTasksServer } from './cloud-tasks-server';
+import { startFirestoreEmulator, type FirestoreEmulator } from './firestore-emulator';
+import { startGcsServer, type GcsServer } from './gcs-server';
+import { GoogleAccounts } from './google-accounts';
+import { createLocalOidcIssuer } from './local-oidc-issuer';
+import { freePort } from './net-utils';
+import { startOAuthSimulator, type OAuthSimulator } from './oauth-simulator';
+import { startPortabilityApiSimulator, type PortabilityApiSimulator } from './portability-api-simulator';
+
+export interface LocalStackOptions {
+  /** Use this Firestore emulator ('host:port') instead of starting one. */
+  firestoreEmulatorHost?: string;
+  /** A `demo-…` project id (one per test file keeps their data apart). */
+  projectId?: string;
+  /** Simulated archive job duration. */
+  jobDurationMs?: number;
+  archiveBytes?: number;
+  pollInitialSeconds?: number;
+  pollMaxSeconds?: number;
+  /** Multiplies every Cloud Tasks delay (a 1 s poll becomes 1 s × timeScale). */
+  taskTimeScale?: number;
+  taskRetryBudget?: number;
+  /** Where the functions' JSON logs go (default: stdout at LOG_LEVEL, or silent in tests). */
+  logDestination?: Writable;
+  logLevel?: string;
+  /** Extra environment for the functions (wins over the stack's own). */
+  env?: Record<string, string>;
+  overrides?: Overrides;
+}
+
+export interface LocalStack {
+  config: Config;
+  env: Record<string, string>;
+  apiUrl: string;
+  accounts: GoogleAccounts;
+  oauth: OAuthSimulator;
+  portability: PortabilityApiSimulator;
+  tasks: CloudTasksServer;
+  gcs: GcsServer;
+  storage: Storage;
+  composition: Composition;
+  firestoreEmulatorHost: string;
+  /** An ID token for a user of the app's frontend. */
+  idToken(userId: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+const CLIENT_ID = 'local-client.apps.googleusercontent.com';
+const CLIENT_SECRET = 'local-client-secret';
+const TASKS_SA = 'tasks-invoker@local-project.iam.gserviceaccount.com';
+let registered = 0;
+
+function listen(server: http.Server, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+}
+
+export async function startLocalStack(opts: LocalStackOptions = {}): Promise<LocalStack> {
+  const stops: Array<() => Promise<void>> = [];
+  const stop = async (): Promise<void> => {
+    for (const s of stops.reverse()) await s().catch(() => undefined);
+  };
+  try {
+    const projectId = opts.projectId ?? 'demo-portability';
+    let firestore: FirestoreEmulator | undefined;
+    const firestoreEmulatorHost = opts.firestoreEmulatorHost ?? (firestore = await startFirestoreEmulator()).host;
+    if (firestore) stops.push(() => (firestore as FirestoreEmulator).stop());
+    // The Firestore client finds the emulator through this variable only.
+    process.env.FIRESTORE_EMULATOR_HOST = firestoreEmulatorHost;
+    process.env.METADATA_SERVER_DETECTION ??= 'none';
+
+    const accounts = new GoogleAccounts();
+    const idIssuer = await createLocalOidcIssuer({ issuer: `https://securetoken.google.com/${projectId}` });
+    const oauth = await startOAuthSimulator({ accounts, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, idIssuer, idTokenAudience: projectId });
+    stops.push(() => oauth.stop());
+
+    const portability = await startPortabilityApiSimulator({
+      accounts,
+      ...(opts.jobDurationMs !== undefined ? { jobDurationMs: opts.jobDurationMs } : {}),
+      ...(opts.archiveBytes !== undefined ? { archiveBytes: opts.archiveBytes } : {}),
+    });
+    stops.push(() => portability.stop());
+
+    const gcs = await startGcsServer();
+    stops.push(() => gcs.stop());
+
+    // Google signs the OIDC tokens Cloud Tasks attaches; locally this issuer does, and serves its keys.
+    const tasksIssuer = await createLocalOidcIssuer({ issuer: 'https://accounts.google.com' });
+    const jwksServer = http.createServer((_req, res) => {
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify(tasksIssuer.jwks()));
+    });
+    const jwksPort = await freePort();
+    await listen(jwksServer, jwksPort);
+    stops.push(() => new Promise((r) => jwksServer.close(() => r())));
+
+    const tasks = await startCloudTasksServer({ oidcIssuer: tasksIssuer, timeScale: opts.taskTimeScale ?? 1, maxAttempts: 50, minBackoffMs: 200, maxBackoffMs: 5_000 });
+    stops.push(() => tasks.stop());
+
+    const [apiPort, checkPort, copyPort] = [await freePort(), await freePort(), await freePort()];
+    const location = 'local';
+    const env: Record<string, string> = {
+      GOOGLE_CLOUD_PROJECT: projectId,
+      FUNCTION_REGION: location,
+      DATAPORTABILITY_API_ROOT: portability.apiRoot,
+      OAUTH_CLIENT_ID: CLIENT_ID,
+      OAUTH_CLIENT_SECRET: CLIENT_SECRET,
+      OAUTH_TOKEN_URL: oauth.tokenUrl,
+      AUTH_ISSUER: idIssuer.issuer,
+      AUTH_AUDIENCE: projectId,
+      AUTH_JWKS_URL: oauth.jwksUrl,
+      TOKEN_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+      ARCHIVE_BUCKET: 'local-archives',
+      ARCHIVE_URL_HOSTS: portability.archiveHost,
+      ARCHIVE_URL_ALLOW_HTTP: 'true',
+      FIRESTORE_EMULATOR_HOST: firestoreEmulatorHost,
+      STORAGE_API_ENDPOINT: gcs.endpoint,
+      CLOUD_TASKS_EMULATOR_HOST: tasks.host,
+      TASKS_LOCATION: location,
+      TASKS_SERVICE_ACCOUNT: TASKS_SA,
+      CHECK_FUNCTION_URL: `http://127.0.0.1:${checkPort}/`,
+      COPY_FUNCTION_URL: `http://127.0.0.1:${copyPort}/`,
+      TASKS_OIDC_ISSUER: tasksIssuer.issuer,
+      TASKS_OIDC_JWKS_URL: `http://127.0.0.1:${jwksPort}/`,
+      POLL_INITIAL_SECONDS: String(opts.pollInitialSeconds ?? 1),
+      POLL_MAX_SECONDS: String(opts.pollMaxSeconds ?? 5),
+      TASK_RETRY_BUDGET: String(opts.taskRetryBudget ?? 30),
+      LOG_LEVEL: opts.logLevel ?? 'info',
+      ...opts.env,
+    };
+    const config = parseConfig(env);
+    for (const q of [config.tasks.checkQueue, config.tasks.copyQueue]) tasks.ensureQueue(`projects/${projectId}/locations/${location}/queues/${q}`);
+
+    const storage = new Storage({ apiEndpoint: gcs.endpoint, projectId });
+    await storage.bucket(config.archive.bucket).create().catch((err: { code?: number }) => {
+      if (err.code !== 409) throw err;
+    });
+
+    const logger = createLogger({ level: config.logLevel, ...(opts.logDestination ? { destination: opts.logDestination } : {}) });
+    const composition = createComposition(config, { logger, ...opts.overrides });
+    const suffix = `_${++registered}`;
+    const serve = async (target: keyof Omit<Composition, 'logger'>, port: number): Promise<void> => {
+      ff.http(target + suffix, (req, res) => composition[target](req, res));
+      const server = getTestServer(target + suffix);
+      await listen(server, port);
+      stops.push(() => new Promise((r) => { server.close(() => r()); server.closeAllConnections(); }));
+    };
+    await serve('api', apiPort);
+    await serve('checkArchiveJob', checkPort);
+    await serve('copyArchives', copyPort);
+
+    return {
+      config,
+      env,
+      apiUrl: `http://127.0.0.1:${apiPort}`,
+      accounts,
+      oauth,
+      portability,
+      tasks,
+      gcs,
+      storage,
+      composition,
+      firestoreEmulatorHost,
+      idToken: (userId) => oauth.issueIdToken(userId),
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

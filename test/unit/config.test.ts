@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from '../../functions/src/config';
+
+const minimal = {
+  GOOGLE_CLOUD_PROJECT: 'demo-config',
+  OAUTH_CLIENT_ID: 'id',
+  OAUTH_CLIENT_SECRET: 'secret',
+  ARCHIVE_BUCKET: 'my-archives',
+  TASKS_SERVICE_ACCOUNT: 'tasks@demo-config.iam.gserviceaccount.com',
+  CHECK_FUNCTION_URL: 'https://europe-west1-demo-config.cloudfunctions.net/checkArchiveJob',
+  COPY_FUNCTION_URL: 'https://europe-west1-demo-config.cloudfunctions.net/copyArchives',
+};
+
+describe('configuration', () => {
+  it('parses a minimal environment with production defaults', () => {
+    const c = parseConfig(minimal);
+    expect(c.apiRoot).toBe('https://dataportability.googleapis.com/');
+    expect(c.auth).toEqual({
+      issuer: 'https://securetoken.google.com/demo-config',
+      audience: 'demo-config',
+      jwksUrl: 'https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com',
+    });
+    expect(c.archive).toEqual({ bucket: 'my-archives', urlHosts: ['storage.googleapis.com'], allowHttp: false });
+    expect(c.polling).toEqual({ initialSeconds: 300, maxSeconds: 3600 });
+  });
+
+  it('lists every bad variable at once', () => {
+    try {
+      parseConfig({ ...minimal, ARCHIVE_BUCKET: 'Bad Bucket', POLL_INITIAL_SECONDS: '-1', OAUTH_CLIENT_ID: '' });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      const problems = (err as ConfigError).problems.join('\n');
+      expect(problems).toMatch(/ARCHIVE_BUCKET/);
+      expect(problems).toMatch(/POLL_INITIAL_SECONDS/);
+      expect(problems).toMatch(/OAUTH_CLIENT_ID/);
+    }
+  });
+
+  it('refuses an initial poll interval above the maximum', () => {
+    expect(() => parseConfig({ ...minimal, POLL_INITIAL_SECONDS: '4000' })).toThrow(/POLL_INITIAL_SECONDS/);
+  });
+});

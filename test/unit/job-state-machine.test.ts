@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { deriveExportState } from '../../functions/src/domain/export-state';
+import { canApply, InvalidTransitionError, newJob, transition, type Job } from '../../functions/src/domain/job';
+import { nextCheckDelaySeconds } from '../../functions/src/domain/polling-policy';
+
+const policy = { initialSeconds: 300, maxSeconds: 3600 };
+const MIN = 60_000;
+
+function fresh(now = 0): Job {
+  return newJob({ id: 'a'.repeat(20), exportId: 'b'.repeat(20), userId: 'u1', resource: 'myactivity.search' }, now);
+}
+
+describe('job state machine', () => {
+  it('walks INITIATING -> WAITING -> COPYING -> SUCCEEDED with one effect per step', () => {
+    let t = transition(fresh(), { type: 'initiated', archiveJobId: 'g1' }, 0, policy);
+    expect(t.job).toMatchObject({ state: 'WAITING', archiveJobId: 'g1', archiveJobIds: ['g1'], seq: 1, nextCheckAt: 300_000 });
+    expect(t.effects).toEqual([{ type: 'enqueue', step: 'check', delaySeconds: 300 }]);
+    t = transition(t.job, { type: 'still-running' }, 5 * MIN, policy);
+    expect(t.job).toMatchObject({ state: 'WAITING', checks: 1, seq: 2 });
+    t = transition(t.job, { type: 'archive-complete', exportTime: '2026-11-28T00:00:00Z' }, 10 * MIN, policy);
+    expect(t.job).toMatchObject({ state: 'COPYING', readyAt: 10 * MIN, exportTime: '2026-11-28T00:00:00Z' });
+    expect(t.job.nextCheckAt).toBeUndefined();
+    expect(t.effects).toEqual([{ type: 'enqueue', step: 'copy', delaySeconds: 0 }]);
+    const archives = [{ bucket: 'b', name: 'n', size: 10, crc32c: 'x' }];
+    t = transition(t.job, { type: 'copied', archives }, 11 * MIN, policy);
+    expect(t.job).toMatchObject({ state: 'SUCCEEDED', archives, bytesCopied: 10, finishedAt: 11 * MIN });
+    expect(t.effects).toEqual([]);
+  });
+
+  it('follows the new archive job id on retry and counts attempts', () => {
+    let t = transition(fresh(), { type: 'initiated', archiveJobId: 'g1' }, 0, policy);
+    t = transition(t.job, { type: 'archive-retried', archiveJobId: 'g2' }, MIN, policy);
+    expect(t.job).toMatchObject({ archiveJobId: 'g2', archiveJobIds: ['g1', 'g2'], retries: 1, state: 'WAITING' });
+    expect(t.effects[0]).toMatchObject({ step: 'check' });
+  });
+
+  it('refuses events that do not apply, so stale deliveries change nothing', () => {
+    const job = fresh();
+    expect(canApply(job, 'copied')).toBe(false);
+    expect(() => transition(job, { type: 'copied', archives: [] }, 0, policy)).toThrow(InvalidTransitionError);
+    const done = transition(job, { type: 'failed', error: { code: 'ARCHIVE_FAILED', message: 'x' } }, 0, policy).job;
+    for (const type of ['initiated', 'still-running', 'cancelled', 'failed'] as const) expect(canApply(done, type)).toBe(false);
+  });
+
+  it('cannot cancel a job that is already copying', () => {
+    const copying = { ...fresh(), state: 'COPYING' as const };
+    expect(canApply(copying, 'cancelled')).toBe(false);
+  });
+});
+
+describe('polling policy', () => {
+  it('stays inside the documented 5 to 60 minutes', () => {
+    for (const waited of [0, 60, 600, 3600, 86_400, 3 * 86_400]) {
+      const d = nextCheckDelaySeconds(policy, { checks: 3, waitedSeconds: waited });
+      expect(d).toBeGreaterThanOrEqual(300);
+      expect(d).toBeLessThanOrEqual(3600);
+    }
+  });
+
+  it('waits in proportion to the time already waited', () => {
+    expect(nextCheckDelaySeconds(policy, { checks: 0, waitedSeconds: 0 })).toBe(300);
+    expect(nextCheckDelaySeconds(policy, { checks: 5, waitedSeconds: 10_000 })).toBe(2000);
+    expect(nextCheckDelaySeconds(policy, { checks: 9, waitedSeconds: 100_000 })).toBe(3600);
+  });
+});
+
+describe('export state', () => {
+  it('follows from the jobs', () => {
+    expect(deriveExportState(['SUCCEEDED', 'WAITING'])).toBe('RUNNING');
+    expect(deriveExportState(['SUCCEEDED', 'SUCCEEDED'])).toBe('SUCCEEDED');
+    expect(deriveExportState(['SUCCEEDED', 'FAILED'])).toBe('PARTIAL');
+    expect(deriveExportState(['SUCCEEDED', 'CANCELLED'])).toBe('PARTIAL');
+    expect(deriveExportState(['FAILED', 'CANCELLED'])).toBe('FAILED');
+    expect(deriveExportState(['CANCELLED', 'CANCELLED'])).toBe('CANCELLED');
+    expect(deriveExportState([])).toBe('RUNNING');
+  });
+});
