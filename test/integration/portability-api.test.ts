@@ -1,14 +1,16 @@
 /**
  * The Data Portability API simulator driven through the real client adapter (and raw fetch for
  * the signed URLs), on a controlled clock: every method, every error row of the reference, URLs
- * that expire, Range downloads, checksums, retry/cancel rules, reset, quotaUser, faults.
+ * that expire, Range downloads, checksums, retry/cancel rules, reset, quotaUser, faults; and the
+ * zip archives it serves (checked with `unzip -t` when present, and by reading the central directory).
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { inflateRawSync } from 'node:zlib';
 import { CRC32C } from '@google-cloud/storage';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PortabilityApiClient, parseApiError, parseRetryAfter } from '../../functions/src/adapters/portability-api-client';
@@ -16,6 +18,7 @@ import { classifyApiError } from '../../functions/src/domain/api-error-classific
 import { PortabilityApiError } from '../../functions/src/domain/ports';
 import { GoogleAccounts, type SimAccessType } from '../../local-stack/google-accounts';
 import { startPortabilityApiSimulator, type PortabilityApiSimulator } from '../../local-stack/portability-api-simulator';
+import { crc32, writeZipArchive } from '../../local-stack/zip-archive';
 
 const T0 = Date.UTC(2026, 10, 22, 10, 0, 0);
 const HOUR = 3_600_000;
@@ -637,4 +640,71 @@ it('leaves no archive files behind after stop()', async () => {
   expect(existsSync(file)).toBe(true);
   await s.stop();
   expect(existsSync(file)).toBe(false);
+});
+
+describe('zip archives', () => {
+  /** Reads the central directory and checks every entry's CRC-32 by inflating it: validity without unzip. */
+  function checkZipStructure(buf: Buffer): string[] {
+    const eocd = buf.length - 22;
+    expect(buf.readUInt32LE(eocd)).toBe(0x06054b50);
+    const entries = buf.readUInt16LE(eocd + 10);
+    const cdSize = buf.readUInt32LE(eocd + 12);
+    let p = buf.readUInt32LE(eocd + 16);
+    expect(p + cdSize).toBe(eocd);
+    const names: string[] = [];
+    for (let i = 0; i < entries; i++) {
+      expect(buf.readUInt32LE(p)).toBe(0x02014b50);
+      const method = buf.readUInt16LE(p + 10);
+      const crc = buf.readUInt32LE(p + 16);
+      const csize = buf.readUInt32LE(p + 20);
+      const usize = buf.readUInt32LE(p + 24);
+      const nlen = buf.readUInt16LE(p + 28);
+      const local = buf.readUInt32LE(p + 42);
+      const name = buf.subarray(p + 46, p + 46 + nlen).toString('utf8');
+      expect(buf.readUInt32LE(local)).toBe(0x04034b50);
+      const dataStart = local + 30 + buf.readUInt16LE(local + 26) + buf.readUInt16LE(local + 28);
+      const raw = buf.subarray(dataStart, dataStart + csize);
+      const data = method === 8 ? inflateRawSync(raw) : raw;
+      expect(data.length).toBe(usize);
+      expect(crc32(data)).toBe(crc);
+      names.push(name);
+      p += 46 + nlen + buf.readUInt16LE(p + 30) + buf.readUInt16LE(p + 32);
+    }
+    return names;
+  }
+
+  it('writes a valid zip near the requested size, with checksums as GCS reports them', async () => {
+    const file = path.join(tmp, 'direct.zip');
+    const r = await writeZipArchive(file, { seed: 'abc', approxBytes: 3_000_000, resource: 'myactivity.search' });
+    const buf = await readFile(file);
+    expect(r.size).toBe(buf.length);
+    expect(Math.abs(r.size - 3_000_000)).toBeLessThan(100_000);
+    expect({ crc32c: r.crc32c, md5: r.md5 }).toEqual(checksums(buf));
+    const names = checkZipStructure(buf);
+    expect(names.length).toBe(r.entries);
+    expect(names[0]).toBe('Portability/My Activity/Search/MyActivity-00001.json');
+    if (hasUnzip) {
+      execFileSync('unzip', ['-tq', file], { stdio: 'pipe' });
+      const json = JSON.parse(execFileSync('unzip', ['-p', file, names[0]], { maxBuffer: 64 * 1024 * 1024 }).toString()) as { header: string; time: string }[];
+      expect(json[0].header).toBe('Search');
+      expect(Date.parse(json[0].time)).not.toBeNaN();
+    }
+  });
+
+  it('is deterministic from the seed; another seed gives other bytes', async () => {
+    const a = await writeZipArchive(path.join(tmp, 'a.zip'), { seed: 's1', approxBytes: 50_000, resource: 'chrome.history' });
+    const b = await writeZipArchive(path.join(tmp, 'b.zip'), { seed: 's1', approxBytes: 50_000, resource: 'chrome.history' });
+    const c = await writeZipArchive(path.join(tmp, 'c.zip'), { seed: 's2', approxBytes: 50_000, resource: 'chrome.history' });
+    expect(b.md5).toBe(a.md5);
+    expect(c.md5).not.toBe(a.md5);
+  });
+
+  it('tiny and archive-browser archives are valid too', async () => {
+    const tiny = path.join(tmp, 'tiny.zip');
+    await writeZipArchive(tiny, { seed: 't', approxBytes: 0, resource: 'play.devices' });
+    expect(checkZipStructure(await readFile(tiny)).length).toBeGreaterThanOrEqual(1);
+    const browser = path.join(tmp, 'browser.zip');
+    await writeZipArchive(browser, { seed: 't', approxBytes: 20_000, resource: 'play.devices', kind: 'archive-browser' });
+    expect(checkZipStructure(await readFile(browser))[0]).toBe('archive_browser.html');
+  });
 });
