@@ -1,0 +1,56 @@
+resource "google_firestore_database" "default" {
+  project     = var.project_id
+  name        = "(default)"
+  location_id = var.firestore_location
+  type        = "FIRESTORE_NATIVE"
+
+  # Users' export records live here: destroying the stack must not silently delete them.
+  delete_protection_state = var.firestore_deletion_policy == "DELETE" ? "DELETE_PROTECTION_DISABLED" : "DELETE_PROTECTION_ENABLED"
+  deletion_policy         = var.firestore_deletion_policy
+
+  depends_on = [google_project_service.enabled]
+}
+
+# exports: where userId == X order by createdAt desc (a user's export list).
+resource "google_firestore_index" "exports_by_user" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "exports"
+
+  fields {
+    field_path = "userId"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "createdAt"
+    order      = "DESCENDING"
+  }
+}
+
+# jobs: where state in [...] and nextCheckAt <= now order by nextCheckAt (the sweeper).
+resource "google_firestore_index" "jobs_due" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "jobs"
+
+  fields {
+    field_path = "state"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "nextCheckAt"
+    order      = "ASCENDING"
+  }
+}
+
+# idempotency records expire by themselves; an empty index_config turns off single-field indexing
+# of the timestamp, which only costs writes (TTL does not need an index).
+resource "google_firestore_field" "idempotency_ttl" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "idempotency"
+  field      = "expireAt"
+
+  ttl_config {}
+  index_config {}
+}

@@ -1,0 +1,73 @@
+locals {
+  # Every name comes from var.prefix: two deployments in one project differ by prefix only.
+  names = {
+    api_function   = "${var.prefix}-api"
+    check_function = "${var.prefix}-check-archive-job"
+    copy_function  = "${var.prefix}-copy-archives"
+    sweep_function = "${var.prefix}-sweep-jobs"
+    check_queue    = "${var.prefix}-check"
+    copy_queue     = "${var.prefix}-copy"
+    sweep_job      = "${var.prefix}-sweep-jobs"
+    archive_bucket = coalesce(var.archive_bucket_name, "${var.project_id}-${var.prefix}-archives")
+    source_bucket  = "${var.project_id}-${var.prefix}-source"
+    oauth_secret   = coalesce(var.oauth_client_secret_id, "${var.prefix}-oauth-client-secret")
+    token_secret   = "${var.prefix}-token-encryption-key"
+    key_ring       = "${var.prefix}-keyring"
+    token_key      = "${var.prefix}-token-key"
+  }
+
+  # The deterministic gen2 URL form, known before the functions exist: the api function needs the
+  # check function's URL (and the check function the copy function's), so reading the URL from the
+  # resources would make a cycle. Cloud Tasks and Cloud Scheduler use the same URL as OIDC audience.
+  function_urls = {
+    api   = "https://${var.region}-${var.project_id}.cloudfunctions.net/${local.names.api_function}"
+    check = "https://${var.region}-${var.project_id}.cloudfunctions.net/${local.names.check_function}"
+    copy  = "https://${var.region}-${var.project_id}.cloudfunctions.net/${local.names.copy_function}"
+    sweep = "https://${var.region}-${var.project_id}.cloudfunctions.net/${local.names.sweep_function}"
+  }
+
+  functions_source_dir = coalesce(var.functions_source_dir, "${path.module}/../functions")
+
+  labels = merge(var.labels, { app = "portability-pipeline", deployment = var.prefix })
+
+  # The environment of every function. Each function parses the same configuration schema
+  # (functions/src/config.ts), so each needs every variable without a default; the defaulted ones
+  # are set too, so that the deployment, not the code, decides them. Secrets are not here: they
+  # come from Secret Manager (secret_environment_variables in functions.tf).
+  # test/infra/terraform.test.ts checks this map against the schema.
+  function_environment = {
+    GOOGLE_CLOUD_PROJECT     = var.project_id
+    FUNCTION_REGION          = var.region
+    DATAPORTABILITY_API_ROOT = "https://dataportability.googleapis.com/"
+    OAUTH_CLIENT_ID          = var.oauth_client_id
+    OAUTH_TOKEN_URL          = "https://oauth2.googleapis.com/token"
+    AUTH_ISSUER              = coalesce(var.auth_issuer, "https://securetoken.google.com/${var.project_id}")
+    AUTH_AUDIENCE            = coalesce(var.auth_audience, var.project_id)
+    AUTH_JWKS_URL            = var.auth_jwks_url
+    ARCHIVE_BUCKET           = google_storage_bucket.archives.name
+    ARCHIVE_URL_HOSTS        = join(",", var.archive_url_hosts)
+    TASKS_LOCATION           = var.region
+    TASKS_QUEUE_CHECK        = google_cloud_tasks_queue.check.name
+    TASKS_QUEUE_COPY         = google_cloud_tasks_queue.copy.name
+    TASKS_SERVICE_ACCOUNT    = google_service_account.tasks_invoker.email
+    CHECK_FUNCTION_URL       = local.function_urls.check
+    COPY_FUNCTION_URL        = local.function_urls.copy
+    # Cloud Tasks and Cloud Scheduler sign their OIDC tokens as Google accounts do.
+    TASKS_OIDC_ISSUER    = "https://accounts.google.com"
+    TASKS_OIDC_JWKS_URL  = "https://www.googleapis.com/oauth2/v3/certs"
+    TASK_RETRY_BUDGET    = tostring(var.task_retry_budget)
+    POLL_INITIAL_SECONDS = tostring(var.poll_initial_seconds)
+    POLL_MAX_SECONDS     = tostring(var.poll_max_seconds)
+    MAX_ARCHIVE_RETRIES  = tostring(var.max_archive_retries)
+    CORS_ORIGINS         = join(",", var.cors_origins)
+    LOG_LEVEL            = var.log_level
+    # Read by the KMS envelope encryption that replaces TOKEN_ENCRYPTION_KEY.
+    KMS_KEY_NAME = google_kms_crypto_key.token.id
+  }
+
+  # Secret environment variables of every function: env var name => Secret Manager secret id.
+  function_secrets = {
+    OAUTH_CLIENT_SECRET  = data.google_secret_manager_secret.oauth_client_secret.secret_id
+    TOKEN_ENCRYPTION_KEY = google_secret_manager_secret.token_encryption_key.secret_id
+  }
+}
