@@ -35,15 +35,15 @@ export interface Composition {
   logger: Logger;
 }
 
-function lazy<T>(make: () => T): () => T {
-  let value: T | undefined;
-  let made = false;
+/** Made on first use, once; a failed attempt is retried on the next use. */
+function lazy<T>(make: () => Promise<T>): () => Promise<T> {
+  let value: Promise<T> | undefined;
   return () => {
-    if (!made) {
-      value = make();
-      made = true;
-    }
-    return value as T;
+    value ??= make().catch((err: unknown) => {
+      value = undefined;
+      throw err;
+    });
+    return value;
   };
 }
 
@@ -51,31 +51,31 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
   const now = overrides.now ?? Date.now;
 
-  /* eslint-disable @typescript-eslint/no-require-imports -- deferred loading keeps each function's cold start to what it uses */
-  const store = lazy<ExportStore>(() => {
+  // Adapters are imported on first use: each function's cold start loads only the clients it needs.
+  const store = lazy<ExportStore>(async () => {
     if (overrides.store) return overrides.store;
-    const { createFirestore, FirestoreExportStore } = require('./adapters/firestore-export-store') as typeof import('./adapters/firestore-export-store');
+    const { createFirestore, FirestoreExportStore } = await import('./adapters/firestore-export-store');
     return new FirestoreExportStore(createFirestore(config.projectId, config.firestoreEmulatorHost));
   });
-  const api = lazy<PortabilityApi>(() => {
+  const api = lazy<PortabilityApi>(async () => {
     if (overrides.api) return overrides.api;
-    const { PortabilityApiClient } = require('./adapters/portability-api-client') as typeof import('./adapters/portability-api-client');
+    const { PortabilityApiClient } = await import('./adapters/portability-api-client');
     return new PortabilityApiClient({ apiRoot: config.apiRoot });
   });
-  const oauth = lazy<OAuthTokenClient>(() => {
+  const oauth = lazy<OAuthTokenClient>(async () => {
     if (overrides.oauth) return overrides.oauth;
-    const { GoogleOAuthTokenClient } = require('./adapters/google-oauth-token-client') as typeof import('./adapters/google-oauth-token-client');
+    const { GoogleOAuthTokenClient } = await import('./adapters/google-oauth-token-client');
     return new GoogleOAuthTokenClient(config.oauth);
   });
-  const cipher = lazy<SecretCipher>(() => {
+  const cipher = lazy<SecretCipher>(async () => {
     if (overrides.cipher) return overrides.cipher;
     if (!config.tokenEncryptionKey) throw new Error('TOKEN_ENCRYPTION_KEY is required to store OAuth tokens');
-    const { LocalKeySecretCipher } = require('./adapters/local-key-secret-cipher') as typeof import('./adapters/local-key-secret-cipher');
+    const { LocalKeySecretCipher } = await import('./adapters/local-key-secret-cipher');
     return new LocalKeySecretCipher(config.tokenEncryptionKey);
   });
-  const queue = lazy<TaskQueue>(() => {
+  const queue = lazy<TaskQueue>(async () => {
     if (overrides.queue) return overrides.queue;
-    const { CloudTasksQueue, createCloudTasksClient } = require('./adapters/cloud-tasks-queue') as typeof import('./adapters/cloud-tasks-queue');
+    const { CloudTasksQueue, createCloudTasksClient } = await import('./adapters/cloud-tasks-queue');
     return new CloudTasksQueue({
       client: createCloudTasksClient(config.tasks.emulatorHost),
       projectId: config.projectId,
@@ -88,10 +88,10 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       now,
     });
   });
-  const copier = lazy<ArchiveCopier>(() => {
+  const copier = lazy<ArchiveCopier>(async () => {
     if (overrides.copier) return overrides.copier;
-    const { Storage } = require('@google-cloud/storage') as typeof import('@google-cloud/storage');
-    const { CloudStorageArchiveCopier } = require('./adapters/archive-copier') as typeof import('./adapters/archive-copier');
+    const { Storage } = await import('@google-cloud/storage');
+    const { CloudStorageArchiveCopier } = await import('./adapters/archive-copier');
     const storage = config.storageApiEndpoint ? new Storage({ apiEndpoint: config.storageApiEndpoint, projectId: config.projectId }) : new Storage();
     return new CloudStorageArchiveCopier({
       storage,
@@ -100,22 +100,21 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       allowHttp: config.archive.allowHttp,
     });
   });
-  const verifier = lazy<IdTokenVerifier>(() => {
+  const verifier = lazy<IdTokenVerifier>(async () => {
     if (overrides.verifier) return overrides.verifier;
-    const { JwksIdTokenVerifier } = require('./adapters/id-token-verifier') as typeof import('./adapters/id-token-verifier');
+    const { JwksIdTokenVerifier } = await import('./adapters/id-token-verifier');
     return new JwksIdTokenVerifier(config.auth);
   });
-  /* eslint-enable @typescript-eslint/no-require-imports */
 
-  const tokens = lazy(() => new AccessTokens(store(), cipher(), oauth(), now));
+  const tokens = lazy(async () => new AccessTokens(await store(), await cipher(), await oauth(), now));
   const runner = lazy(
-    () =>
+    async () =>
       new JobRunner({
-        store: store(),
-        api: api(),
-        tokens: tokens(),
-        queue: queue(),
-        copier: copier(),
+        store: await store(),
+        api: await api(),
+        tokens: await tokens(),
+        queue: await queue(),
+        copier: await copier(),
         policy: config.polling,
         maxArchiveRetries: config.maxArchiveRetries,
         logger,
@@ -123,16 +122,19 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       }),
   );
   const service = lazy(
-    () => new ExportService({ store: store(), api: api(), oauth: oauth(), tokens: tokens(), cipher: cipher(), queue: queue(), logger, now }),
+    async () =>
+      new ExportService({ store: await store(), api: await api(), oauth: await oauth(), tokens: await tokens(), cipher: await cipher(), queue: await queue(), logger, now }),
   );
   const taskVerifier = (audience: string) =>
     overrides.taskVerifier ??
     new TaskCallerVerifier({ issuer: config.tasks.oidcIssuer, jwksUrl: config.tasks.oidcJwksUrl, audience, serviceAccountEmail: config.tasks.serviceAccount });
 
-  const apiHandler = lazy(() => createApiHandler({ service: service(), verifier: verifier(), corsOrigins: config.corsOrigins, projectId: config.projectId, logger }));
-  const checkHandler = lazy(() =>
+  const apiHandler = lazy(async () =>
+    createApiHandler({ service: await service(), verifier: await verifier(), corsOrigins: config.corsOrigins, projectId: config.projectId, logger }),
+  );
+  const checkHandler = lazy(async () =>
     createTaskHandler({
-      runner: runner(),
+      runner: await runner(),
       verifier: taskVerifier(config.tasks.checkUrl),
       steps: ['initiate', 'check'],
       retryBudget: config.tasks.retryBudget,
@@ -140,9 +142,9 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       logger,
     }),
   );
-  const copyHandler = lazy(() =>
+  const copyHandler = lazy(async () =>
     createTaskHandler({
-      runner: runner(),
+      runner: await runner(),
       verifier: taskVerifier(config.tasks.copyUrl),
       steps: ['copy'],
       retryBudget: config.tasks.retryBudget,
@@ -151,9 +153,9 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
     }),
   );
   return {
-    api: (req, res) => apiHandler()(req, res),
-    checkArchiveJob: (req, res) => checkHandler()(req, res),
-    copyArchives: (req, res) => copyHandler()(req, res),
+    api: async (req, res) => (await apiHandler())(req, res),
+    checkArchiveJob: async (req, res) => (await checkHandler())(req, res),
+    copyArchives: async (req, res) => (await copyHandler())(req, res),
     logger,
   };
 }

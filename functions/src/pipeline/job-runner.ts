@@ -30,6 +30,7 @@ export type TaskOutcome =
 
 export const DATA_RETENTION_MS = 14 * 86_400_000;
 const MAX_URL_REFRESHES = 3;
+const MAX_INTERRUPTIONS = 2;
 const PROGRESS_INTERVAL_MS = 1000;
 
 export interface JobRunnerDeps {
@@ -194,6 +195,7 @@ export class JobRunner {
     let progressWrite: Promise<void> = Promise.resolve();
     for (let i = 0; i < count; i++) {
       let refreshes = 0;
+      let interruptions = 0;
       for (;;) {
         try {
           const url = urls[i];
@@ -216,6 +218,14 @@ export class JobRunner {
           }
           if (err instanceof ArchiveRejectedError || err instanceof ArchiveUrlExpiredError) {
             throw new StepFailed({ code: 'COPY_FAILED', message: err.message });
+          }
+          if (err instanceof StepFailed) throw err;
+          // A dropped connection or a 5xx: try this archive again here before handing back to Cloud Tasks.
+          if (interruptions < MAX_INTERRUPTIONS) {
+            interruptions++;
+            this.deps.logger.warn({ jobId: job.id, archive: i + 1, error: errorDetail(err) }, 'archive download interrupted; trying again');
+            await new Promise((r) => setTimeout(r, 200 * interruptions));
+            continue;
           }
           throw err;
         }
