@@ -52,6 +52,9 @@ locals {
     TASKS_SERVICE_ACCOUNT    = google_service_account.tasks_invoker.email
     CHECK_FUNCTION_URL       = local.function_urls.check
     COPY_FUNCTION_URL        = local.function_urls.copy
+    SWEEP_FUNCTION_URL       = local.function_urls.sweep
+    SWEEP_GRACE_SECONDS      = tostring(var.sweep_grace_seconds)
+    COPY_LEASE_SECONDS       = "2100"
     # Cloud Tasks and Cloud Scheduler sign their OIDC tokens as Google accounts do.
     TASKS_OIDC_ISSUER    = "https://accounts.google.com"
     TASKS_OIDC_JWKS_URL  = "https://www.googleapis.com/oauth2/v3/certs"

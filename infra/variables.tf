@@ -383,6 +383,17 @@ variable "task_retry_budget" {
   }
 }
 
+variable "sweep_grace_seconds" {
+  type        = number
+  description = "How late (seconds) a job's next step may be before the sweeper enqueues it again. Larger than the longest normal delivery delay."
+  default     = 600
+
+  validation {
+    condition     = var.sweep_grace_seconds >= 60 && floor(var.sweep_grace_seconds) == var.sweep_grace_seconds
+    error_message = "sweep_grace_seconds must be a whole number of seconds, 60 or more."
+  }
+}
+
 variable "sweep_schedule" {
   type        = string
   description = "Cron schedule of the sweeper that re-enqueues jobs whose task was lost."

@@ -35,6 +35,10 @@ export interface LocalStackOptions {
   /** Multiplies every Cloud Tasks delay (a 1 s poll becomes 1 s × timeScale). */
   taskTimeScale?: number;
   taskRetryBudget?: number;
+  /** How late a job may be before the sweeper re-enqueues it (seconds). */
+  sweepGraceSeconds?: number;
+  /** Run the sweeper every this many ms, as Cloud Scheduler would (default: never; call sweep()). */
+  schedulerIntervalMs?: number;
   /** Where the functions' JSON logs go (default: stdout at LOG_LEVEL, or silent in tests). */
   logDestination?: Writable;
   logLevel?: string;
@@ -57,6 +61,10 @@ export interface LocalStack {
   firestoreEmulatorHost: string;
   /** An ID token for a user of the app's frontend. */
   idToken(userId: string): Promise<string>;
+  /** Delivers one task to its function as Cloud Tasks would (a duplicate delivery); returns the HTTP status. */
+  deliverTask(task: { jobId: string; step: 'initiate' | 'check' | 'copy'; seq: number }): Promise<number>;
+  /** One Cloud Scheduler tick: calls the sweeper with the invoker's OIDC token. */
+  sweep(): Promise<{ overdue: number; requeued: number }>;
   stop(): Promise<void>;
 }
 
@@ -114,7 +122,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     const tasks = await startCloudTasksServer({ oidcIssuer: tasksIssuer, timeScale: opts.taskTimeScale ?? 1, maxAttempts: 50, minBackoffMs: 200, maxBackoffMs: 5_000 });
     stops.push(() => tasks.stop());
 
-    const [apiPort, checkPort, copyPort] = [await freePort(), await freePort(), await freePort()];
+    const [apiPort, checkPort, copyPort, sweepPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const location = 'local';
     const env: Record<string, string> = {
       GOOGLE_CLOUD_PROJECT: projectId,
@@ -137,6 +145,9 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       TASKS_SERVICE_ACCOUNT: TASKS_SA,
       CHECK_FUNCTION_URL: `http://127.0.0.1:${checkPort}/`,
       COPY_FUNCTION_URL: `http://127.0.0.1:${copyPort}/`,
+      SWEEP_FUNCTION_URL: `http://127.0.0.1:${sweepPort}/`,
+      SWEEP_GRACE_SECONDS: String(opts.sweepGraceSeconds ?? 3),
+      COPY_LEASE_SECONDS: '120',
       TASKS_OIDC_ISSUER: tasksIssuer.issuer,
       TASKS_OIDC_JWKS_URL: `http://127.0.0.1:${jwksPort}/`,
       POLL_INITIAL_SECONDS: String(opts.pollInitialSeconds ?? 1),
@@ -165,6 +176,25 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     await serve('api', apiPort);
     await serve('checkArchiveJob', checkPort);
     await serve('copyArchives', copyPort);
+    await serve('sweepJobs', sweepPort);
+
+    const sweep = async (): Promise<{ overdue: number; requeued: number }> => {
+      const token = await tasksIssuer.sign({ aud: config.tasks.sweepUrl, email: TASKS_SA, email_verified: true, sub: '1000' }, 300);
+      const res = await fetch(config.tasks.sweepUrl, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+      if (!res.ok) throw new Error(`sweep answered ${res.status}`);
+      return (await res.json()) as { overdue: number; requeued: number };
+    };
+    const deliverTask = async (task: { jobId: string; step: 'initiate' | 'check' | 'copy'; seq: number }): Promise<number> => {
+      const url = task.step === 'copy' ? config.tasks.copyUrl : config.tasks.checkUrl;
+      const token = await tasksIssuer.sign({ aud: url, email: TASKS_SA, email_verified: true, sub: '1000' }, 300);
+      const res = await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify(task) });
+      await res.arrayBuffer();
+      return res.status;
+    };
+    if (opts.schedulerIntervalMs) {
+      const timer = setInterval(() => void sweep().catch(() => undefined), opts.schedulerIntervalMs);
+      stops.push(async () => clearInterval(timer));
+    }
 
     return {
       config,
@@ -179,6 +209,8 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       composition,
       firestoreEmulatorHost,
       idToken: (userId) => oauth.issueIdToken(userId),
+      sweep,
+      deliverTask,
       stop,
     };
   } catch (err) {

@@ -93,7 +93,7 @@ async function main(): Promise<void> {
   mkdirSync(logDir, { recursive: true });
   const logFile = path.join(logDir, 'local-stack.log');
   console.log('Starting the local stack (Firestore emulator, Cloud Storage and Cloud Tasks stand-ins, simulated Google APIs, functions)…');
-  const stack = await startLocalStack({ env: external, logDestination: createWriteStream(logFile), jobDurationMs: Number(process.env.SIM_JOB_DURATION_MS ?? 3000) });
+  const stack = await startLocalStack({ env: external, logDestination: createWriteStream(logFile), schedulerIntervalMs: 5000, jobDurationMs: Number(process.env.SIM_JOB_DURATION_MS ?? 3000) });
   const shutdown = async () => {
     console.log('\nStopping…');
     await stack.stop();

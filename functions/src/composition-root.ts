@@ -8,10 +8,11 @@ import type { ArchiveCopier, ExportStore, IdTokenVerifier, OAuthTokenClient, Por
 import { createLogger, type Logger } from './logging';
 import { createApiHandler } from './http/api-handler';
 import type { HttpRequest, HttpResponse } from './http/http-types';
-import { createTaskHandler, TaskCallerVerifier } from './http/task-handler';
+import { createSweepHandler, createTaskHandler, TaskCallerVerifier } from './http/task-handler';
 import { AccessTokens } from './pipeline/access-tokens';
 import { ExportService } from './pipeline/export-service';
 import { JobRunner } from './pipeline/job-runner';
+import { Sweeper } from './pipeline/sweeper';
 
 export interface Overrides {
   logger?: Logger;
@@ -32,6 +33,7 @@ export interface Composition {
   api: Handler;
   checkArchiveJob: Handler;
   copyArchives: Handler;
+  sweepJobs: Handler;
   logger: Logger;
 }
 
@@ -152,10 +154,18 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       logger,
     }),
   );
+  const sweepHandler = lazy(async () =>
+    createSweepHandler({
+      sweeper: new Sweeper({ store: await store(), queue: await queue(), graceSeconds: config.tasks.sweepGraceSeconds, logger, now }),
+      verifier: taskVerifier(config.tasks.sweepUrl),
+      logger,
+    }),
+  );
   return {
     api: async (req, res) => (await apiHandler())(req, res),
     checkArchiveJob: async (req, res) => (await checkHandler())(req, res),
     copyArchives: async (req, res) => (await copyHandler())(req, res),
+    sweepJobs: async (req, res) => (await sweepHandler())(req, res),
     logger,
   };
 }

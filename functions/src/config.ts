@@ -55,6 +55,12 @@ const schema = z
     TASKS_SERVICE_ACCOUNT: z.string().email(),
     CHECK_FUNCTION_URL: url,
     COPY_FUNCTION_URL: url,
+    /** The sweeper's URL: the audience of Cloud Scheduler's OIDC token. */
+    SWEEP_FUNCTION_URL: url,
+    /** How late a job's next step may be before the sweeper enqueues it again. */
+    SWEEP_GRACE_SECONDS: seconds(600),
+    /** How long one copy may hold a job before the sweeper assumes it died. */
+    COPY_LEASE_SECONDS: seconds(2100),
     /** Who signs the OIDC tokens on task requests, and where its keys are. */
     TASKS_OIDC_ISSUER: z.string().min(1).default('https://accounts.google.com'),
     TASKS_OIDC_JWKS_URL: url.default('https://www.googleapis.com/oauth2/v3/certs'),
@@ -100,6 +106,8 @@ const schema = z
       serviceAccount: e.TASKS_SERVICE_ACCOUNT,
       checkUrl: e.CHECK_FUNCTION_URL,
       copyUrl: e.COPY_FUNCTION_URL,
+      sweepUrl: e.SWEEP_FUNCTION_URL,
+      sweepGraceSeconds: e.SWEEP_GRACE_SECONDS,
       oidcIssuer: e.TASKS_OIDC_ISSUER,
       oidcJwksUrl: e.TASKS_OIDC_JWKS_URL,
       retryBudget: e.TASK_RETRY_BUDGET,
@@ -107,6 +115,7 @@ const schema = z
     polling: {
       initialSeconds: e.POLL_INITIAL_SECONDS,
       maxSeconds: e.POLL_MAX_SECONDS,
+      copyLeaseSeconds: e.COPY_LEASE_SECONDS,
     },
     maxArchiveRetries: e.MAX_ARCHIVE_RETRIES,
     corsOrigins: e.CORS_ORIGINS,

@@ -15,3 +15,5 @@ ff.http('api', (req, res) => app().api(req, res));
 ff.http('checkArchiveJob', (req, res) => app().checkArchiveJob(req, res));
 /** Cloud Tasks: copy a completed job's archives into the bucket. */
 ff.http('copyArchives', (req, res) => app().copyArchives(req, res));
+/** Cloud Scheduler: re-enqueue jobs whose next step is overdue (lost tasks, dead copies). */
+ff.http('sweepJobs', (req, res) => app().sweepJobs(req, res));

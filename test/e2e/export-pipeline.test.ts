@@ -193,6 +193,41 @@ describe('an export through the public API', () => {
   });
 });
 
+describe('lost work is found again', () => {
+  it('the sweeper re-enqueues a job whose task was lost, and the export completes', async () => {
+    const { token } = await authorizedUser(stack, 'kim', ['play.playpoints']);
+    stack.tasks.dropNext(1); // the initiate task vanishes, as if its delivery never happened
+    const res = await start(token);
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect((await api<ExportBody>(stack, token, 'GET', `/v1/exports/${res.body.exportId}`)).body.jobs[0]?.state).toBe('INITIATING');
+    expect(await stack.sweep()).toEqual({ overdue: 0, requeued: 0 }); // not overdue yet: within the grace period
+    await new Promise((r) => setTimeout(r, stack.config.tasks.sweepGraceSeconds * 1000));
+    const swept = await stack.sweep();
+    expect(swept.requeued).toBeGreaterThanOrEqual(1);
+    expect((await waitForExport(stack, token, res.body.exportId)).state).toBe('SUCCEEDED');
+    const job = (await db.collection('jobs').where('exportId', '==', res.body.exportId).get()).docs[0]?.data();
+    expect(job?.nextCheckAt).toBeUndefined();
+  });
+
+  it('a duplicate delivery of every step changes nothing', async () => {
+    const { token } = await authorizedUser(stack, 'leo', ['play.promotions']);
+    const res = await start(token);
+    const done = await waitForExport(stack, token, res.body.exportId);
+    const jobId = done.jobs[0]!.jobId;
+    const before = (await db.doc(`jobs/${jobId}`).get()).data();
+    const objects = await objectNames(stack, `leo/`);
+    // Deliver every step again, at every seq the job went through, with the invoker's token.
+    for (let seq = 0; seq <= (before?.seq as number); seq++) {
+      for (const step of ['initiate', 'check', 'copy'] as const) {
+        const status = await stack.deliverTask({ jobId, step, seq });
+        expect(status).toBe(200);
+      }
+    }
+    expect((await db.doc(`jobs/${jobId}`).get()).data()).toEqual(before);
+    expect(await objectNames(stack, `leo/`)).toEqual(objects);
+  });
+});
+
 describe('isolation and bad input', () => {
   it('answers 404 when a user reads or cancels another user\'s export', async () => {
     const owner = await authorizedUser(stack, 'mallory-victim', ['saved.collections']);

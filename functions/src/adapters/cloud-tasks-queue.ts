@@ -51,9 +51,9 @@ export function createCloudTasksClient(emulatorHost?: string): CloudTasksClient 
 }
 
 /** `sha256(jobId)` hex, first 24 characters: fixed length, safe in a task id, no raw ids in names. */
-export function taskIdFor(task: Pick<PipelineTask, 'jobId' | 'step' | 'seq'>): string {
+export function taskIdFor(task: Pick<PipelineTask, 'jobId' | 'step' | 'seq' | 'redelivery'>): string {
   const hash = createHash('sha256').update(task.jobId).digest('hex').slice(0, 24);
-  return `${hash}-${task.step}-${task.seq}`;
+  return `${hash}-${task.step}-${task.seq}${task.redelivery !== undefined ? `-r${task.redelivery}` : ''}`;
 }
 
 export class CloudTasksQueue implements TaskQueue {
@@ -70,7 +70,7 @@ export class CloudTasksQueue implements TaskQueue {
   }
 
   /** Full task resource name for a task. */
-  taskName(task: Pick<PipelineTask, 'jobId' | 'step' | 'seq'>): string {
+  taskName(task: Pick<PipelineTask, 'jobId' | 'step' | 'seq' | 'redelivery'>): string {
     return `${this.queuePath(task.step)}/tasks/${taskIdFor(task)}`;
   }
 
@@ -86,6 +86,8 @@ export class CloudTasksQueue implements TaskQueue {
         task: {
           name: this.taskName(task),
           scheduleTime: { seconds: Math.floor(at / 1000), nanos: (at % 1000) * 1e6 },
+          // Cloud Tasks waits at most 30 minutes for an HTTP target; a longer copy resumes in a new delivery.
+          dispatchDeadline: { seconds: task.step === 'copy' ? 1800 : 300 },
           httpRequest: {
             url,
             httpMethod: 'POST',

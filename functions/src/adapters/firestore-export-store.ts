@@ -132,6 +132,22 @@ export class FirestoreExportStore implements ExportStore {
   async setBytesCopied(jobId: string, bytes: number): Promise<void> {
     await this.jobs().doc(jobId).update({ bytesCopied: bytes });
   }
+
+  async listOverdueJobs(dueBefore: number, limit: number): Promise<Job[]> {
+    // Terminal jobs carry no nextCheckAt, so this single-field range reads only live, overdue jobs.
+    const snap = await this.jobs().where('nextCheckAt', '<=', dueBefore).orderBy('nextCheckAt').limit(limit).get();
+    return snap.docs.map((d) => d.data() as Job);
+  }
+
+  async postponeJob(jobId: string, seq: number, nextCheckAt: number): Promise<boolean> {
+    return this.db.runTransaction(async (tx) => {
+      const ref = this.jobs().doc(jobId);
+      const snap = await tx.get(ref);
+      if (!snap.exists || (snap.data() as Job).seq !== seq || (snap.data() as Job).nextCheckAt === undefined) return false;
+      tx.update(ref, { nextCheckAt });
+      return true;
+    });
+  }
 }
 
 function encodePageToken(r: ExportRecord): string {

@@ -4,7 +4,7 @@
  * must carry out after the state change has committed (never inside the transaction).
  */
 import type { StoredArchive } from './ports';
-import { nextCheckDelaySeconds, type PollingPolicy } from './polling-policy';
+import { DEFAULT_COPY_LEASE_SECONDS, nextCheckDelaySeconds, type PollingPolicy } from './polling-policy';
 
 export const JOB_STATES = ['INITIATING', 'WAITING', 'COPYING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] as const;
 export type JobState = (typeof JOB_STATES)[number];
@@ -52,6 +52,10 @@ export interface Job {
   waitingSince?: number;
   /** When Google reported COMPLETE, epoch ms: the 14-day data clock starts here. */
   readyAt?: number;
+  /**
+   * When the job's next step is due (epoch ms): the scheduled check, or the end of a copy's lease.
+   * Only non-terminal jobs have one; the sweeper re-enqueues jobs that are overdue.
+   */
   nextCheckAt?: number;
   finishedAt?: number;
   archives: StoredArchive[];
@@ -109,6 +113,7 @@ export function newJob(input: { id: string; exportId: string; userId: string; re
     checks: 0,
     createdAt: now,
     updatedAt: now,
+    nextCheckAt: now,
     archives: [],
     bytesCopied: 0,
   };
@@ -147,9 +152,8 @@ export function transition(job: Job, event: JobEvent, now: number, policy: Polli
         waitingSince: now,
       });
     case 'archive-complete': {
-      const { nextCheckAt: _n, ...rest } = base;
       return {
-        job: { ...rest, state: 'COPYING', checks: job.checks + 1, readyAt: now, bytesCopied: 0, ...(event.exportTime ? { exportTime: event.exportTime } : {}) },
+        job: { ...base, state: 'COPYING', nextCheckAt: now + (policy.copyLeaseSeconds ?? DEFAULT_COPY_LEASE_SECONDS) * 1000, checks: job.checks + 1, readyAt: now, bytesCopied: 0, ...(event.exportTime ? { exportTime: event.exportTime } : {}) },
         effects: [{ type: 'enqueue', step: 'copy', delaySeconds: 0 }],
       };
     }

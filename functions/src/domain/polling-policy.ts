@@ -9,7 +9,11 @@ export interface PollingPolicy {
   maxSeconds: number;
   /** Fraction of the time already waited that the next delay may be. */
   proportion?: number;
+  /** How long a copy may hold a job before it counts as lost (then the sweeper re-enqueues it). */
+  copyLeaseSeconds?: number;
 }
+
+export const DEFAULT_COPY_LEASE_SECONDS = 2100;
 
 export const DEFAULT_PROPORTION = 0.2;
 

@@ -123,6 +123,8 @@ export interface PipelineTask {
   seq: number;
   /** Delay before delivery, seconds (0 = now). */
   delaySeconds: number;
+  /** Set by the sweeper when it enqueues a step again (a distinct task name per sweep window). */
+  redelivery?: number;
 }
 
 export interface TaskQueue {
@@ -262,4 +264,8 @@ export interface ExportStore {
   updateJob(jobId: string, decide: (job: Job) => Job | undefined): Promise<JobUpdate | undefined>;
   /** Progress only (not a state change): the bytes copied so far. */
   setBytesCopied(jobId: string, bytes: number): Promise<void>;
+  /** Non-terminal jobs whose next step was due at or before `dueBefore`, oldest first (an indexed query). */
+  listOverdueJobs(dueBefore: number, limit: number): Promise<Job[]>;
+  /** Moves a job's due time if it is still at `seq`; false when it moved on. */
+  postponeJob(jobId: string, seq: number, nextCheckAt: number): Promise<boolean>;
 }

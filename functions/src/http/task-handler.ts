@@ -13,6 +13,7 @@ import type { TaskStep } from '../domain/ports';
 import type { Logger } from '../logging';
 import { traceFields } from '../logging';
 import type { JobRunner, TaskOutcome } from '../pipeline/job-runner';
+import type { Sweeper } from '../pipeline/sweeper';
 import { header, sendError, type HttpRequest, type HttpResponse } from './http-types';
 
 const taskBody = z.strictObject({
@@ -64,6 +65,23 @@ export interface TaskHandlerDeps {
   retryBudget: number;
   projectId: string;
   logger: Logger;
+}
+
+export interface SweepHandlerDeps {
+  sweeper: Sweeper;
+  verifier: TaskCallerVerifier;
+  logger: Logger;
+}
+
+/** Cloud Scheduler's tick: the same OIDC check as the task functions, then one sweep. */
+export function createSweepHandler(deps: SweepHandlerDeps): (req: HttpRequest, res: HttpResponse) => Promise<void> {
+  return async (req, res) => {
+    const denied = await deps.verifier.check(header(req, 'authorization'));
+    if (denied) return sendError(res, denied.status, denied.status === 401 ? 'UNAUTHENTICATED' : 'PERMISSION_DENIED', denied.message);
+    const result = await deps.sweeper.sweep();
+    if (result.overdue > 0) deps.logger.info(result, 'sweep done');
+    res.status(200).json(result);
+  };
 }
 
 export function statusFor(outcome: TaskOutcome): { status: number; retryAfter?: number } {
