@@ -12,7 +12,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Transform, type TransformCallback, type Readable } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CRC32C } from '@google-cloud/storage';
 
@@ -38,6 +38,9 @@ interface StoredObject {
   timeCreated: string;
   updated: string;
   file: string;
+  /** A composed object: its bytes are these files in order (hard links to the components' files), and `file` is unused. */
+  segments?: Array<{ file: string; size: number }>;
+  componentCount?: number;
 }
 
 interface BucketRecord {
@@ -261,6 +264,69 @@ function checkPreconditions(p: Preconditions, current: StoredObject | undefined)
   if (p.ifMetagenerationNotMatch !== undefined && current && current.metageneration === p.ifMetagenerationNotMatch) fail();
 }
 
+/** Bytes `start..end` (inclusive) of a composite object, read segment by segment. */
+async function* segmentsRange(segments: Array<{ file: string; size: number }>, start: number, end: number): AsyncGenerator<Buffer> {
+  let offset = 0;
+  for (const seg of segments) {
+    const segStart = offset;
+    offset += seg.size;
+    if (offset <= start || seg.size === 0) continue;
+    if (segStart > end) return;
+    const from = Math.max(0, start - segStart);
+    const to = Math.min(seg.size - 1, end - segStart);
+    for await (const chunk of createReadStream(seg.file, { start: from, end: to })) yield chunk as Buffer;
+  }
+}
+
+const CRC32C_POLY = 0x82f63b78;
+
+function crcValue(b64: string): number {
+  return Buffer.from(b64, 'base64').readUInt32BE(0);
+}
+
+function crcBase64(v: number): string {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(v >>> 0);
+  return b.toString('base64');
+}
+
+function gf2Times(mat: Uint32Array, vec: number): number {
+  let sum = 0;
+  for (let i = 0; vec !== 0; i++, vec >>>= 1) if (vec & 1) sum ^= mat[i];
+  return sum >>> 0;
+}
+
+function gf2Square(square: Uint32Array, mat: Uint32Array): void {
+  for (let n = 0; n < 32; n++) square[n] = gf2Times(mat, mat[n]);
+}
+
+/**
+ * CRC32C of A‖B from CRC32C(A), CRC32C(B) and B's length (zlib's crc32_combine with the Castagnoli
+ * polynomial): how GCS gives a composite object a checksum without reading its bytes.
+ */
+export function crc32cCombine(crcA: number, crcB: number, lengthB: number): number {
+  if (lengthB <= 0) return crcA >>> 0;
+  const even = new Uint32Array(32);
+  const odd = new Uint32Array(32);
+  odd[0] = CRC32C_POLY;
+  for (let n = 1, row = 1; n < 32; n++, row <<= 1) odd[n] = row >>> 0;
+  gf2Square(even, odd);
+  gf2Square(odd, even);
+  let crc = crcA >>> 0;
+  let len = lengthB;
+  for (;;) {
+    gf2Square(even, odd);
+    if (len % 2 === 1) crc = gf2Times(even, crc);
+    len = Math.floor(len / 2);
+    if (len === 0) break;
+    gf2Square(odd, even);
+    if (len % 2 === 1) crc = gf2Times(odd, crc);
+    len = Math.floor(len / 2);
+    if (len === 0) break;
+  }
+  return (crc ^ crcB) >>> 0;
+}
+
 function utf8Compare(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
@@ -301,8 +367,10 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
       contentType: o.contentType,
       storageClass: 'STANDARD',
       size: String(o.size),
-      md5Hash: o.md5Hash,
+      // Composite objects have no MD5 in GCS: only CRC32C can be combined.
+      ...(o.md5Hash ? { md5Hash: o.md5Hash } : {}),
       crc32c: o.crc32c,
+      ...(o.componentCount ? { componentCount: o.componentCount } : {}),
       etag: `${o.generation}.${o.metageneration}`,
       timeCreated: o.timeCreated,
       updated: o.updated,
@@ -327,6 +395,10 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
 
   const removeFile = (file: string): void => {
     fsp.unlink(file).catch(() => undefined);
+  };
+  const removeObjectFiles = (o: StoredObject): void => {
+    if (o.segments) for (const seg of o.segments) removeFile(seg.file);
+    else removeFile(o.file);
   };
 
   /**
@@ -376,7 +448,7 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
         file,
       };
       bucket.objects.set(intent.name, obj);
-      if (current) removeFile(current.file);
+      if (current) removeObjectFiles(current);
       return obj;
     } catch (e) {
       removeFile(file);
@@ -536,12 +608,12 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
   const download = async (req: http.IncomingMessage, res: http.ServerResponse, obj: StoredObject) => {
     const headers: http.OutgoingHttpHeaders = {
       'Content-Type': obj.contentType,
-      'x-goog-hash': `crc32c=${obj.crc32c},md5=${obj.md5Hash}`,
+      'x-goog-hash': obj.md5Hash ? `crc32c=${obj.crc32c},md5=${obj.md5Hash}` : `crc32c=${obj.crc32c}`,
       'x-goog-generation': String(obj.generation),
       'x-goog-metageneration': String(obj.metageneration),
       'x-goog-stored-content-encoding': 'identity',
       'x-goog-stored-content-length': String(obj.size),
-      ETag: `"${obj.md5Hash}"`,
+      ETag: `"${obj.md5Hash || obj.crc32c}"`,
       'Accept-Ranges': 'bytes',
       'Last-Modified': new Date(obj.updated).toUTCString(),
     };
@@ -573,8 +645,69 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
       res.end();
       return;
     }
-    const stream: Readable = createReadStream(obj.file, { start, end });
+    const stream: Readable = obj.segments ? Readable.from(segmentsRange(obj.segments, start, end)) : createReadStream(obj.file, { start, end });
     await pipeline(stream, res).catch(() => res.destroy());
+  };
+
+  /**
+   * `objects.compose`: like GCS, metadata only. The composite's bytes are hard links to its
+   * components' files (deleting a component later keeps them), and its CRC32C is combined from the
+   * components' CRC32Cs and sizes, never recomputed from the bytes; it has no MD5.
+   */
+  const compose = async (req: http.IncomingMessage, q: URLSearchParams, bucketName: string, destName: string): Promise<StoredObject> => {
+    const body = await readJson(req);
+    const bucket = bucketOr404(bucketName);
+    const sources = Array.isArray(body.sourceObjects) ? (body.sourceObjects as Array<Record<string, unknown>>) : [];
+    if (sources.length === 0) throw new HttpError(400, 'Required field: sourceObjects', 'required');
+    if (sources.length > 32) throw new HttpError(400, 'The number of source objects provided exceeds the maximum of 32.', 'invalid');
+    const components = sources.map((src) => {
+      if (typeof src.name !== 'string' || src.name === '') throw new HttpError(400, 'Required field: sourceObjects.name', 'required');
+      const o = objectOr404(bucketName, src.name);
+      if (src.generation !== undefined && Number(src.generation) !== o.generation) throw new HttpError(404, `No such object: ${bucketName}/${src.name}`, 'notFound');
+      return o;
+    });
+    checkPreconditions(preconditionsOf(q), bucket.objects.get(destName));
+    const segments: Array<{ file: string; size: number }> = [];
+    let crc = 0;
+    let size = 0;
+    for (const c of components) {
+      for (const seg of c.segments ?? [{ file: c.file, size: c.size }]) {
+        const link = path.join(dataDir, `${randomUUID()}.segment`);
+        await fsp.link(seg.file, link);
+        segments.push({ file: link, size: seg.size });
+      }
+      crc = size === 0 ? crcValue(c.crc32c) : crc32cCombine(crc, crcValue(c.crc32c), c.size);
+      size += c.size;
+    }
+    // Checked again after the awaits: another request may have created the destination meanwhile.
+    const current = bucket.objects.get(destName);
+    try {
+      checkPreconditions(preconditionsOf(q), current);
+    } catch (e) {
+      for (const seg of segments) removeFile(seg.file);
+      throw e;
+    }
+    const dest = body.destination && typeof body.destination === 'object' ? (body.destination as Record<string, unknown>) : {};
+    const now = new Date().toISOString();
+    const obj: StoredObject = {
+      bucket: bucketName,
+      name: destName,
+      generation: nextGeneration(),
+      metageneration: 1,
+      size,
+      md5Hash: '',
+      crc32c: crcBase64(crc),
+      contentType: typeof dest.contentType === 'string' ? dest.contentType : 'application/octet-stream',
+      metadata: dest.metadata && typeof dest.metadata === 'object' ? (dest.metadata as Record<string, string>) : undefined,
+      timeCreated: now,
+      updated: now,
+      file: '',
+      segments,
+      componentCount: components.reduce((n, c) => n + (c.componentCount ?? 1), 0),
+    };
+    bucket.objects.set(destName, obj);
+    if (current) removeObjectFiles(current);
+    return obj;
   };
 
   const list = (q: URLSearchParams, bucketName: string, base: string) => {
@@ -696,6 +829,9 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
       throw new HttpError(405, 'Method not allowed', 'invalid');
     }
 
+    if (method === 'POST' && objectName.endsWith('/compose')) {
+      return sendJson(res, 200, objectResource(await compose(req, q, bucketName, objectName.slice(0, -'/compose'.length)), base));
+    }
     const obj = objectOr404(bucketName, objectName);
     const gen = intParam(q, 'generation');
     if (gen !== undefined && gen !== obj.generation) throw new HttpError(404, `No such object: ${bucketName}/${objectName}`, 'notFound');
@@ -706,7 +842,7 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
     }
     if (method === 'DELETE') {
       bucketOr404(bucketName).objects.delete(objectName);
-      removeFile(obj.file);
+      removeObjectFiles(obj);
       res.writeHead(204);
       res.end();
       return;
