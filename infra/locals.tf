@@ -56,14 +56,18 @@ locals {
     SWEEP_GRACE_SECONDS      = tostring(var.sweep_grace_seconds)
     COPY_LEASE_SECONDS       = "2100"
     # Cloud Tasks and Cloud Scheduler sign their OIDC tokens as Google accounts do.
-    TASKS_OIDC_ISSUER    = "https://accounts.google.com"
-    TASKS_OIDC_JWKS_URL  = "https://www.googleapis.com/oauth2/v3/certs"
-    TASK_RETRY_BUDGET    = tostring(var.task_retry_budget)
-    POLL_INITIAL_SECONDS = tostring(var.poll_initial_seconds)
-    POLL_MAX_SECONDS     = tostring(var.poll_max_seconds)
-    MAX_ARCHIVE_RETRIES  = tostring(var.max_archive_retries)
-    CORS_ORIGINS         = join(",", var.cors_origins)
-    LOG_LEVEL            = var.log_level
+    TASKS_OIDC_ISSUER      = "https://accounts.google.com"
+    TASKS_OIDC_JWKS_URL    = "https://www.googleapis.com/oauth2/v3/certs"
+    TASK_RETRY_BUDGET      = tostring(var.task_retry_budget)
+    POLL_INITIAL_SECONDS   = tostring(var.poll_initial_seconds)
+    POLL_MAX_SECONDS       = tostring(var.poll_max_seconds)
+    MAX_ARCHIVE_RETRIES    = tostring(var.max_archive_retries)
+    CORS_ORIGINS           = join(",", var.cors_origins)
+    ARCHIVE_MAX_BYTES      = tostring(var.archive_max_bytes)
+    ARCHIVE_STALL_SECONDS  = tostring(var.archive_stall_seconds)
+    MAX_EXPORTS_PER_DAY    = tostring(var.max_exports_per_day)
+    MAX_CONCURRENT_EXPORTS = tostring(var.max_concurrent_exports)
+    LOG_LEVEL              = var.log_level
     # Read by the KMS envelope encryption that replaces TOKEN_ENCRYPTION_KEY.
     KMS_KEY_NAME = google_kms_crypto_key.token.id
   }

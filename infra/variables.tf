@@ -273,6 +273,50 @@ variable "max_archive_retries" {
   }
 }
 
+variable "archive_max_bytes" {
+  type        = number
+  description = "The largest archive copied into the bucket, in bytes; a bigger one fails its job (default 50 GiB)."
+  default     = 53687091200
+
+  validation {
+    condition     = var.archive_max_bytes >= 1048576 && floor(var.archive_max_bytes) == var.archive_max_bytes
+    error_message = "archive_max_bytes must be a whole number of bytes, at least 1 MiB."
+  }
+}
+
+variable "archive_stall_seconds" {
+  type        = number
+  description = "A copy whose source sends no byte for this many seconds is aborted and retried."
+  default     = 60
+
+  validation {
+    condition     = var.archive_stall_seconds >= 5 && var.archive_stall_seconds <= 600
+    error_message = "archive_stall_seconds must be between 5 and 600."
+  }
+}
+
+variable "max_exports_per_day" {
+  type        = number
+  description = "Abuse limit: exports one user may start in any 24 hours (answered 429 beyond it)."
+  default     = 10
+
+  validation {
+    condition     = var.max_exports_per_day >= 1 && floor(var.max_exports_per_day) == var.max_exports_per_day
+    error_message = "max_exports_per_day must be a positive whole number."
+  }
+}
+
+variable "max_concurrent_exports" {
+  type        = number
+  description = "Abuse limit: exports one user may have running at once (answered 429 beyond it)."
+  default     = 3
+
+  validation {
+    condition     = var.max_concurrent_exports >= 1 && floor(var.max_concurrent_exports) == var.max_concurrent_exports
+    error_message = "max_concurrent_exports must be a positive whole number."
+  }
+}
+
 variable "api_public" {
   type        = bool
   description = "Let anyone on the internet reach the API function (allUsers run.invoker). The API verifies ID tokens itself; set false behind a load balancer or when an organization policy forbids allUsers."

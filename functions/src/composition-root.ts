@@ -71,9 +71,15 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   });
   const cipher = lazy<SecretCipher>(async () => {
     if (overrides.cipher) return overrides.cipher;
-    if (!config.tokenEncryptionKey) throw new Error('TOKEN_ENCRYPTION_KEY is required to store OAuth tokens');
     const { LocalKeySecretCipher } = await import('./adapters/local-key-secret-cipher');
-    return new LocalKeySecretCipher(config.tokenEncryptionKey);
+    const local = config.tokenEncryptionKey ? new LocalKeySecretCipher(config.tokenEncryptionKey) : undefined;
+    if (config.kmsKeyName) {
+      // Production: KMS wraps every new data key; a local key, if still configured, only reads older grants.
+      const { KmsSecretCipher, createKmsClient } = await import('./adapters/kms-secret-cipher');
+      return new KmsSecretCipher({ client: createKmsClient(), keyName: config.kmsKeyName, ...(local ? { fallback: local } : {}) });
+    }
+    if (!local) throw new Error('KMS_KEY_NAME or TOKEN_ENCRYPTION_KEY is required to store OAuth tokens');
+    return local;
   });
   const queue = lazy<TaskQueue>(async () => {
     if (overrides.queue) return overrides.queue;
@@ -100,6 +106,8 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       bucket: config.archive.bucket,
       allowedHosts: config.archive.urlHosts,
       allowHttp: config.archive.allowHttp,
+      maxBytes: config.archive.maxBytes,
+      stallTimeoutMs: config.archive.stallSeconds * 1000,
     });
   });
   const verifier = lazy<IdTokenVerifier>(async () => {

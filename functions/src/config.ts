@@ -37,11 +37,20 @@ const schema = z
 
     /** Base64 of 32 bytes: the key that wraps each grant's data key (local stack and tests). */
     TOKEN_ENCRYPTION_KEY: z.string().optional(),
+    /** Production: the Cloud KMS CryptoKey that wraps each grant's data key (wins over TOKEN_ENCRYPTION_KEY). */
+    KMS_KEY_NAME: z
+      .string()
+      .regex(/^projects\/[^/]+\/locations\/[^/]+\/keyRings\/[^/]+\/cryptoKeys\/[^/]+$/, 'must be projects/…/locations/…/keyRings/…/cryptoKeys/…')
+      .optional(),
 
     ARCHIVE_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, 'a Cloud Storage bucket name'),
     ARCHIVE_URL_HOSTS: csv.default(['storage.googleapis.com']),
     /** Local stack only: accept http:// archive URLs (production accepts https only). */
     ARCHIVE_URL_ALLOW_HTTP: bool.default(false),
+    /** The largest archive copied (bytes); a bigger one fails its job. Default 50 GiB. */
+    ARCHIVE_MAX_BYTES: z.coerce.number().int().positive().default(50 * 1024 ** 3),
+    /** A copy whose source sends no byte for this long is aborted (and retried). */
+    ARCHIVE_STALL_SECONDS: seconds(60),
 
     FIRESTORE_EMULATOR_HOST: z.string().optional(),
     STORAGE_API_ENDPOINT: url.optional(),
@@ -74,6 +83,9 @@ const schema = z
 
     /** Comma-separated origins allowed by CORS on the public API. */
     CORS_ORIGINS: csv.default([]),
+    /** Abuse limits per user: exports started in any 24 hours, and exports running at once. */
+    MAX_EXPORTS_PER_DAY: z.coerce.number().int().min(1).default(10),
+    MAX_CONCURRENT_EXPORTS: z.coerce.number().int().min(1).default(3),
     LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   })
   .transform((e) => ({
@@ -91,10 +103,13 @@ const schema = z
       jwksUrl: e.AUTH_JWKS_URL,
     },
     tokenEncryptionKey: e.TOKEN_ENCRYPTION_KEY,
+    kmsKeyName: e.KMS_KEY_NAME,
     archive: {
       bucket: e.ARCHIVE_BUCKET,
       urlHosts: e.ARCHIVE_URL_HOSTS,
       allowHttp: e.ARCHIVE_URL_ALLOW_HTTP,
+      maxBytes: e.ARCHIVE_MAX_BYTES,
+      stallSeconds: e.ARCHIVE_STALL_SECONDS,
     },
     firestoreEmulatorHost: e.FIRESTORE_EMULATOR_HOST,
     storageApiEndpoint: e.STORAGE_API_ENDPOINT,
@@ -119,6 +134,10 @@ const schema = z
     },
     maxArchiveRetries: e.MAX_ARCHIVE_RETRIES,
     corsOrigins: e.CORS_ORIGINS,
+    limits: {
+      exportsPerDay: e.MAX_EXPORTS_PER_DAY,
+      concurrentExports: e.MAX_CONCURRENT_EXPORTS,
+    },
     logLevel: e.LOG_LEVEL,
   }));
 
