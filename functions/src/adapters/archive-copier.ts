@@ -12,10 +12,14 @@ import type { File, FileMetadata, Storage } from '@google-cloud/storage';
 import {
   ArchiveRejectedError,
   ArchiveUrlExpiredError,
+  CopyInterruptedError,
   type ArchiveCopier,
+  type CopyCheckpoint,
   type CopyProgress,
+  type CopyResumeOptions,
   type StoredArchive,
 } from '../domain/ports';
+import { assertPublicHost, defaultLookup, type HostLookup } from './address-guard';
 
 export interface CloudStorageArchiveCopierOptions {
   storage: Storage;
@@ -29,6 +33,13 @@ export interface CloudStorageArchiveCopierOptions {
   /** Abort when no byte moves for this long (ms). Default 60 s. */
   stallTimeoutMs?: number;
   fetchImpl?: typeof fetch;
+  /**
+   * Refuse hosts that resolve to private, loopback, link-local or unique-local addresses (SSRF).
+   * Default: on in production (`allowHttp` false), off in the local stack, whose hosts are 127.0.0.1.
+   */
+  refusePrivateAddresses?: boolean;
+  /** DNS resolution used by that check (all addresses); tests hand in their own. */
+  lookup?: HostLookup;
   /** Progress is reported at most every this many bytes or `progressEveryMs`, whichever comes first. */
   progressEveryBytes?: number;
   progressEveryMs?: number;
@@ -156,6 +167,18 @@ function sameArchive(meta: FileMetadata, src: SourceFacts): boolean | undefined 
   return undefined;
 }
 
+/** Does a resumed download serve the archive the checkpoint began with? */
+function sameSource(cp: CopyCheckpoint | undefined, src: SourceFacts): boolean {
+  if (!cp) return false;
+  if (cp.size !== undefined && src.size !== undefined && cp.size !== src.size) return false;
+  if (cp.crc32c !== undefined && src.crc32c !== undefined) return cp.crc32c === src.crc32c;
+  if (cp.md5 !== undefined && src.md5 !== undefined) return cp.md5 === src.md5;
+  return false;
+}
+
+/** 16 MiB: a multiple of 256 KiB as Cloud Storage requires; one chunk is the most a crash can lose. */
+export const DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024;
+
 function toStored(bucket: string, name: string, meta: FileMetadata): StoredArchive {
   return {
     bucket,
@@ -176,6 +199,8 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
   private readonly maxBytes: number;
   private readonly stallTimeoutMs: number;
   private readonly fetchImpl: typeof fetch;
+  private readonly refusePrivateAddresses: boolean;
+  private readonly lookup: HostLookup;
   private readonly progressEveryBytes: number;
   private readonly progressEveryMs: number;
 
@@ -187,6 +212,8 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
     this.maxBytes = opts.maxBytes ?? Number.POSITIVE_INFINITY;
     this.stallTimeoutMs = opts.stallTimeoutMs ?? 60_000;
     this.fetchImpl = opts.fetchImpl ?? fetch;
+    this.refusePrivateAddresses = opts.refusePrivateAddresses ?? !opts.allowHttp;
+    this.lookup = opts.lookup ?? defaultLookup;
     this.progressEveryBytes = opts.progressEveryBytes ?? 1 << 20;
     this.progressEveryMs = opts.progressEveryMs ?? 1000;
   }
@@ -210,6 +237,15 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
     return u;
   }
 
+  /**
+   * The address check, after the allow-list: every address the host resolves to must be public.
+   * (fetch resolves again when it connects; the allow-listed hosts' DNS is Google's, not a caller's.)
+   */
+  private async checkAddress(u: URL): Promise<void> {
+    if (!this.refusePrivateAddresses) return;
+    await assertPublicHost(u.hostname, this.lookup, (reason) => new ArchiveRejectedError(`Archive URL refused: ${reason} (${describe(u)})`));
+  }
+
   private async metadataOrUndefined(file: File): Promise<FileMetadata | undefined> {
     try {
       const [meta] = await file.getMetadata();
@@ -231,8 +267,9 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
     throw new ArchiveObjectConflictError(`Object gs://${this.bucket}/${objectName} already exists and ${why}`);
   }
 
-  async copy(url: string, objectName: string, onProgress?: CopyProgress): Promise<StoredArchive> {
+  async copy(url: string, objectName: string, onProgress?: CopyProgress, resume?: CopyResumeOptions): Promise<StoredArchive> {
     const u = this.checkUrl(url);
+    await this.checkAddress(u);
     const where = describe(u);
     const file = this.storage.bucket(this.bucket).file(objectName);
 
@@ -243,6 +280,9 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
       ownFailure ??= e;
       controller.abort(e);
     };
+    const onAbort = (): void => fail(new CopyInterruptedError(`The archive copy was stopped (${where})`));
+    if (resume?.signal?.aborted) throw new CopyInterruptedError(`The archive copy was stopped before it began (${where})`);
+    resume?.signal?.addEventListener('abort', onAbort, { once: true });
     const armStall = (): void => {
       clearTimeout(stallTimer);
       stallTimer = setTimeout(
@@ -252,6 +292,17 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
     };
 
     try {
+      // Resuming: ask Cloud Storage how much of the session it has, and fetch only the rest.
+      let session: { uri: string; committed: number } | undefined;
+      if (resume?.checkpoint) {
+        const status = await this.sessionStatus(resume.checkpoint);
+        if (status.kind === 'complete') {
+          const meta = await this.metadataOrUndefined(file);
+          if (meta) return this.existing(meta, { ...resume.checkpoint, contentType: 'application/zip' }, objectName);
+        } else if (status.kind === 'open') {
+          session = { uri: resume.checkpoint.uploadUri, committed: status.committed };
+        }
+      }
       armStall();
       let res: Response;
       try {
@@ -259,13 +310,13 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
         res = await this.fetchImpl(u.toString(), {
           redirect: 'manual',
           signal: controller.signal,
-          headers: { 'accept-encoding': 'identity' },
+          headers: { 'accept-encoding': 'identity', ...(session && session.committed > 0 ? { range: `bytes=${session.committed}-` } : {}) },
         });
       } catch (e) {
         throw ownFailure ?? new Error(`Archive download failed (${networkReason(e)}) for ${where}`);
       }
 
-      if (res.status !== 200) {
+      if (res.status !== 200 && !(res.status === 206 && session)) {
         await res.body?.cancel().catch(() => undefined);
         const s = res.status;
         if ((s >= 300 && s < 400) || res.type === 'opaqueredirect') {
@@ -278,12 +329,19 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
 
       const encoding = res.headers.get('content-encoding');
       const lengthHeader = res.headers.get('content-length');
+      // x-goog-hash describes the whole object, also on a 206; the total size is in Content-Range.
       const hashes = parseGoogHash(res.headers.get('x-goog-hash'));
+      const total = res.status === 206 ? /\/(\d+)$/.exec(res.headers.get('content-range') ?? '')?.[1] : lengthHeader;
       const src: SourceFacts = {
-        size: lengthHeader !== null && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined,
+        size: total !== null && total !== undefined && /^\d+$/.test(total) ? Number(total) : undefined,
         ...hashes,
         contentType: res.headers.get('content-type') ?? 'application/zip',
       };
+      if (session && !sameSource(resume?.checkpoint, src)) {
+        // The archive behind the URL is not the one the session began with: start over.
+        await res.body?.cancel().catch(() => undefined);
+        return await this.copy(url, objectName, onProgress, { ...resume, checkpoint: undefined });
+      }
       if (encoding && encoding.toLowerCase() !== 'identity') {
         await res.body?.cancel().catch(() => undefined);
         throw new ArchiveRejectedError(`Archive arrived with Content-Encoding ${encoding}; its checksums would not match (${where})`);
@@ -293,16 +351,18 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
         throw new ArchiveRejectedError(`Archive is ${src.size} bytes, more than the limit of ${this.maxBytes} (${where})`);
       }
 
-      const before = await this.metadataOrUndefined(file);
+      const before = session ? undefined : await this.metadataOrUndefined(file);
       if (before) {
         await res.body?.cancel().catch(() => undefined);
         return this.existing(before, src, objectName);
       }
       if (!res.body) throw new Error(`Archive download had no body (${where})`);
 
-      return await this.stream(res.body as WebReadableStream<Uint8Array>, file, src, objectName, where, armStall, fail, () => ownFailure, onProgress);
+      const resumeAt = session ? { uri: session.uri, offset: res.status === 206 ? session.committed : undefined } : undefined;
+      return await this.stream(res.body as WebReadableStream<Uint8Array>, file, src, objectName, where, armStall, fail, () => ownFailure, onProgress, resume, resumeAt);
     } finally {
       clearTimeout(stallTimer);
+      resume?.signal?.removeEventListener('abort', onAbort);
       controller.abort();
     }
   }
@@ -317,7 +377,12 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
     fail: (e: Error) => void,
     ownFailure: () => Error | undefined,
     onProgress?: CopyProgress,
+    resume?: CopyResumeOptions,
+    resumeAt?: { uri: string; offset: number | undefined },
   ): Promise<StoredArchive> {
+    // On a resumed session only the tail passes through here: our own hashes cover part of the
+    // archive, so the end-to-end check is Cloud Storage's checksum of the whole object.
+    const partial = resumeAt !== undefined;
     const crc = new Crc32c();
     const md5 = createHash('md5');
     let count = 0;
@@ -362,7 +427,17 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
       validation: false,
       preconditionOpts: { ifGenerationMatch: 0 },
       metadata,
+      ...(resume ? { chunkSize: resume.chunkSize ?? DEFAULT_CHUNK_SIZE } : {}),
+      // With an offset the stream starts there; without one, the client asks and skips ahead itself.
+      ...(resumeAt ? { uri: resumeAt.uri, ...(resumeAt.offset ? { offset: resumeAt.offset } : {}) } : {}),
     });
+    let checkpointSaved: Promise<void> = Promise.resolve();
+    if (resume?.onCheckpoint && !resumeAt) {
+      const save = resume.onCheckpoint;
+      sink.on('uri', (uploadUri: string) => {
+        checkpointSaved = save({ uploadUri, ...(src.size !== undefined ? { size: src.size } : {}), ...(src.crc32c ? { crc32c: src.crc32c } : {}), ...(src.md5 ? { md5: src.md5 } : {}) });
+      });
+    }
 
     let uploadError: unknown;
     try {
@@ -371,9 +446,16 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
       uploadError = e;
     }
 
+    await checkpointSaved;
     const computed = { crc32c: crc.digestBase64(), md5: md5.digest('base64') };
     if (uploadError !== undefined) {
       const own = ownFailure();
+      if (own instanceof CopyInterruptedError) throw own;
+      if (resume && !(own instanceof ArchiveRejectedError) && httpStatusOf(uploadError) !== 412) {
+        // Keep the session: the next attempt resumes from what Cloud Storage committed.
+        const status = httpStatusOf(uploadError);
+        throw own ?? new CopyInterruptedError(`Archive copy to gs://${this.bucket}/${objectName} broke off (${status !== undefined ? `HTTP ${status}` : networkReason(uploadError)}) from ${where}`);
+      }
       if (own) {
         await this.removeIfPartial(file, src, computed.crc32c, count);
         throw own;
@@ -395,11 +477,20 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
 
     if (onProgress && reported !== count) onProgress(count);
 
-    if (!this.matchesSource(count, computed, src)) {
+    if (!partial && !this.matchesSource(count, computed, src)) {
       await this.removeIfPartial(file, src, computed.crc32c, count, true);
       throw new ArchiveRejectedError(this.mismatchMessage(count, computed, src, where));
     }
     const [stored] = await file.getMetadata();
+    if (partial) {
+      if (sameArchive(stored, src) !== true) {
+        await file.delete({ ifGenerationMatch: stored.generation }).catch(() => undefined);
+        throw new ArchiveRejectedError(
+          `Resumed object gs://${this.bucket}/${objectName} does not match the source (size ${String(stored.size)}, crc32c ${String(stored.crc32c)}; source ${src.size ?? '?'}, ${src.crc32c ?? '?'})`,
+        );
+      }
+      return toStored(this.bucket, objectName, stored);
+    }
     if (stored.crc32c !== computed.crc32c || Number(stored.size) !== count) {
       await file.delete({ ifGenerationMatch: stored.generation }).catch(() => undefined);
       throw new ArchiveRejectedError(
@@ -436,6 +527,156 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
     const ours = wroteIt || (meta.crc32c === sentCrc32c && Number(meta.size) === sentBytes);
     if (!ours) return;
     await file.delete({ ifGenerationMatch: meta.generation }).catch(() => undefined);
+  }
+
+  /**
+   * Copies a large archive as `parts` byte ranges downloaded in parallel (HTTP `Range`), each into
+   * its own part object `NAME.part-I-of-N`, then `compose`s them into `objectName` and deletes the
+   * parts. Each part is verified like a whole copy (its size, and the stored CRC32C against the
+   * bytes sent); the composite's CRC32C, which Cloud Storage combines from the parts', must equal
+   * the source's `x-goog-hash`. Resumable: a part object left complete by an earlier attempt is
+   * kept, a partial one is replaced. Falls back to `copy` when the source declares no size.
+   * (All parts run in this invocation; spreading them across invocations is the job runner's call.)
+   */
+  async copyInParts(url: string, objectName: string, parts: number, onProgress?: CopyProgress): Promise<StoredArchive> {
+    if (!Number.isInteger(parts) || parts < 1 || parts > 32) throw new RangeError('parts must be an integer from 1 to 32 (the compose limit)');
+    const u = this.checkUrl(url);
+    await this.checkAddress(u);
+    const where = describe(u);
+    const bucket = this.storage.bucket(this.bucket);
+    const file = bucket.file(objectName);
+    const src = await this.probe(u, where);
+    if (src.size === undefined || src.size < parts) return this.copy(url, objectName, onProgress);
+    if (src.size > this.maxBytes) throw new ArchiveRejectedError(`Archive is ${src.size} bytes, more than the limit of ${this.maxBytes} (${where})`);
+    const before = await this.metadataOrUndefined(file);
+    if (before) return this.existing(before, src, objectName);
+
+    const total = src.size;
+    const step = Math.ceil(total / parts);
+    const ranges = Array.from({ length: parts }, (_, i) => [i * step, Math.min(total, (i + 1) * step) - 1] as const).filter(([s, e]) => e >= s);
+    const partFiles = ranges.map((_, i) => bucket.file(`${objectName}.part-${i + 1}-of-${ranges.length}`));
+    const done = ranges.map(() => 0);
+    const report = (i: number, n: number): void => {
+      done[i] = n;
+      onProgress?.(done.reduce((a, b) => a + b, 0));
+    };
+    await Promise.all(ranges.map(([s, e], i) => this.copyPart(u, where, partFiles[i], s, e, src.contentType, (n) => report(i, n))));
+
+    try {
+      await bucket.combine(partFiles, file, { ifGenerationMatch: 0 });
+    } catch (e) {
+      if (httpStatusOf(e) !== 412) throw e;
+    }
+    const [meta] = await file.getMetadata();
+    const same = sameArchive(meta, src);
+    if (same === false || Number(meta.size) !== total) {
+      // Only a composite this call made can differ here: a duplicate's would hold the source's bytes.
+      await file.delete({ ifGenerationMatch: meta.generation }).catch(() => undefined);
+      throw new ArchiveRejectedError(
+        `Composed object gs://${this.bucket}/${objectName} does not match the source (size ${String(meta.size)} vs ${total}, crc32c ${String(meta.crc32c)} vs ${src.crc32c ?? '?'}) (${where})`,
+      );
+    }
+    await Promise.all(partFiles.map((f) => f.delete().catch(() => undefined)));
+    return toStored(this.bucket, objectName, meta);
+  }
+
+  /** Learns the archive's size and checksums from a one-byte ranged GET (a signed URL allows GET only). */
+  private async probe(u: URL, where: string): Promise<SourceFacts> {
+    let res: Response;
+    try {
+      res = await this.fetchImpl(u.toString(), { redirect: 'manual', headers: { 'accept-encoding': 'identity', range: 'bytes=0-0' }, signal: AbortSignal.timeout(this.stallTimeoutMs) });
+    } catch (e) {
+      throw new Error(`Archive probe failed (${networkReason(e)}) for ${where}`);
+    }
+    await res.arrayBuffer().catch(() => undefined);
+    const s = res.status;
+    if (s === 400 || s === 401 || s === 403) throw new ArchiveUrlExpiredError(`The signed archive URL was refused with ${s} (expired?) (${where})`);
+    if (s === 429 || s >= 500) throw new Error(`Archive probe answered ${s}; try again later (${where})`);
+    if (s !== 206 && s !== 200) throw new ArchiveRejectedError(`Archive probe answered ${s} (${where})`);
+    const m = /\/(\d+)$/.exec(res.headers.get('content-range') ?? '');
+    return {
+      size: s === 206 && m ? Number(m[1]) : undefined,
+      ...parseGoogHash(res.headers.get('x-goog-hash')),
+      contentType: res.headers.get('content-type') ?? 'application/zip',
+    };
+  }
+
+  /** Bytes `start..end` of the archive into `partFile`, verified; kept as is if an earlier attempt completed it. */
+  private async copyPart(u: URL, where: string, partFile: File, start: number, end: number, contentType: string, onProgress: CopyProgress): Promise<void> {
+    const length = end - start + 1;
+    const existing = await this.metadataOrUndefined(partFile);
+    if (existing && Number(existing.size) === length) {
+      onProgress(length);
+      return;
+    }
+    if (existing) await partFile.delete({ ifGenerationMatch: existing.generation }).catch(() => undefined);
+
+    const controller = new AbortController();
+    let stallTimer: NodeJS.Timeout | undefined;
+    let ownFailure: Error | undefined;
+    const fail = (e: Error): void => {
+      ownFailure ??= e;
+      controller.abort(e);
+    };
+    const armStall = (): void => {
+      clearTimeout(stallTimer);
+      stallTimer = setTimeout(() => fail(new Error(`Archive part copy stalled: no bytes for ${this.stallTimeoutMs} ms (${where})`)), this.stallTimeoutMs);
+    };
+    try {
+      armStall();
+      let res: Response;
+      try {
+        res = await this.fetchImpl(u.toString(), {
+          redirect: 'manual',
+          signal: controller.signal,
+          headers: { 'accept-encoding': 'identity', range: `bytes=${start}-${end}` },
+        });
+      } catch (e) {
+        throw ownFailure ?? new Error(`Archive part download failed (${networkReason(e)}) for ${where}`);
+      }
+      const range = /^bytes (\d+)-(\d+)\//.exec(res.headers.get('content-range') ?? '');
+      if (res.status !== 206 || !range || Number(range[1]) !== start || Number(range[2]) !== end || !res.body) {
+        await res.body?.cancel().catch(() => undefined);
+        const s = res.status;
+        if (s === 400 || s === 401 || s === 403) throw new ArchiveUrlExpiredError(`The signed archive URL was refused with ${s} (expired?) (${where})`);
+        if (s === 429 || s >= 500) throw new Error(`Archive part download answered ${s}; try again later (${where})`);
+        throw new ArchiveRejectedError(`Archive source did not serve bytes ${start}-${end} (status ${s}) (${where})`);
+      }
+      // The range's x-goog-hash describes the whole archive: a part is checked by its size and the stored CRC32C.
+      await this.stream(res.body as WebReadableStream<Uint8Array>, partFile, { size: length, contentType }, partFile.name, where, armStall, fail, () => ownFailure, onProgress);
+    } finally {
+      clearTimeout(stallTimer);
+      controller.abort();
+    }
+  }
+
+  /**
+   * Asks Cloud Storage how much of a resumable session it has committed (`Content-Range: bytes *\/*`):
+   * 308 with `Range: bytes=0-N` (N+1 committed; no Range: none), 200/201 when it is complete,
+   * 404/410 when the session is gone (expired after a week, or cancelled).
+   */
+  private async sessionStatus(cp: CopyCheckpoint): Promise<{ kind: 'open'; committed: number } | { kind: 'complete' } | { kind: 'gone' }> {
+    const authHeaders = await this.sessionAuthHeaders();
+    const res = await this.fetchImpl(cp.uploadUri, {
+      method: 'PUT',
+      headers: { ...authHeaders, 'content-range': `bytes */${cp.size ?? '*'}`, 'content-length': '0' },
+      redirect: 'manual',
+    });
+    await res.arrayBuffer().catch(() => undefined);
+    if (res.status === 308) {
+      const m = /bytes=0-(\d+)/.exec(res.headers.get('range') ?? '');
+      return { kind: 'open', committed: m ? Number(m[1]) + 1 : 0 };
+    }
+    if (res.status === 200 || res.status === 201) return { kind: 'complete' };
+    if (res.status === 404 || res.status === 410 || res.status === 400) return { kind: 'gone' };
+    throw new Error(`Cloud Storage answered ${res.status} to an upload status query`);
+  }
+
+  /** The credentials the storage client itself would send (none for a local endpoint). */
+  private async sessionAuthHeaders(): Promise<Record<string, string>> {
+    if (!/^https:\/\/storage\.googleapis\.com/.test(this.storage.apiEndpoint)) return {};
+    const token = await this.storage.authClient.getAccessToken();
+    return token ? { authorization: `Bearer ${token}` } : {};
   }
 
   async deletePrefix(prefix: string): Promise<number> {
