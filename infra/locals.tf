@@ -55,6 +55,8 @@ locals {
     SWEEP_FUNCTION_URL       = local.function_urls.sweep
     SWEEP_GRACE_SECONDS      = tostring(var.sweep_grace_seconds)
     COPY_LEASE_SECONDS       = "2100"
+    COPY_SLICE_SECONDS       = "1500"
+    COPY_CHUNK_BYTES         = "16777216"
     # Cloud Tasks and Cloud Scheduler sign their OIDC tokens as Google accounts do.
     TASKS_OIDC_ISSUER      = "https://accounts.google.com"
     TASKS_OIDC_JWKS_URL    = "https://www.googleapis.com/oauth2/v3/certs"

@@ -4,14 +4,28 @@
  * local stack pass overrides for whatever they want to control.
  */
 import type { Config } from './config';
-import type { ArchiveCopier, ExportStore, IdTokenVerifier, OAuthTokenClient, PortabilityApi, SecretCipher, TaskQueue } from './domain/ports';
+import type {
+  ArchiveCopier,
+  ExportStore,
+  IdTokenVerifier,
+  OAuthTokenClient,
+  PortabilityApi,
+  ScheduleRunQueue,
+  ScheduleStore,
+  SecretCipher,
+  TaskQueue,
+} from './domain/ports';
 import { createLogger, type Logger } from './logging';
 import { createApiHandler } from './http/api-handler';
 import type { HttpRequest, HttpResponse } from './http/http-types';
+import { createScheduleHandler } from './http/schedule-handler';
 import { createSweepHandler, createTaskHandler, TaskCallerVerifier } from './http/task-handler';
+import { isHousekeepingStore, type HousekeepingStore } from './domain/housekeeping-store';
 import { AccessTokens } from './pipeline/access-tokens';
+import { ExportDeletion, ExportLimits } from './pipeline/export-housekeeping';
 import { ExportService } from './pipeline/export-service';
 import { JobRunner } from './pipeline/job-runner';
+import { ScheduleService } from './pipeline/schedule-service';
 import { Sweeper } from './pipeline/sweeper';
 
 export interface Overrides {
@@ -24,6 +38,9 @@ export interface Overrides {
   copier?: ArchiveCopier;
   cipher?: SecretCipher;
   taskVerifier?: TaskCallerVerifier;
+  schedules?: ScheduleStore;
+  /** Where scheduled runs are enqueued (default: the Cloud Tasks queue, unless `queue` is overridden and is one). */
+  runQueue?: ScheduleRunQueue;
   now?: () => number;
 }
 
@@ -34,6 +51,7 @@ export interface Composition {
   checkArchiveJob: Handler;
   copyArchives: Handler;
   sweepJobs: Handler;
+  runSchedules: Handler;
   logger: Logger;
 }
 
@@ -54,10 +72,19 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   const now = overrides.now ?? Date.now;
 
   // Adapters are imported on first use: each function's cold start loads only the clients it needs.
+  const firestore = lazy(async () => {
+    const { createFirestore } = await import('./adapters/firestore-export-store');
+    return createFirestore(config.projectId, config.firestoreEmulatorHost);
+  });
   const store = lazy<ExportStore>(async () => {
     if (overrides.store) return overrides.store;
-    const { createFirestore, FirestoreExportStore } = await import('./adapters/firestore-export-store');
-    return new FirestoreExportStore(createFirestore(config.projectId, config.firestoreEmulatorHost));
+    const { FirestoreExportStore } = await import('./adapters/firestore-export-store');
+    return new FirestoreExportStore(await firestore());
+  });
+  const scheduleStore = lazy<ScheduleStore>(async () => {
+    if (overrides.schedules) return overrides.schedules;
+    const { FirestoreScheduleStore } = await import('./adapters/firestore-schedule-store');
+    return new FirestoreScheduleStore(await firestore());
   });
   const api = lazy<PortabilityApi>(async () => {
     if (overrides.api) return overrides.api;
@@ -93,8 +120,15 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       checkUrl: config.tasks.checkUrl,
       copyUrl: config.tasks.copyUrl,
       serviceAccountEmail: config.tasks.serviceAccount,
+      scheduleUrl: config.tasks.scheduleUrl,
       now,
     });
+  });
+  const runQueue = lazy<ScheduleRunQueue>(async () => {
+    if (overrides.runQueue) return overrides.runQueue;
+    const q = await queue();
+    if ('enqueueScheduleRun' in q) return q as TaskQueue & ScheduleRunQueue;
+    throw new Error('Override runQueue too when the task queue is overridden by one that cannot enqueue scheduled runs');
   });
   const copier = lazy<ArchiveCopier>(async () => {
     if (overrides.copier) return overrides.copier;
@@ -127,21 +161,47 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
         copier: await copier(),
         policy: config.polling,
         maxArchiveRetries: config.maxArchiveRetries,
+        cipher: await cipher(),
+        copySliceSeconds: config.copy.sliceSeconds,
+        copyChunkBytes: config.copy.chunkBytes,
         logger,
         now,
+        // Only a scheduled job loads the schedule side.
+        onJobFinished: async (job) => {
+          if (job.scheduleId) await (await schedules()).jobFinished(job);
+        },
       }),
   );
   const service = lazy(
     async () =>
       new ExportService({ store: await store(), api: await api(), oauth: await oauth(), tokens: await tokens(), cipher: await cipher(), queue: await queue(), logger, now }),
   );
+  const schedules = lazy(
+    async () => new ScheduleService({ schedules: await scheduleStore(), store: await store(), queue: await queue(), runQueue: await runQueue(), logger, now }),
+  );
   const taskVerifier = (audience: string) =>
     overrides.taskVerifier ??
     new TaskCallerVerifier({ issuer: config.tasks.oidcIssuer, jwksUrl: config.tasks.oidcJwksUrl, audience, serviceAccountEmail: config.tasks.serviceAccount });
 
-  const apiHandler = lazy(async () =>
-    createApiHandler({ service: await service(), verifier: await verifier(), corsOrigins: config.corsOrigins, projectId: config.projectId, logger }),
-  );
+  const housekeeping = lazy(async () => {
+    const s = await store();
+    if (!isHousekeepingStore(s)) throw new Error('The export store cannot count or delete exports (HousekeepingStore)');
+    return s as ExportStore & HousekeepingStore;
+  });
+  const apiHandler = lazy(async () => {
+    const svc = await service();
+    const records = await housekeeping();
+    return createApiHandler({
+      service: svc,
+      schedules: await schedules(),
+      verifier: await verifier(),
+      corsOrigins: config.corsOrigins,
+      projectId: config.projectId,
+      logger,
+      limits: new ExportLimits({ store: records, exportsPerDay: config.limits.exportsPerDay, concurrentExports: config.limits.concurrentExports, now }),
+      deletion: new ExportDeletion({ store: records, copier, cancel: (u, e) => svc.cancelExport(u, e), logger }),
+    });
+  });
   const checkHandler = lazy(async () =>
     createTaskHandler({
       runner: await runner(),
@@ -169,11 +229,15 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       logger,
     }),
   );
+  const scheduleHandler = lazy(async () =>
+    createScheduleHandler({ schedules: await schedules(), verifier: taskVerifier(config.tasks.scheduleUrl), projectId: config.projectId, logger }),
+  );
   return {
     api: async (req, res) => (await apiHandler())(req, res),
     checkArchiveJob: async (req, res) => (await checkHandler())(req, res),
     copyArchives: async (req, res) => (await copyHandler())(req, res),
     sweepJobs: async (req, res) => (await sweepHandler())(req, res),
+    runSchedules: async (req, res) => (await scheduleHandler())(req, res),
     logger,
   };
 }

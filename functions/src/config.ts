@@ -66,10 +66,16 @@ const schema = z
     COPY_FUNCTION_URL: url,
     /** The sweeper's URL: the audience of Cloud Scheduler's OIDC token. */
     SWEEP_FUNCTION_URL: url,
+    /** The runSchedules function's URL: the audience of Cloud Scheduler's and Cloud Tasks' OIDC tokens for scheduled runs. */
+    SCHEDULE_FUNCTION_URL: url,
     /** How late a job's next step may be before the sweeper enqueues it again. */
     SWEEP_GRACE_SECONDS: seconds(600),
     /** How long one copy may hold a job before the sweeper assumes it died. */
     COPY_LEASE_SECONDS: seconds(2100),
+    /** How long one copy invocation runs before a new task continues it (Cloud Tasks allows 30 minutes). */
+    COPY_SLICE_SECONDS: seconds(1500),
+    /** Bytes per resumable upload request: a crash loses at most one chunk. A multiple of 256 KiB. */
+    COPY_CHUNK_BYTES: z.coerce.number().int().min(262_144).multipleOf(262_144).default(16 * 1024 * 1024),
     /** Who signs the OIDC tokens on task requests, and where its keys are. */
     TASKS_OIDC_ISSUER: z.string().min(1).default('https://accounts.google.com'),
     TASKS_OIDC_JWKS_URL: url.default('https://www.googleapis.com/oauth2/v3/certs'),
@@ -122,6 +128,7 @@ const schema = z
       checkUrl: e.CHECK_FUNCTION_URL,
       copyUrl: e.COPY_FUNCTION_URL,
       sweepUrl: e.SWEEP_FUNCTION_URL,
+      scheduleUrl: e.SCHEDULE_FUNCTION_URL,
       sweepGraceSeconds: e.SWEEP_GRACE_SECONDS,
       oidcIssuer: e.TASKS_OIDC_ISSUER,
       oidcJwksUrl: e.TASKS_OIDC_JWKS_URL,
@@ -131,6 +138,10 @@ const schema = z
       initialSeconds: e.POLL_INITIAL_SECONDS,
       maxSeconds: e.POLL_MAX_SECONDS,
       copyLeaseSeconds: e.COPY_LEASE_SECONDS,
+    },
+    copy: {
+      sliceSeconds: e.COPY_SLICE_SECONDS,
+      chunkBytes: e.COPY_CHUNK_BYTES,
     },
     maxArchiveRetries: e.MAX_ARCHIVE_RETRIES,
     corsOrigins: e.CORS_ORIGINS,

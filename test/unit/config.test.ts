@@ -9,6 +9,8 @@ const minimal = {
   TASKS_SERVICE_ACCOUNT: 'tasks@demo-config.iam.gserviceaccount.com',
   CHECK_FUNCTION_URL: 'https://europe-west1-demo-config.cloudfunctions.net/checkArchiveJob',
   COPY_FUNCTION_URL: 'https://europe-west1-demo-config.cloudfunctions.net/copyArchives',
+  SWEEP_FUNCTION_URL: 'https://europe-west1-demo-config.cloudfunctions.net/sweepJobs',
+  SCHEDULE_FUNCTION_URL: 'https://europe-west1-demo-config.cloudfunctions.net/runSchedules',
 };
 
 describe('configuration', () => {
@@ -20,8 +22,8 @@ describe('configuration', () => {
       audience: 'demo-config',
       jwksUrl: 'https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com',
     });
-    expect(c.archive).toEqual({ bucket: 'my-archives', urlHosts: ['storage.googleapis.com'], allowHttp: false });
-    expect(c.polling).toEqual({ initialSeconds: 300, maxSeconds: 3600 });
+    expect(c.archive).toMatchObject({ bucket: 'my-archives', urlHosts: ['storage.googleapis.com'], allowHttp: false });
+    expect(c.polling).toMatchObject({ initialSeconds: 300, maxSeconds: 3600 });
   });
 
   it('lists every bad variable at once', () => {

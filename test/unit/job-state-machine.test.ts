@@ -19,11 +19,13 @@ describe('job state machine', () => {
     expect(t.job).toMatchObject({ state: 'WAITING', checks: 1, seq: 2 });
     t = transition(t.job, { type: 'archive-complete', exportTime: '2026-11-28T00:00:00Z' }, 10 * MIN, policy);
     expect(t.job).toMatchObject({ state: 'COPYING', readyAt: 10 * MIN, exportTime: '2026-11-28T00:00:00Z' });
-    expect(t.job.nextCheckAt).toBeUndefined();
+    // A copy holds the job for a lease; after it the sweeper may assume the copy died.
+    expect(t.job.nextCheckAt).toBe(10 * MIN + 2100 * 1000);
     expect(t.effects).toEqual([{ type: 'enqueue', step: 'copy', delaySeconds: 0 }]);
     const archives = [{ bucket: 'b', name: 'n', size: 10, crc32c: 'x' }];
     t = transition(t.job, { type: 'copied', archives }, 11 * MIN, policy);
     expect(t.job).toMatchObject({ state: 'SUCCEEDED', archives, bytesCopied: 10, finishedAt: 11 * MIN });
+    expect(t.job.nextCheckAt).toBeUndefined();
     expect(t.effects).toEqual([]);
   });
 

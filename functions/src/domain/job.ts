@@ -3,7 +3,7 @@
  * export. `transition(job, event, now, policy)` returns the next job and the effects the caller
  * must carry out after the state change has committed (never inside the transaction).
  */
-import type { StoredArchive } from './ports';
+import type { EncryptedSecret, StoredArchive } from './ports';
 import { DEFAULT_COPY_LEASE_SECONDS, nextCheckDelaySeconds, type PollingPolicy } from './polling-policy';
 
 export const JOB_STATES = ['INITIATING', 'WAITING', 'COPYING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] as const;
@@ -26,6 +26,8 @@ export type JobErrorCode =
 export interface JobError {
   code: JobErrorCode;
   message: string;
+  /** TIME_BASED_COOLDOWN: when Google allows the next export (`metadata.timestamp_after_24hrs`), when it said. */
+  retryAt?: string;
 }
 
 export interface Job {
@@ -59,8 +61,20 @@ export interface Job {
   nextCheckAt?: number;
   finishedAt?: number;
   archives: StoredArchive[];
+  /** While COPYING: what is already in the bucket, and the resumable session of the archive under way. */
+  copy?: CopyState;
   bytesCopied: number;
   error?: JobError;
+  /** A scheduled run's job: its schedule, and whether it asked for what is new (`incremental`) or all (`full`: no time filter). */
+  scheduleId?: string;
+  window?: 'incremental' | 'full';
+}
+
+export interface CopyState {
+  /** Archives already copied and verified, in URL order. */
+  done: StoredArchive[];
+  /** The upload session of archive `archive` (0-based), encrypted: a session URI can write the object. */
+  session?: { archive: number; checkpoint: EncryptedSecret };
 }
 
 export type JobEvent =
@@ -127,7 +141,7 @@ export function transition(job: Job, event: JobEvent, now: number, policy: Polli
     return { job: { ...j, nextCheckAt: now + delay * 1000 }, effects: [{ type: 'enqueue', step: 'check', delaySeconds: delay }] };
   };
   const finish = (j: Job): Job => {
-    const { nextCheckAt: _n, ...rest } = j;
+    const { nextCheckAt: _n, copy: _c, ...rest } = j;
     return { ...rest, finishedAt: now };
   };
   switch (event.type) {

@@ -5,6 +5,7 @@
 import type { Readable } from 'node:stream';
 import type { ExportState } from './export-state';
 import type { Job } from './job';
+import type { Schedule } from './schedule';
 
 // ---------- Data Portability API ----------
 
@@ -74,6 +75,8 @@ export interface ExchangedTokens {
   expiresAt: number;
   /** space-separated granted scopes */
   scope: string;
+  /** epoch ms: when the refresh token stops working (Google sends `refresh_token_expires_in` for time-based access only). */
+  refreshTokenExpiresAt?: number;
 }
 
 export interface OAuthTokenClient {
@@ -163,6 +166,37 @@ export interface CopyProgress {
   (bytesCopied: number): void;
 }
 
+/**
+ * Where an interrupted copy stands: the Cloud Storage resumable upload session and the source it
+ * was reading. The session URI lets anyone holding it write that object: keep it encrypted.
+ */
+export interface CopyCheckpoint {
+  uploadUri: string;
+  /** The source's size and checksums when the session began; a resume must see the same archive. */
+  size?: number;
+  crc32c?: string;
+  md5?: string;
+}
+
+export interface CopyResumeOptions {
+  /** Continue this session: only the bytes Cloud Storage has not committed move again. */
+  checkpoint?: CopyCheckpoint;
+  /** Called (and awaited before the copy returns) when a new session starts, to persist it. */
+  onCheckpoint?: (checkpoint: CopyCheckpoint) => Promise<void>;
+  /** Stops the copy (a deadline); it throws CopyInterruptedError and can be resumed. */
+  signal?: AbortSignal;
+  /** Bytes per resumable upload request; each committed chunk survives a crash. */
+  chunkSize?: number;
+}
+
+/** The copy was stopped on purpose (deadline) or died part-way; its checkpoint can resume it. */
+export class CopyInterruptedError extends Error {
+  constructor(message = 'The archive copy was interrupted') {
+    super(message);
+    this.name = 'CopyInterruptedError';
+  }
+}
+
 export interface ArchiveCopier {
   /**
    * Streams one signed URL into the bucket as `objectName` (never holding the archive in memory),
@@ -170,7 +204,7 @@ export interface ArchiveCopier {
    * the stored object, and writes with `ifGenerationMatch: 0`. If the object already exists with
    * the source's checksum (a duplicate delivery), returns it without copying again.
    */
-  copy(url: string, objectName: string, onProgress?: CopyProgress): Promise<StoredArchive>;
+  copy(url: string, objectName: string, onProgress?: CopyProgress, resume?: CopyResumeOptions): Promise<StoredArchive>;
   /** Removes every object under a prefix (used when deleting an export). */
   deletePrefix(prefix: string): Promise<number>;
 }
@@ -214,6 +248,8 @@ export interface Grant {
   oneTimeResources: string[];
   timeBasedResources: string[];
   state: GrantState;
+  /** epoch ms: when time-based access ends, when Google said (`refresh_token_expires_in`). */
+  expiresAt?: number;
   createdAt: number;
   updatedAt: number;
 }
@@ -229,6 +265,9 @@ export interface ExportRecord {
   updatedAt: number;
   /** sha256 of the request body that created it (for Idempotency-Key replays). */
   requestHash?: string;
+  /** Set on the exports a schedule started: which schedule, which run. */
+  scheduleId?: string;
+  run?: number;
 }
 
 export interface JobUpdate {
@@ -268,4 +307,34 @@ export interface ExportStore {
   listOverdueJobs(dueBefore: number, limit: number): Promise<Job[]>;
   /** Moves a job's due time if it is still at `seq`; false when it moved on. */
   postponeJob(jobId: string, seq: number, nextCheckAt: number): Promise<boolean>;
+}
+
+// ---------- Schedules (time-based access) ----------
+
+/** One run of a schedule, as a Cloud Task: named after (scheduleId, run), so a duplicate is refused. */
+export interface ScheduleRunTask {
+  scheduleId: string;
+  /** The run number the task claims (the schedule's runCount + 1 when it was enqueued). */
+  run: number;
+  /** Set when the scheduler enqueues the same run again after its lease ran out (a distinct task name). */
+  redelivery?: number;
+}
+
+export interface ScheduleRunQueue {
+  /** Idempotent per (scheduleId, run, redelivery). */
+  enqueueScheduleRun(task: ScheduleRunTask): Promise<void>;
+}
+
+export interface ScheduleStore {
+  createSchedule(schedule: Schedule): Promise<void>;
+  getSchedule(scheduleId: string): Promise<Schedule | undefined>;
+  /** A user's schedules, newest first (at most `limit`). */
+  listSchedules(userId: string, limit: number): Promise<Schedule[]>;
+  deleteSchedule(scheduleId: string): Promise<void>;
+  /** A compare-and-set in a transaction: `decide` sees the current schedule; undefined changes nothing. */
+  updateSchedule(scheduleId: string, decide: (s: Schedule) => Schedule | undefined): Promise<Schedule | undefined>;
+  /** ACTIVE schedules with nextRunAt <= dueBefore, earliest first (the composite index state + nextRunAt). */
+  listDueSchedules(dueBefore: number, limit: number): Promise<Schedule[]>;
+  /** The exports a schedule started, newest first (the composite index scheduleId + createdAt). */
+  listRuns(scheduleId: string, limit: number): Promise<ExportRecord[]>;
 }

@@ -5,12 +5,15 @@
  * any line and be delivered late: a stale task finds the job moved on and is dropped.
  */
 import { classifyApiError } from '../domain/api-error-classification';
-import { canApply, isTerminal, transition, type Job, type JobError, type JobEvent } from '../domain/job';
-import type { PollingPolicy } from '../domain/polling-policy';
+import { canApply, isTerminal, transition, type CopyState, type Job, type JobError, type JobEvent } from '../domain/job';
+import { DEFAULT_COPY_LEASE_SECONDS, type PollingPolicy } from '../domain/polling-policy';
 import {
   ArchiveRejectedError,
   ArchiveUrlExpiredError,
   ConsentRevokedError,
+  CopyInterruptedError,
+  type CopyCheckpoint,
+  type SecretCipher,
   type ArchiveCopier,
   type ExportStore,
   type PipelineTask,
@@ -41,8 +44,15 @@ export interface JobRunnerDeps {
   copier: ArchiveCopier;
   policy: PollingPolicy;
   maxArchiveRetries: number;
+  /** Encrypts the upload session kept on the job. */
+  cipher: SecretCipher;
+  /** How long one invocation copies before a new task continues (below Cloud Tasks' 30-minute deadline). */
+  copySliceSeconds: number;
+  copyChunkBytes: number;
   logger: Logger;
   now?: () => number;
+  /** Told after a job reached a terminal state (scheduled runs fold the outcome into their schedule). Failures are logged, not raised. */
+  onJobFinished?: (job: Job) => Promise<void>;
 }
 
 class StepFailed extends Error {
@@ -187,53 +197,104 @@ export class JobRunner {
         throw err instanceof StepFailed ? err : this.toStepFailure(err);
       }
     };
-    let urls = await freshUrls();
-    const count = urls.length;
-    const archives: StoredArchive[] = [];
-    let doneBytes = 0;
-    let lastProgressAt = 0;
-    let progressWrite: Promise<void> = Promise.resolve();
-    for (let i = 0; i < count; i++) {
-      let refreshes = 0;
-      let interruptions = 0;
-      for (;;) {
-        try {
-          const url = urls[i];
-          if (url === undefined) throw new StepFailed({ code: 'COPY_FAILED', message: 'Google returned fewer archive URLs than before' });
-          const stored = await this.deps.copier.copy(url, archiveObjectName(job, i, count), (bytes) => {
-            const t = this.now();
-            if (t - lastProgressAt < PROGRESS_INTERVAL_MS) return;
-            lastProgressAt = t;
-            progressWrite = progressWrite.then(() => this.deps.store.setBytesCopied(job.id, doneBytes + bytes)).catch(() => undefined);
-          });
-          archives.push(stored);
-          doneBytes += stored.size;
-          break;
-        } catch (err) {
-          if (err instanceof ArchiveUrlExpiredError && refreshes < MAX_URL_REFRESHES) {
-            refreshes++;
-            this.deps.logger.info({ jobId: job.id, archive: i + 1 }, 'signed URL expired; fetching fresh URLs');
-            urls = await freshUrls();
-            continue;
+    // One invocation copies for at most a slice of time, then hands over to a fresh task.
+    const deadline = new AbortController();
+    const sliceTimer = setTimeout(() => deadline.abort(), this.deps.copySliceSeconds * 1000);
+    try {
+      let urls = await freshUrls();
+      const count = urls.length;
+      const archives: StoredArchive[] = [...(job.copy?.done ?? [])];
+      let checkpoint: CopyCheckpoint | undefined =
+        job.copy?.session && job.copy.session.archive === archives.length
+          ? (JSON.parse(await this.deps.cipher.decrypt(job.copy.session.checkpoint, job.id)) as CopyCheckpoint)
+          : undefined;
+      let doneBytes = archives.reduce((n, a) => n + a.size, 0);
+      let lastProgressAt = 0;
+      let progressWrite: Promise<void> = Promise.resolve();
+      for (let i = archives.length; i < count; i++) {
+        let refreshes = 0;
+        let interruptions = 0;
+        for (;;) {
+          try {
+            const url = urls[i];
+            if (url === undefined) throw new StepFailed({ code: 'COPY_FAILED', message: 'Google returned fewer archive URLs than before' });
+            const stored = await this.deps.copier.copy(
+              url,
+              archiveObjectName(job, i, count),
+              (bytes) => {
+                const t = this.now();
+                if (t - lastProgressAt < PROGRESS_INTERVAL_MS) return;
+                lastProgressAt = t;
+                progressWrite = progressWrite.then(() => this.deps.store.setBytesCopied(job.id, doneBytes + bytes)).catch(() => undefined);
+              },
+              {
+                ...(checkpoint ? { checkpoint } : {}),
+                onCheckpoint: async (cp) => {
+                  checkpoint = cp;
+                  await this.saveCopyState(job, { done: archives, session: { archive: i, checkpoint: await this.deps.cipher.encrypt(JSON.stringify(cp), job.id) } });
+                },
+                signal: deadline.signal,
+                chunkSize: this.deps.copyChunkBytes,
+              },
+            );
+            archives.push(stored);
+            doneBytes += stored.size;
+            checkpoint = undefined;
+            if (i + 1 < count) await this.saveCopyState(job, { done: archives });
+            break;
+          } catch (err) {
+            if (err instanceof CopyInterruptedError && deadline.signal.aborted) {
+              await progressWrite;
+              return await this.continueCopy(job);
+            }
+            if (err instanceof ArchiveUrlExpiredError && refreshes < MAX_URL_REFRESHES) {
+              refreshes++;
+              this.deps.logger.info({ jobId: job.id, archive: i + 1 }, 'signed URL expired; fetching fresh URLs');
+              urls = await freshUrls();
+              continue;
+            }
+            if (err instanceof ArchiveRejectedError || err instanceof ArchiveUrlExpiredError) {
+              throw new StepFailed({ code: 'COPY_FAILED', message: err.message });
+            }
+            if (err instanceof StepFailed) throw err;
+            // A dropped connection or a 5xx: try again here (resuming the upload session) before handing back to Cloud Tasks.
+            if (interruptions < MAX_INTERRUPTIONS) {
+              interruptions++;
+              this.deps.logger.warn({ jobId: job.id, archive: i + 1, error: errorDetail(err) }, 'archive copy interrupted; resuming');
+              await new Promise((r) => setTimeout(r, 200 * interruptions));
+              continue;
+            }
+            throw err;
           }
-          if (err instanceof ArchiveRejectedError || err instanceof ArchiveUrlExpiredError) {
-            throw new StepFailed({ code: 'COPY_FAILED', message: err.message });
-          }
-          if (err instanceof StepFailed) throw err;
-          // A dropped connection or a 5xx: try this archive again here before handing back to Cloud Tasks.
-          if (interruptions < MAX_INTERRUPTIONS) {
-            interruptions++;
-            this.deps.logger.warn({ jobId: job.id, archive: i + 1, error: errorDetail(err) }, 'archive download interrupted; trying again');
-            await new Promise((r) => setTimeout(r, 200 * interruptions));
-            continue;
-          }
-          throw err;
         }
       }
+      await progressWrite;
+      await this.apply(job, { type: 'copied', archives });
+      return { kind: 'done', detail: `copied ${archives.length} archive(s)` };
+    } finally {
+      clearTimeout(sliceTimer);
     }
-    await progressWrite;
-    await this.apply(job, { type: 'copied', archives });
-    return { kind: 'done', detail: `copied ${archives.length} archive(s)` };
+  }
+
+  /** Records copy progress on the job without changing its state or seq (the task stays valid). */
+  private async saveCopyState(job: Job, copy: CopyState): Promise<void> {
+    await this.deps.store.updateJob(job.id, (current) =>
+      current.seq === job.seq && current.state === 'COPYING' ? { ...current, copy, updatedAt: this.now() } : undefined,
+    );
+  }
+
+  /** The slice is over: a new copy task (next seq) resumes from the saved session. */
+  private async continueCopy(job: Job): Promise<TaskOutcome> {
+    const leaseMs = (this.deps.policy.copyLeaseSeconds ?? DEFAULT_COPY_LEASE_SECONDS) * 1000;
+    const updated = await this.deps.store.updateJob(job.id, (current) =>
+      current.seq === job.seq && current.state === 'COPYING'
+        ? { ...current, seq: current.seq + 1, updatedAt: this.now(), nextCheckAt: this.now() + leaseMs }
+        : undefined,
+    );
+    if (!updated) return { kind: 'dropped', detail: 'job moved on during the copy' };
+    await this.deps.queue.enqueue({ step: 'copy', jobId: job.id, seq: updated.after.seq, delaySeconds: 0 });
+    this.deps.logger.info({ jobId: job.id, bytesCopied: updated.after.bytesCopied }, 'copy slice ended; continuing in a new task');
+    return { kind: 'done', detail: 'copy continues in the next task' };
   }
 
   /** Maps an API error to a terminal job error, or rethrows it when it is transient. */
@@ -248,6 +309,7 @@ export class JobRunner {
         return new StepFailed({
           code: 'TIME_BASED_COOLDOWN',
           message: `Google allows one export of this data per 24 hours${cls.retryAt ? `; the next is possible after ${cls.retryAt}` : ''}`,
+          ...(cls.retryAt ? { retryAt: cls.retryAt } : {}),
         });
       case 'not-authorized':
         return new StepFailed({ code: 'RESOURCE_NOT_AUTHORIZED', message: 'The user did not grant access to this data' });
@@ -273,6 +335,12 @@ export class JobRunner {
       await this.deps.queue.enqueue({ step: effect.step, jobId: job.id, seq: updated.after.seq, delaySeconds: effect.delaySeconds });
     }
     this.deps.logger.info({ jobId: job.id, exportId: job.exportId, resource: job.resource, event: event.type, state: updated.after.state }, 'job state changed');
+    if (isTerminal(updated.after.state) && this.deps.onJobFinished) {
+      // The job's own outcome is committed; a failed notification is repaired when the next run reads the job.
+      await this.deps.onJobFinished(updated.after).catch((err: unknown) =>
+        this.deps.logger.warn({ jobId: job.id, error: errorDetail(err) }, 'could not report the finished job to its schedule'),
+      );
+    }
     return true;
   }
 }
