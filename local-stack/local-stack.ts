@@ -39,6 +39,10 @@ export interface LocalStackOptions {
   sweepGraceSeconds?: number;
   /** Run the sweeper every this many ms, as Cloud Scheduler would (default: never; call sweep()). */
   schedulerIntervalMs?: number;
+  /** The simulated Google side's "day" for the time-based 24-hour rule (default 24 h). */
+  dayMs?: number;
+  /** The simulated Google side's clock (default Date.now). */
+  googleNow?: () => number;
   /** Where the functions' JSON logs go (default: stdout at LOG_LEVEL, or silent in tests). */
   logDestination?: Writable;
   logLevel?: string;
@@ -65,6 +69,8 @@ export interface LocalStack {
   deliverTask(task: { jobId: string; step: 'initiate' | 'check' | 'copy'; seq: number }): Promise<number>;
   /** One Cloud Scheduler tick: calls the sweeper with the invoker's OIDC token. */
   sweep(): Promise<{ overdue: number; requeued: number }>;
+  /** One Cloud Scheduler tick of runSchedules: fans out the due schedules as Cloud Tasks. */
+  tickSchedules(): Promise<{ due: number; enqueued: number }>;
   stop(): Promise<void>;
 }
 
@@ -94,12 +100,13 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     process.env.FIRESTORE_EMULATOR_HOST = firestoreEmulatorHost;
     process.env.METADATA_SERVER_DETECTION ??= 'none';
 
-    const accounts = new GoogleAccounts();
+    const accounts = new GoogleAccounts(opts.googleNow);
     const idIssuer = await createLocalOidcIssuer({ issuer: `https://securetoken.google.com/${projectId}` });
     const oauth = await startOAuthSimulator({ accounts, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, idIssuer, idTokenAudience: projectId });
     stops.push(() => oauth.stop());
 
     const portability = await startPortabilityApiSimulator({
+      ...(opts.dayMs !== undefined ? { dayMs: opts.dayMs } : {}),
       accounts,
       ...(opts.jobDurationMs !== undefined ? { jobDurationMs: opts.jobDurationMs } : {}),
       ...(opts.archiveBytes !== undefined ? { archiveBytes: opts.archiveBytes } : {}),
@@ -122,7 +129,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     const tasks = await startCloudTasksServer({ oidcIssuer: tasksIssuer, timeScale: opts.taskTimeScale ?? 1, maxAttempts: 50, minBackoffMs: 200, maxBackoffMs: 5_000 });
     stops.push(() => tasks.stop());
 
-    const [apiPort, checkPort, copyPort, sweepPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [apiPort, checkPort, copyPort, sweepPort, schedulePort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
     const location = 'local';
     const env: Record<string, string> = {
       GOOGLE_CLOUD_PROJECT: projectId,
@@ -146,6 +153,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       CHECK_FUNCTION_URL: `http://127.0.0.1:${checkPort}/`,
       COPY_FUNCTION_URL: `http://127.0.0.1:${copyPort}/`,
       SWEEP_FUNCTION_URL: `http://127.0.0.1:${sweepPort}/`,
+      SCHEDULE_FUNCTION_URL: `http://127.0.0.1:${schedulePort}/`,
       SWEEP_GRACE_SECONDS: String(opts.sweepGraceSeconds ?? 3),
       COPY_LEASE_SECONDS: '120',
       TASKS_OIDC_ISSUER: tasksIssuer.issuer,
@@ -177,7 +185,14 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     await serve('checkArchiveJob', checkPort);
     await serve('copyArchives', copyPort);
     await serve('sweepJobs', sweepPort);
+    await serve('runSchedules', schedulePort);
 
+    const tickSchedules = async (): Promise<{ due: number; enqueued: number }> => {
+      const token = await tasksIssuer.sign({ aud: config.tasks.scheduleUrl, email: TASKS_SA, email_verified: true, sub: '1000' }, 300);
+      const res = await fetch(config.tasks.scheduleUrl, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+      if (!res.ok) throw new Error(`runSchedules answered ${res.status}`);
+      return (await res.json()) as { due: number; enqueued: number };
+    };
     const sweep = async (): Promise<{ overdue: number; requeued: number }> => {
       const token = await tasksIssuer.sign({ aud: config.tasks.sweepUrl, email: TASKS_SA, email_verified: true, sub: '1000' }, 300);
       const res = await fetch(config.tasks.sweepUrl, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
@@ -192,7 +207,10 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       return res.status;
     };
     if (opts.schedulerIntervalMs) {
-      const timer = setInterval(() => void sweep().catch(() => undefined), opts.schedulerIntervalMs);
+      const timer = setInterval(() => {
+        void sweep().catch(() => undefined);
+        void tickSchedules().catch(() => undefined);
+      }, opts.schedulerIntervalMs);
       stops.push(async () => clearInterval(timer));
     }
 
@@ -210,6 +228,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       firestoreEmulatorHost,
       idToken: (userId) => oauth.issueIdToken(userId),
       sweep,
+      tickSchedules,
       deliverTask,
       stop,
     };

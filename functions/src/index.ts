@@ -17,3 +17,5 @@ ff.http('checkArchiveJob', (req, res) => app().checkArchiveJob(req, res));
 ff.http('copyArchives', (req, res) => app().copyArchives(req, res));
 /** Cloud Scheduler: re-enqueue jobs whose next step is overdue (lost tasks, dead copies). */
 ff.http('sweepJobs', (req, res) => app().sweepJobs(req, res));
+/** Cloud Scheduler (a tick: fan out due schedules) and Cloud Tasks (one scheduled run each). */
+ff.http('runSchedules', (req, res) => app().runSchedules(req, res));

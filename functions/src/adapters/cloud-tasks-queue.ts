@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { CloudTasksClient } from '@google-cloud/tasks';
 import { grpc } from 'google-gax';
-import type { PipelineTask, TaskQueue, TaskStep } from '../domain/ports';
+import type { PipelineTask, ScheduleRunQueue, ScheduleRunTask, TaskQueue, TaskStep } from '../domain/ports';
 
 export interface CloudTasksQueueOptions {
   client: CloudTasksClient;
@@ -20,6 +20,10 @@ export interface CloudTasksQueueOptions {
   copyUrl: string;
   /** Whose OIDC token Cloud Tasks attaches; the receiving function verifies it. */
   serviceAccountEmail: string;
+  /** The runSchedules function: receives one task per scheduled run (required for enqueueScheduleRun). */
+  scheduleUrl?: string;
+  /** Queue for scheduled runs (default: the check queue, whose rate limit then spreads the runs). */
+  scheduleQueue?: string;
   /** Epoch ms; injectable so tests control scheduleTime. */
   now?: () => number;
 }
@@ -56,7 +60,13 @@ export function taskIdFor(task: Pick<PipelineTask, 'jobId' | 'step' | 'seq' | 'r
   return `${hash}-${task.step}-${task.seq}${task.redelivery !== undefined ? `-r${task.redelivery}` : ''}`;
 }
 
-export class CloudTasksQueue implements TaskQueue {
+/** `sha256(scheduleId)` hex, 24 characters, then the run (and redelivery window): one name per run. */
+export function scheduleRunTaskIdFor(task: ScheduleRunTask): string {
+  const hash = createHash('sha256').update(task.scheduleId).digest('hex').slice(0, 24);
+  return `${hash}-run-${task.run}${task.redelivery !== undefined ? `-r${task.redelivery}` : ''}`;
+}
+
+export class CloudTasksQueue implements TaskQueue, ScheduleRunQueue {
   private readonly now: () => number;
 
   constructor(private readonly opts: CloudTasksQueueOptions) {
@@ -72,6 +82,35 @@ export class CloudTasksQueue implements TaskQueue {
   /** Full task resource name for a task. */
   taskName(task: Pick<PipelineTask, 'jobId' | 'step' | 'seq' | 'redelivery'>): string {
     return `${this.queuePath(task.step)}/tasks/${taskIdFor(task)}`;
+  }
+
+  /** One run of a schedule, POSTed to the runSchedules function as `{scheduleId, run}`. */
+  async enqueueScheduleRun(task: ScheduleRunTask): Promise<void> {
+    if (!this.opts.scheduleUrl) throw new Error('CloudTasksQueue: scheduleUrl is not configured');
+    if (!Number.isInteger(task.run) || task.run < 1) throw new RangeError(`run must be a positive integer, got ${task.run}`);
+    const parent = `projects/${this.opts.projectId}/locations/${this.opts.location}/queues/${this.opts.scheduleQueue ?? this.opts.checkQueue}`;
+    const url = this.opts.scheduleUrl;
+    const at = this.now();
+    try {
+      await this.opts.client.createTask({
+        parent,
+        task: {
+          name: `${parent}/tasks/${scheduleRunTaskIdFor(task)}`,
+          scheduleTime: { seconds: Math.floor(at / 1000), nanos: (at % 1000) * 1e6 },
+          dispatchDeadline: { seconds: 300 },
+          httpRequest: {
+            url,
+            httpMethod: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            body: Buffer.from(JSON.stringify({ scheduleId: task.scheduleId, run: task.run })),
+            oidcToken: { serviceAccountEmail: this.opts.serviceAccountEmail, audience: url },
+          },
+        },
+      });
+    } catch (e) {
+      if ((e as { code?: unknown }).code === ALREADY_EXISTS) return;
+      throw e;
+    }
   }
 
   async enqueue(task: PipelineTask): Promise<void> {

@@ -40,6 +40,8 @@ const tokenResponse = z.object({
   refresh_token: z.string().min(1).nullish(),
   expiry_date: z.number().nullish(),
   scope: z.string().nullish(),
+  /** Seconds; Google sends it when the user chose time-based access (the grant's remaining days). */
+  refresh_token_expires_in: z.number().nonnegative().nullish(),
 });
 
 const errorBody = z.object({ error: z.string(), error_description: z.string().optional() });
@@ -67,6 +69,7 @@ export class GoogleOAuthTokenClient implements OAuthTokenClient {
       refreshToken: t.refresh_token ?? undefined,
       expiresAt: t.expiry_date ?? Date.now() + DEFAULT_TTL_MS,
       scope: t.scope ?? '',
+      ...(t.refresh_token_expires_in != null ? { refreshTokenExpiresAt: Date.now() + t.refresh_token_expires_in * 1000 } : {}),
     };
   }
 

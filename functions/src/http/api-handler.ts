@@ -10,6 +10,8 @@ import { isKnownResourceGroup } from '../domain/resource-groups';
 import type { Logger } from '../logging';
 import { traceFields } from '../logging';
 import type { ExportService } from '../pipeline/export-service';
+import type { ExportDeletion, ExportLimits } from '../pipeline/export-housekeeping';
+import type { ScheduleService } from '../pipeline/schedule-service';
 import { header, sendError, type HttpRequest, type HttpResponse } from './http-types';
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
@@ -35,6 +37,17 @@ const exportBody = z.strictObject({
 
 const emptyBody = z.strictObject({});
 
+const scheduleBody = z.strictObject({
+  resources: z
+    .array(z.string().max(100).refine(isKnownResourceGroup, 'is not a known Data Portability resource group'))
+    .min(1)
+    .max(100)
+    .optional(),
+  // Google allows one export per group every 24 hours; 180 days is the longest grant.
+  everyHours: z.number().int().min(24).max(24 * 180).optional(),
+  startTime: timestamp.optional(),
+});
+
 const listQuery = z.strictObject({
   pageSize: z.coerce.number().int().min(1).max(100).default(20),
   pageToken: z.string().max(200).regex(/^[A-Za-z0-9_-]+$/, 'is not a page token this API issued').optional(),
@@ -47,10 +60,16 @@ const USER_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 export interface ApiHandlerDeps {
   service: ExportService;
+  /** Scheduled exports (time-based access); without it the /v1/schedules routes answer 404. */
+  schedules?: ScheduleService;
   verifier: IdTokenVerifier;
   corsOrigins: string[];
   projectId: string;
   logger: Logger;
+  /** Abuse limits on POST /v1/exports (429 with Retry-After). */
+  limits?: ExportLimits;
+  /** DELETE /v1/exports/{id}; without it the route answers 405. */
+  deletion?: ExportDeletion;
 }
 
 type Route = { method: string; pattern: RegExp; handle: (ctx: RouteContext, m: RegExpMatchArray) => Promise<void> };
@@ -115,6 +134,7 @@ export function createApiHandler(deps: ApiHandlerDeps): (req: HttpRequest, res: 
         const body = parse(exportBody, jsonBody(req, true), '');
         const keyHeader = header(req, 'idempotency-key');
         const key = keyHeader === undefined ? undefined : parse(idempotencyKey, keyHeader, 'Idempotency-Key');
+        await deps.limits?.check(userId, key);
         const { view } = await service.startExport(userId, body, key);
         res.status(202).set('Location', `/v1/exports/${view.exportId}`).json(view);
       },
@@ -143,6 +163,55 @@ export function createApiHandler(deps: ApiHandlerDeps): (req: HttpRequest, res: 
       },
     },
   ];
+  const { schedules } = deps;
+  if (schedules) {
+    routes.push(
+      {
+        method: 'POST',
+        pattern: /^\/v1\/schedules$/,
+        handle: async ({ req, res, userId }) => {
+          const body = parse(scheduleBody, jsonBody(req, true), '');
+          const view = await schedules.createSchedule(userId, body);
+          res.status(201).set('Location', `/v1/schedules/${view.scheduleId}`).json(view);
+        },
+      },
+      {
+        method: 'GET',
+        pattern: /^\/v1\/schedules$/,
+        handle: async ({ req, res, userId }) => {
+          parse(z.strictObject({}), req.query, 'query');
+          res.status(200).json(await schedules.listSchedules(userId));
+        },
+      },
+      {
+        method: 'GET',
+        pattern: /^\/v1\/schedules\/([^/:]+)$/,
+        handle: async ({ res, userId }, m) => {
+          res.status(200).json(await schedules.getSchedule(userId, m[1] as string));
+        },
+      },
+      {
+        method: 'DELETE',
+        pattern: /^\/v1\/schedules\/([^/:]+)$/,
+        handle: async ({ res, userId }, m) => {
+          res.status(200).json(await schedules.deleteSchedule(userId, m[1] as string));
+        },
+      },
+    );
+  }
+
+  const { deletion } = deps;
+  if (deletion) {
+    routes.push({
+      method: 'DELETE',
+      pattern: /^\/v1\/exports\/([^/:]+)$/,
+      handle: async ({ req, res, userId }, m) => {
+        parse(emptyBody, jsonBody(req, true), '');
+        await deletion.delete(userId, m[1] as string);
+        res.status(204).end();
+      },
+    });
+  }
 
   const cors = (req: HttpRequest, res: HttpResponse): boolean => {
     const origin = header(req, 'origin');
@@ -159,7 +228,7 @@ export function createApiHandler(deps: ApiHandlerDeps): (req: HttpRequest, res: 
       if (req.method === 'OPTIONS') {
         res
           .status(204)
-          .set('Access-Control-Allow-Methods', 'GET, POST, OPTIONS')
+          .set('Access-Control-Allow-Methods', 'GET, POST, DELETE, OPTIONS')
           .set('Access-Control-Allow-Headers', 'Authorization, Content-Type, Idempotency-Key')
           .set('Access-Control-Max-Age', '3600');
         return res.end();

@@ -31,6 +31,9 @@ export interface ExportView {
   createdAt: string;
   updatedAt: string;
   jobs: JobView[];
+  /** Set on the exports a schedule started. */
+  scheduleId?: string;
+  run?: number;
 }
 
 export interface JobView {
@@ -45,6 +48,8 @@ export interface JobView {
   bytesCopied?: number;
   archives?: Job['archives'];
   error?: Job['error'];
+  /** Scheduled runs: `incremental` (since the previous run's exportTime) or `full` (the group has no time filter). */
+  window?: Job['window'];
 }
 
 export interface StartExportInput {
@@ -81,6 +86,7 @@ export function toJobView(job: Job): JobView {
     ...(job.state === 'COPYING' ? { bytesCopied: job.bytesCopied } : {}),
     ...(job.state === 'SUCCEEDED' ? { archives: job.archives } : {}),
     ...(job.error ? { error: job.error } : {}),
+    ...(job.window ? { window: job.window } : {}),
   };
 }
 
@@ -94,6 +100,7 @@ export function toExportView(record: ExportRecord, jobs: Job[]): ExportView {
     createdAt: iso(record.createdAt),
     updatedAt: iso(Math.max(record.updatedAt, ...jobs.map((j) => j.updatedAt))),
     jobs: jobs.map(toJobView),
+    ...(record.scheduleId ? { scheduleId: record.scheduleId, run: record.run } : {}),
   };
 }
 
@@ -141,6 +148,7 @@ export class ExportService {
       oneTimeResources: access.oneTimeResources,
       timeBasedResources: access.timeBasedResources,
       state: 'ACTIVE',
+      ...(tokens.refreshTokenExpiresAt !== undefined ? { expiresAt: tokens.refreshTokenExpiresAt } : {}),
       createdAt: previous?.createdAt ?? now,
       updatedAt: now,
     });
