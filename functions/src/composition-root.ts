@@ -89,7 +89,8 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   const api = lazy<PortabilityApi>(async () => {
     if (overrides.api) return overrides.api;
     const { PortabilityApiClient } = await import('./adapters/portability-api-client');
-    return new PortabilityApiClient({ apiRoot: config.apiRoot });
+    const { RetryingPortabilityApi } = await import('./adapters/retrying-portability-api');
+    return new RetryingPortabilityApi(new PortabilityApiClient({ apiRoot: config.apiRoot }));
   });
   const oauth = lazy<OAuthTokenClient>(async () => {
     if (overrides.oauth) return overrides.oauth;
