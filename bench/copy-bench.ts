@@ -1,0 +1,152 @@
+/**
+ * Benchmarks 1–3: copy throughput against its two legs, peak memory against a buffering copy,
+ * and the ranged parallel copy against the single stream. The source is a local signed-URL server
+ * (this process), the bucket the GCS stand-in (its own process), each copy a child process.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Storage } from '@google-cloud/storage';
+import { removeFixtures, startArchiveHttpServer, writeArchiveFixture } from '../test/support/archive-http-server';
+import type { BenchRow, Log } from './bench-types';
+import type { CopyJob, CopyLegResult } from './copy-child';
+
+export interface CopyBenchOptions {
+  sizesMiB: number[];
+  /** Archives from this size up are also copied in parts. */
+  partsFromMiB: number;
+  partCounts: number[];
+  /** The buffering baseline only up to this size (it needs the whole archive in memory). */
+  naiveUpToMiB: number;
+  /** Runs per figure up to 256 MiB (the median is kept); larger archives run once. */
+  repeats: number;
+  log: Log;
+}
+
+const BUCKET = 'bench-archives';
+const root = path.resolve(__dirname, '..');
+
+/** Runs a TypeScript file under tsx in a fresh Node process; returns its last stdout line. */
+export function runTsChild(file: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, file), ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve(out.trim().split('\n').pop() ?? '') : reject(new Error(`${file} exited ${code}: ${err.trim().slice(-500)}`))));
+  });
+}
+
+async function startGcsProcess(): Promise<{ endpoint: string; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'bench/gcs-server-process.ts')], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  const endpoint = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n')[0];
+      if (out.includes('\n')) resolve((JSON.parse(line) as { endpoint: string }).endpoint);
+    });
+    child.once('exit', (code) => reject(new Error(`GCS stand-in exited ${code}`)));
+  });
+  return {
+    endpoint,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const mbps = (bytes: number, ms: number): string => `${((bytes / 2 ** 20) / (ms / 1000)).toFixed(0)} MiB/s`;
+
+export async function runCopyBench(opts: CopyBenchOptions): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-copy-'));
+  const [source, gcs] = await Promise.all([startArchiveHttpServer(), startGcsProcess()]);
+  const storage = new Storage({ apiEndpoint: gcs.endpoint, projectId: 'demo-bench' });
+  await storage.bucket(BUCKET).create();
+  let run = 0;
+  const leg = async (mode: CopyJob['mode'], size: number, url: string, parts?: number): Promise<CopyLegResult> => {
+    const object = `bench/${mode}-${++run}.zip`;
+    const job: CopyJob = { mode, url, sourceHost: source.host, endpoint: gcs.endpoint, bucket: BUCKET, object, size, ...(parts ? { parts } : {}) };
+    const r = JSON.parse(await runTsChild('bench/copy-child.ts', [JSON.stringify(job)])) as CopyLegResult;
+    if (mode !== 'download') {
+      const [meta] = await storage.bucket(BUCKET).file(object).getMetadata();
+      if (Number(meta.size) !== size) throw new Error(`${mode}: stored ${String(meta.size)} bytes, expected ${size}`);
+      await storage.bucket(BUCKET).file(object).delete();
+    }
+    opts.log(`  ${mode}${parts ? ` ×${parts}` : ''} ${size / 2 ** 20} MiB: ${(r.ms / 1000).toFixed(2)} s (${mbps(size, r.ms)}), peak RSS ${r.peakRssMiB.toFixed(0)} MiB`);
+    return r;
+  };
+  const best = async (mode: CopyJob['mode'], size: number, url: string, n: number, parts?: number): Promise<{ ms: number; peak: number; start: number }> => {
+    const rs: CopyLegResult[] = [];
+    for (let i = 0; i < n; i++) rs.push(await leg(mode, size, url, parts));
+    return { ms: median(rs.map((r) => r.ms)), peak: Math.max(...rs.map((r) => r.peakRssMiB)), start: median(rs.map((r) => r.startRssMiB)) };
+  };
+
+  try {
+    const peaks: Array<{ mib: number; peak: number }> = [];
+    for (const mib of opts.sizesMiB) {
+      const size = Math.round(mib * 2 ** 20);
+      const t = Date.now();
+      const fixture = await writeArchiveFixture(dir, `archive-${mib}.zip`, size);
+      opts.log(` fixture ${mib} MiB written in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+      const pathname = `/archive-${mib}.zip`;
+      source.serve(pathname, { fixture });
+      const url = `${source.origin}${pathname}?X-Goog-Signature=bench`;
+      const n = mib <= 256 ? opts.repeats : 1;
+
+      const down = await best('download', size, url, n);
+      const up = await best('upload', size, url, n);
+      const copy = await best('copy', size, url, n);
+      const slower = Math.max(down.ms, up.ms);
+      rows.push({
+        bench: '1 copy throughput',
+        name: `copy ${mib} MiB (${mbps(size, copy.ms)})`,
+        value: `${(copy.ms / 1000).toFixed(2)} s`,
+        baseline: `slower leg ${(slower / 1000).toFixed(2)} s (${down.ms >= up.ms ? 'download' : 'upload'}; download ${(down.ms / 1000).toFixed(2)} s, upload ${(up.ms / 1000).toFixed(2)} s)`,
+        ratio: copy.ms / slower,
+        goal: '≤ 1.15',
+        pass: copy.ms / slower <= 1.15,
+      });
+
+      peaks.push({ mib, peak: copy.peak });
+      const naive = mib <= opts.naiveUpToMiB ? await best('naive', size, url, 1) : undefined;
+      const flat = copy.peak / peaks[0].peak;
+      rows.push({
+        bench: '2 memory',
+        name: `peak RSS of copy ${mib} MiB (process at start ${copy.start.toFixed(0)} MiB)`,
+        value: `${copy.peak.toFixed(0)} MiB`,
+        baseline: naive ? `buffering copy ${naive.peak.toFixed(0)} MiB` : `copy of ${peaks[0].mib} MiB: ${peaks[0].peak.toFixed(0)} MiB`,
+        ratio: naive ? copy.peak / naive.peak : flat,
+        goal: naive ? 'flat, < 150 MiB' : 'flat (≈ 1), < 150 MiB',
+        pass: copy.peak < 150 && flat < 1.25,
+      });
+
+      if (mib >= opts.partsFromMiB) {
+        for (const parts of opts.partCounts) {
+          const p = await best('parts', size, url, n, parts);
+          rows.push({
+            bench: '3 parallel ranges',
+            name: `copy ${mib} MiB in ${parts} parts + compose (peak RSS ${p.peak.toFixed(0)} MiB)`,
+            value: `${(p.ms / 1000).toFixed(2)} s`,
+            baseline: `single stream ${(copy.ms / 1000).toFixed(2)} s`,
+            ratio: p.ms / copy.ms,
+            goal: 'speed-up = 1/ratio',
+          });
+        }
+      }
+      await removeFixtures(fixture.file);
+    }
+  } finally {
+    await source.stop();
+    await gcs.stop();
+    await removeFixtures(dir);
+  }
+  return rows;
+}

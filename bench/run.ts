@@ -1,0 +1,90 @@
+/**
+ * `npm run bench`: every benchmark of issue 6 in one go on the local stack, one table of figures
+ * each beside its baseline from the same run, written to bench/results.md with the machine.
+ *   --quick        tiny sizes, one repeat (the smoke test's mode; writes nothing unless --out)
+ *   --full         adds the 4 GiB archive to the copy benchmarks
+ *   --sizes=a,b    archive sizes in MiB (default 100,1024)
+ *   --out=FILE     where to write the report (default bench/results.md; --quick: none)
+ */
+import { execSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { BenchRow } from './bench-types';
+import { runColdStartBench } from './cold-start-bench';
+import { runCopyBench } from './copy-bench';
+import { costRows, measureExportCost, PRICES } from './cost-bench';
+import { fmtDuration, pollingMatrix, POLICIES, runPollingBench } from './polling-bench';
+
+const args = process.argv.slice(2);
+const flag = (name: string): boolean => args.includes(`--${name}`);
+const option = (name: string): string | undefined => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+
+function machine(): string {
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  return `${cpu}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Node ${process.version}, ${os.type()} ${os.release()}, ${new Date().toISOString()}`;
+}
+
+function table(rows: BenchRow[]): string {
+  const lines = ['| benchmark | figure | value | baseline (same run) | ratio | goal | met |', '|---|---|---|---|---|---|---|'];
+  for (const r of rows) {
+    const met = r.pass === undefined ? '' : r.pass ? 'yes' : '**no**';
+    lines.push(`| ${r.bench} | ${r.name} | ${r.value} | ${r.baseline ?? ''} | ${r.ratio !== undefined ? r.ratio.toFixed(2) : ''} | ${r.goal ?? ''} | ${met} |`);
+  }
+  return lines.join('\n');
+}
+
+function pollingDetail(): string {
+  const names = Object.keys(POLICIES);
+  const lines = [`| job duration | ${names.join(' | ')} |`, `|---|${names.map(() => '---').join('|')}|`];
+  for (const { duration, outcomes } of pollingMatrix()) {
+    lines.push(`| ${fmtDuration(duration)} | ${names.map((n) => `${outcomes[n].calls} calls, +${fmtDuration(outcomes[n].noticeDelaySeconds)}`).join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const quick = flag('quick');
+  const sizes = option('sizes')?.split(',').map(Number) ?? (quick ? [8] : [100, 1024, ...(flag('full') ? [4096] : [])]);
+  const out = option('out') ?? (quick ? undefined : path.join(__dirname, 'results.md'));
+  const log = (line: string): void => console.error(line);
+  const started = Date.now();
+  const rows: BenchRow[] = [];
+
+  log('1–3 copy throughput, memory, parallel ranges');
+  rows.push(...(await runCopyBench({ sizesMiB: sizes, partsFromMiB: quick ? 0 : 1024, partCounts: [2, 4], naiveUpToMiB: 1024, repeats: quick ? 1 : 3, log })));
+  log('4 polling cost');
+  rows.push(...runPollingBench());
+  log('5 cold start (npm run build first)');
+  execSync('npm run build', { cwd: path.resolve(__dirname, '..'), stdio: 'ignore' });
+  rows.push(...(await runColdStartBench({ repeats: quick ? 1 : 5, log })));
+  log('6 cost per export');
+  rows.push(...costRows(await measureExportCost(log)));
+
+  const report = [
+    '# Benchmark results',
+    '',
+    `Machine: ${machine()}. Command: \`npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}\` (${((Date.now() - started) / 1000).toFixed(0)} s).`,
+    '',
+    'Ratios compare figures measured in the same run; absolute times depend on this machine.',
+    '',
+    table(rows),
+    '',
+    '## Polling: every policy (status calls, and delay from ready to noticed)',
+    '',
+    pollingDetail(),
+    '',
+    '## Prices assumed (USD list prices, free tiers ignored)',
+    '',
+    `Firestore document reads $${PRICES.firestoreReadPer100k} and writes $${PRICES.firestoreWritePer100k} per 100,000 (multi-region); Cloud Tasks $${PRICES.tasksOpPerMillion} per million operations (CreateTask and each delivery attempt); Cloud Functions $${PRICES.invocationPerMillion} per million invocations, compute time not included; Data Portability API calls: no published price.`,
+    '',
+  ].join('\n');
+  console.log(table(rows));
+  if (out) writeFileSync(out, report);
+  log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s${out ? `; written to ${out}` : ''}`);
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
