@@ -1,0 +1,21 @@
+/**
+ * The benchmarks' code paths run (tiny sizes, no timing assertions), so `npm run bench` cannot rot.
+ * The figures themselves live in bench/results.md.
+ */
+import { describe, expect, it } from 'vitest';
+import { runCopyBench } from '../../bench/copy-bench';
+import { runPollingBench, simulate, POLICIES } from '../../bench/polling-bench';
+
+describe('benchmarks (smoke)', () => {
+  it('copy, upload, download, buffering and ranged legs each run and produce a row', async () => {
+    const rows = await runCopyBench({ sizesMiB: [2], partsFromMiB: 0, partCounts: [2], naiveUpToMiB: 2, repeats: 1, log: () => undefined });
+    expect(rows.map((r) => r.bench)).toEqual(['1 copy throughput', '2 memory', '3 parallel ranges']);
+    for (const r of rows) expect(Number.isFinite(r.ratio)).toBe(true);
+  });
+
+  it('polling simulation counts calls and notice delay', () => {
+    expect(simulate(3600, POLICIES['fixed 5 min'])).toEqual({ calls: 12, noticeDelaySeconds: 0 });
+    expect(simulate(100, POLICIES['fixed 1 min'])).toEqual({ calls: 2, noticeDelaySeconds: 20 });
+    expect(runPollingBench().filter((r) => r.pass === false)).toEqual([]);
+  });
+});
