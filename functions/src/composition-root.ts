@@ -95,7 +95,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   const oauth = lazy<OAuthTokenClient>(async () => {
     if (overrides.oauth) return overrides.oauth;
     const { GoogleOAuthTokenClient } = await import('./adapters/google-oauth-token-client');
-    return new GoogleOAuthTokenClient(config.oauth);
+    return new GoogleOAuthTokenClient({ ...config.oauth, now });
   });
   const cipher = lazy<SecretCipher>(async () => {
     if (overrides.cipher) return overrides.cipher;

@@ -15,6 +15,8 @@ export interface GoogleOAuthTokenClientOptions {
   tokenUrl: string;
   /** Per-request timeout (default 10 s). The library retries 5xx/429/network errors a few times on its own. */
   timeoutMs?: number;
+  /** Clock for `refreshTokenExpiresAt` (epoch ms; default Date.now). */
+  now?: () => number;
 }
 
 /**
@@ -69,7 +71,7 @@ export class GoogleOAuthTokenClient implements OAuthTokenClient {
       refreshToken: t.refresh_token ?? undefined,
       expiresAt: t.expiry_date ?? Date.now() + DEFAULT_TTL_MS,
       scope: t.scope ?? '',
-      ...(t.refresh_token_expires_in != null ? { refreshTokenExpiresAt: Date.now() + t.refresh_token_expires_in * 1000 } : {}),
+      ...(t.refresh_token_expires_in != null ? { refreshTokenExpiresAt: (this.opts.now ?? Date.now)() + t.refresh_token_expires_in * 1000 } : {}),
     };
   }
 

@@ -1,0 +1,277 @@
+/**
+ * Scheduled incremental exports on a controllable clock: the real Firestore emulator (export and
+ * schedule stores), the simulated Google side through the real clients (Data Portability API over
+ * HTTP, OAuth token endpoint through google-auth-library), the GCS stand-in through the real
+ * archive copier. Cloud Tasks is replaced by an in-memory queue that this test drains in due-time
+ * order, moving the clock to each task's time: thirty days run in seconds.
+ */
+import { randomBytes } from 'node:crypto';
+import { Storage } from '@google-cloud/storage';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { CloudStorageArchiveCopier } from '../../functions/src/adapters/archive-copier';
+import { createFirestore, FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
+import { FirestoreScheduleStore } from '../../functions/src/adapters/firestore-schedule-store';
+import { GoogleOAuthTokenClient } from '../../functions/src/adapters/google-oauth-token-client';
+import { LocalKeySecretCipher } from '../../functions/src/adapters/local-key-secret-cipher';
+import { PortabilityApiClient } from '../../functions/src/adapters/portability-api-client';
+import type { Job } from '../../functions/src/domain/job';
+import type { PipelineTask, ScheduleRunQueue, ScheduleRunTask, TaskQueue } from '../../functions/src/domain/ports';
+import { DAY_MS, HOUR_MS } from '../../functions/src/domain/schedule';
+import { createLogger } from '../../functions/src/logging';
+import { AccessTokens, quotaUserOf } from '../../functions/src/pipeline/access-tokens';
+import { ExportService } from '../../functions/src/pipeline/export-service';
+import { JobRunner } from '../../functions/src/pipeline/job-runner';
+import { ScheduleService } from '../../functions/src/pipeline/schedule-service';
+import { startGcsServer, type GcsServer } from '../../local-stack/gcs-server';
+import { GoogleAccounts } from '../../local-stack/google-accounts';
+import { startOAuthSimulator, type OAuthSimulator } from '../../local-stack/oauth-simulator';
+import { startPortabilityApiSimulator, type PortabilityApiSimulator } from '../../local-stack/portability-api-simulator';
+
+const PROJECT = 'demo-scheduled-exports';
+const REDIRECT = 'http://localhost:5173/oauth/callback';
+const BUCKET = 'scheduled-archives';
+
+type Queued = { due: number; task: { kind: 'pipeline'; task: PipelineTask } | { kind: 'run'; task: ScheduleRunTask } };
+
+/** Cloud Tasks as a list ordered by due time; drained by the test. Duplicate names are refused, as Cloud Tasks does. */
+class ManualQueue implements TaskQueue, ScheduleRunQueue {
+  readonly pending: Queued[] = [];
+  private readonly names = new Set<string>();
+  constructor(private readonly clock: () => number) {}
+  async enqueue(task: PipelineTask): Promise<void> {
+    const name = `${task.jobId}-${task.step}-${task.seq}-${task.redelivery ?? ''}`;
+    if (this.names.has(name)) return;
+    this.names.add(name);
+    this.pending.push({ due: this.clock() + task.delaySeconds * 1000, task: { kind: 'pipeline', task } });
+  }
+  async enqueueScheduleRun(task: ScheduleRunTask): Promise<void> {
+    const name = `${task.scheduleId}-run-${task.run}-${task.redelivery ?? ''}`;
+    if (this.names.has(name)) return;
+    this.names.add(name);
+    this.pending.push({ due: this.clock(), task: { kind: 'run', task } });
+  }
+}
+
+let t = Date.now();
+const clock = (): number => t;
+let accounts: GoogleAccounts;
+let oauthSim: OAuthSimulator;
+let sim: PortabilityApiSimulator;
+let gcs: GcsServer;
+let queue: ManualQueue;
+let store: FirestoreExportStore;
+let scheduleStore: FirestoreScheduleStore;
+let exportsSvc: ExportService;
+let schedules: ScheduleService;
+let runner: JobRunner;
+let tokens: AccessTokens;
+let db: ReturnType<typeof createFirestore>;
+
+beforeAll(async () => {
+  process.env.FIRESTORE_EMULATOR_HOST = inject('firestoreEmulatorHost');
+  process.env.METADATA_SERVER_DETECTION ??= 'none';
+  accounts = new GoogleAccounts(clock);
+  oauthSim = await startOAuthSimulator({ accounts, clientId: 'cid', clientSecret: 'secret' });
+  sim = await startPortabilityApiSimulator({ accounts, jobDurationMs: 120_000, archiveBytes: 4_000 });
+  gcs = await startGcsServer();
+  const storage = new Storage({ apiEndpoint: gcs.endpoint, projectId: PROJECT });
+  await storage.bucket(BUCKET).create();
+  db = createFirestore(PROJECT, process.env.FIRESTORE_EMULATOR_HOST);
+  store = new FirestoreExportStore(db);
+  scheduleStore = new FirestoreScheduleStore(db);
+  const logger = createLogger({ level: 'silent' });
+  const cipher = new LocalKeySecretCipher(randomBytes(32).toString('base64'));
+  const oauth = new GoogleOAuthTokenClient({ clientId: 'cid', clientSecret: 'secret', tokenUrl: oauthSim.tokenUrl, now: clock });
+  const api = new PortabilityApiClient({ apiRoot: sim.apiRoot });
+  queue = new ManualQueue(clock);
+  tokens = new AccessTokens(store, cipher, oauth, clock);
+  exportsSvc = new ExportService({ store, api, oauth, tokens, cipher, queue, logger, now: clock });
+  schedules = new ScheduleService({ schedules: scheduleStore, store, queue, runQueue: queue, logger, now: clock });
+  runner = new JobRunner({
+    store,
+    api,
+    tokens,
+    queue,
+    copier: new CloudStorageArchiveCopier({ storage, bucket: BUCKET, allowedHosts: [sim.archiveHost], allowHttp: true }),
+    policy: { initialSeconds: 300, maxSeconds: 3600, copyLeaseSeconds: 600 },
+    maxArchiveRetries: 3,
+    cipher,
+    copySliceSeconds: 600,
+    copyChunkBytes: 262_144,
+    logger,
+    now: clock,
+    onJobFinished: (job) => schedules.jobFinished(job),
+  });
+}, 30_000);
+
+afterAll(async () => {
+  await db?.terminate();
+  await Promise.all([oauthSim?.stop(), sim?.stop(), gcs?.stop()]);
+});
+
+/** Runs every queued task due before `until`, in due order, moving the clock forward to each. */
+async function drain(until = Number.POSITIVE_INFINITY): Promise<void> {
+  for (let steps = 0; ; steps++) {
+    if (steps > 2000) throw new Error('queue does not drain');
+    queue.pending.sort((a, b) => a.due - b.due);
+    const next = queue.pending[0];
+    if (!next || next.due > until) return;
+    queue.pending.shift();
+    t = Math.max(t, next.due);
+    const outcome = next.task.kind === 'run' ? await schedules.startRun(next.task.task) : await runner.run(next.task.task);
+    if (outcome.kind === 'retry' || outcome.kind === 'throttle') throw new Error(`task failed: ${JSON.stringify(next.task)} ${outcome.detail}`);
+  }
+}
+
+async function authorize(userId: string, resources: string[], days: number): Promise<{ googleUserId: string }> {
+  const googleUserId = `google-${userId}`;
+  const code = oauthSim.consent({ googleUserId, resources, redirectUri: REDIRECT, accessType: 'TIME_BASED', days });
+  await exportsSvc.authorize(userId, code, REDIRECT);
+  return { googleUserId };
+}
+
+async function runJobs(scheduleId: string): Promise<Job[]> {
+  const runs = await scheduleStore.listRuns(scheduleId, 500);
+  const jobs = (await Promise.all(runs.map((r) => store.listJobs(r.id)))).flat();
+  return jobs.sort((a, b) => a.createdAt - b.createdAt || a.resource.localeCompare(b.resource));
+}
+
+describe('scheduled exports on a controllable clock', () => {
+  it('a 30-day grant gives 30 daily runs with contiguous, non-overlapping windows, then stops at expiry', async () => {
+    const T0 = t;
+    await authorize('rita', ['myactivity.youtube', 'youtube.public_videos'], 30);
+    const grant = await store.getGrant('rita');
+    expect(grant?.timeBasedResources).toEqual(['myactivity.youtube', 'youtube.public_videos']);
+    expect(grant?.expiresAt).toBeGreaterThanOrEqual(T0 + 30 * DAY_MS);
+
+    const view = await schedules.createSchedule('rita', { startTime: '2026-01-01T00:00:00Z' });
+    expect(view).toMatchObject({ state: 'ACTIVE', everyHours: 24, runCount: 0 });
+    expect(view.groups.map((g) => [g.resource, g.window])).toEqual([
+      ['myactivity.youtube', 'incremental'],
+      ['youtube.public_videos', 'full'],
+    ]);
+    for (let day = 0; day < 30; day++) {
+      expect(t).toBeLessThanOrEqual(T0 + day * DAY_MS);
+      t = T0 + day * DAY_MS;
+      // A few scheduler ticks per day, as Cloud Scheduler every few minutes: only the due one runs.
+      await schedules.tick();
+      await drain(T0 + day * DAY_MS + 6 * HOUR_MS);
+      await schedules.tick();
+      await drain(T0 + day * DAY_MS + 12 * HOUR_MS);
+    }
+    const jobs = await runJobs(view.scheduleId);
+    const activity = jobs.filter((j) => j.resource === 'myactivity.youtube');
+    const videos = jobs.filter((j) => j.resource === 'youtube.public_videos');
+    expect(activity).toHaveLength(30);
+    expect(videos).toHaveLength(30);
+    expect(jobs.every((j) => j.state === 'SUCCEEDED')).toBe(true);
+    // Run 1 starts at the user's chosen time; run n+1 starts exactly where run n's export ended.
+    expect(activity[0]?.startTime).toBe('2026-01-01T00:00:00Z');
+    for (let i = 1; i < activity.length; i++) {
+      const prev = activity[i - 1] as Job;
+      const cur = activity[i] as Job;
+      expect(cur.startTime).toBe(prev.exportTime);
+      expect(Date.parse(cur.exportTime as string)).toBeGreaterThan(Date.parse(cur.startTime as string));
+    }
+    // What Google was asked for, as the simulator saw it: the same windows, one a day.
+    const asked = sim
+      .jobs()
+      .filter((j) => j.googleUserId === 'google-rita' && j.resources[0] === 'myactivity.youtube')
+      .sort((a, b) => a.createdAt - b.createdAt);
+    expect(asked).toHaveLength(30);
+    expect(asked.slice(1).map((j) => j.startTime)).toEqual(asked.slice(0, -1).map((j) => j.exportTime));
+    // Groups without time filters are exported whole, and their jobs say so.
+    expect(videos.every((j) => j.window === 'full' && j.startTime === undefined)).toBe(true);
+    // Each run's archives under the run's own export prefix.
+    const runs = await scheduleStore.listRuns(view.scheduleId, 100);
+    expect(new Set(runs.map((r) => r.id)).size).toBe(30);
+    expect(runs.map((r) => r.run)).toEqual(Array.from({ length: 30 }, (_, i) => 30 - i));
+    for (const j of jobs) expect(j.archives.every((a) => a.name.startsWith(`rita/${j.exportId}/${j.resource}/`))).toBe(true);
+
+    // Day 30: the grant has ended; the schedule stops with a reason, and nothing polls afterwards.
+    t = T0 + 30 * DAY_MS + 60_000;
+    await schedules.tick();
+    await drain(t + HOUR_MS);
+    const ended = await schedules.getSchedule('rita', view.scheduleId);
+    expect(ended).toMatchObject({ state: 'NEEDS_CONSENT', reason: { code: 'GRANT_EXPIRED' }, runCount: 30 });
+    expect(ended.nextRunAt).toBeUndefined();
+    expect(ended.runs).toHaveLength(30);
+    const calls = sim.calls.length;
+    t += 2 * DAY_MS;
+    expect(await schedules.tick()).toEqual({ due: 0, enqueued: 0 });
+    await drain(t + HOUR_MS);
+    expect(sim.calls.length).toBe(calls);
+  }, 120_000);
+
+  it('a cooldown answer moves the group to Google\u2019s timestamp_after_24hrs, then the run happens there', async () => {
+    const T0 = t;
+    await authorize('sam', ['myactivity.search'], 30);
+    // The user exported the group at Google (another app, or by hand) before opting in, twelve hours ago.
+    await new PortabilityApiClient({ apiRoot: sim.apiRoot }).initiate(await tokens.forUser('sam'), { resources: ['myactivity.search'] }, 'q');
+    t = T0 + 12 * HOUR_MS;
+    const view = await schedules.createSchedule('sam', {});
+    await drain(t + HOUR_MS);
+    const jobs = await runJobs(view.scheduleId);
+    expect(jobs.map((j) => j.state)).toEqual(['FAILED']);
+    expect(jobs[0]?.error).toMatchObject({ code: 'TIME_BASED_COOLDOWN', retryAt: new Date(T0 + DAY_MS).toISOString().replace('.000Z', 'Z') });
+    const moved = await schedules.getSchedule('sam', view.scheduleId);
+    expect(Date.parse(moved.nextRunAt as string)).toBe(T0 + DAY_MS);
+    // Ticks before then start nothing.
+    t = T0 + 20 * HOUR_MS;
+    expect((await schedules.tick()).due).toBe(0);
+    t = T0 + DAY_MS;
+    expect((await schedules.tick()).enqueued).toBe(1);
+    await drain(t + HOUR_MS);
+    const after = await runJobs(view.scheduleId);
+    expect(after.map((j) => j.state)).toEqual(['FAILED', 'SUCCEEDED']);
+    // The failed run moved no cursor: the next run is the first window (no startTime chosen), then incremental.
+    expect(after[1]?.startTime).toBeUndefined();
+    t = T0 + 2 * DAY_MS;
+    await schedules.tick();
+    await drain(t + HOUR_MS);
+    const third = (await runJobs(view.scheduleId))[2];
+    expect(third?.startTime).toBe(after[1]?.exportTime);
+  }, 60_000);
+
+  it('a revoked grant ends the schedule as NEEDS_CONSENT, and nothing keeps polling it', async () => {
+    const T0 = t;
+    const { googleUserId } = await authorize('uma', ['chrome.history'], 180);
+    const view = await schedules.createSchedule('uma', {});
+    await drain(T0 + HOUR_MS);
+    for (const g of accounts.grants.values()) if (g.googleUserId === googleUserId) accounts.revoke(g.grantId);
+    t = T0 + DAY_MS;
+    await schedules.tick();
+    await drain(t + HOUR_MS);
+    const ended = await schedules.getSchedule('uma', view.scheduleId);
+    expect(ended).toMatchObject({ state: 'NEEDS_CONSENT', reason: { code: 'CONSENT_REVOKED' } });
+    expect(ended.nextRunAt).toBeUndefined();
+    expect(ended.runs?.[0]?.jobs[0]).toMatchObject({ state: 'FAILED', error: { code: 'CONSENT_REVOKED' } });
+    const umaCalls = (): number => sim.calls.filter((c) => c.quotaUser === quotaUserOf('uma')).length;
+    const calls = umaCalls();
+    for (let d = 2; d < 5; d++) {
+      t = T0 + d * DAY_MS;
+      await schedules.tick();
+      await drain(t + HOUR_MS);
+    }
+    expect(umaCalls()).toBe(calls);
+    expect((await schedules.getSchedule('uma', view.scheduleId)).runCount).toBe(ended.runCount);
+  }, 60_000);
+
+  it('a run task delivered twice, or late, starts the run once', async () => {
+    const T0 = t;
+    await authorize('vic', ['play.installs'], 30);
+    const view = await schedules.createSchedule('vic', {});
+    const first = queue.pending.find((q) => q.task.kind === 'run' && q.task.task.scheduleId === view.scheduleId);
+    expect(first).toBeDefined();
+    const task = first?.task.task as ScheduleRunTask;
+    const outcomes = await Promise.all([schedules.startRun(task), schedules.startRun(task)]);
+    // One claims the run; the other finds it claimed (or, serialized, re-creates the same export).
+    expect(outcomes.map((o) => o.kind)).toContain('done');
+    await drain(T0 + HOUR_MS);
+    expect(await schedules.startRun(task)).toMatchObject({ kind: 'done' });
+    expect(await schedules.startRun({ scheduleId: view.scheduleId, run: 5 })).toMatchObject({ kind: 'dropped' });
+    const runs = await scheduleStore.listRuns(view.scheduleId, 10);
+    expect(runs).toHaveLength(1);
+    expect((await store.listJobs(runs[0]!.id)).map((j) => j.state)).toEqual(['SUCCEEDED']);
+  }, 60_000);
+});
