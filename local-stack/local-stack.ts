@@ -12,12 +12,13 @@ import { Storage } from '@google-cloud/storage';
 import type { Writable } from 'node:stream';
 import { createComposition, type Composition, type Overrides } from '../functions/src/composition-root';
 import { parseConfig, type Config } from '../functions/src/config';
+import { installBodyParseErrorShim } from '../functions/src/http/body-parse-errors';
 import { createLogger } from '../functions/src/logging';
 import { startCloudTasksServer, type CloudTasksServer } from './cloud-tasks-server';
 import { startFirestoreEmulator, type FirestoreEmulator } from './firestore-emulator';
 import { startGcsServer, type GcsServer } from './gcs-server';
 import { GoogleAccounts } from './google-accounts';
-import { createLocalOidcIssuer } from './local-oidc-issuer';
+import { createLocalOidcIssuer, type LocalOidcIssuer } from './local-oidc-issuer';
 import { freePort } from './net-utils';
 import { startOAuthSimulator, type OAuthSimulator } from './oauth-simulator';
 import { startPortabilityApiSimulator, type PortabilityApiSimulator } from './portability-api-simulator';
@@ -63,6 +64,8 @@ export interface LocalStack {
   storage: Storage;
   composition: Composition;
   firestoreEmulatorHost: string;
+  /** Signs the OIDC tokens of Cloud Tasks and Cloud Scheduler (tests forge wrong ones with it). */
+  tasksOidcIssuer: LocalOidcIssuer;
   /** An ID token for a user of the app's frontend. */
   idToken(userId: string): Promise<string>;
   /** Delivers one task to its function as Cloud Tasks would (a duplicate delivery); returns the HTTP status. */
@@ -177,6 +180,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     const suffix = `_${++registered}`;
     const serve = async (target: keyof Omit<Composition, 'logger'>, port: number): Promise<void> => {
       ff.http(target + suffix, (req, res) => composition[target](req, res));
+      installBodyParseErrorShim(); // as functions/src/index.ts does in production
       const server = getTestServer(target + suffix);
       await listen(server, port);
       stops.push(() => new Promise((r) => { server.close(() => r()); server.closeAllConnections(); }));
@@ -226,6 +230,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       storage,
       composition,
       firestoreEmulatorHost,
+      tasksOidcIssuer: tasksIssuer,
       idToken: (userId) => oauth.issueIdToken(userId),
       sweep,
       tickSchedules,

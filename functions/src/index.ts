@@ -5,6 +5,10 @@
 import * as ff from '@google-cloud/functions-framework';
 import { createComposition, type Composition } from './composition-root';
 import { parseConfig } from './config';
+import { installBodyParseErrorShim } from './http/body-parse-errors';
+
+// Before the framework builds its server: malformed bodies then reach our handlers, which answer JSON.
+installBodyParseErrorShim();
 
 let composition: Composition | undefined;
 const app = (): Composition => (composition ??= createComposition(parseConfig(process.env)));

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { Firestore, Timestamp, type DocumentSnapshot, type Transaction } from '@google-cloud/firestore';
 import { deriveExportState } from '../domain/export-state';
 import { isTerminal, type Job } from '../domain/job';
+import type { HousekeepingStore } from '../domain/housekeeping-store';
 import type { ExportRecord, ExportStore, Grant, GrantState, JobUpdate } from '../domain/ports';
 
 const IDEMPOTENCY_TTL_MS = 7 * 86_400_000;
@@ -20,7 +21,7 @@ function stripUndefined<T extends object>(o: T): T {
   return JSON.parse(JSON.stringify(o)) as T;
 }
 
-export class FirestoreExportStore implements ExportStore {
+export class FirestoreExportStore implements ExportStore, HousekeepingStore {
   constructor(private readonly db: Firestore) {}
 
   private grants = () => this.db.collection('grants');
@@ -48,6 +49,39 @@ export class FirestoreExportStore implements ExportStore {
 
   async deleteGrant(userId: string): Promise<void> {
     await this.grants().doc(userId).delete();
+  }
+
+  private idempotencyRef(userId: string, key: string) {
+    return this.db.collection('idempotency').doc(createHash('sha256').update(`${userId}\n${key}`).digest('hex'));
+  }
+
+  async exportCreationTimesSince(userId: string, since: number, limit: number): Promise<number[]> {
+    // Served by the (userId, createdAt desc) index of the export list.
+    const snap = await this.exports().where('userId', '==', userId).where('createdAt', '>=', since).orderBy('createdAt', 'desc').limit(limit).select('createdAt').get();
+    return snap.docs.map((d) => d.get('createdAt') as number);
+  }
+
+  async countRunningExports(userId: string): Promise<number> {
+    // Equality filters only: Firestore merges the single-field indexes, no composite index needed.
+    const snap = await this.exports().where('userId', '==', userId).where('state', '==', 'RUNNING').count().get();
+    return snap.data().count;
+  }
+
+  async findIdempotentExport(userId: string, key: string): Promise<string | undefined> {
+    const snap = await this.idempotencyRef(userId, key).get();
+    return snap.exists ? (snap.data() as { exportId: string }).exportId : undefined;
+  }
+
+  async deleteExportRecords(exportId: string): Promise<void> {
+    const [jobs, idem] = await Promise.all([
+      this.jobs().where('exportId', '==', exportId).get(),
+      this.db.collection('idempotency').where('exportId', '==', exportId).get(),
+    ]);
+    const batch = this.db.batch();
+    for (const d of [...jobs.docs, ...idem.docs]) batch.delete(d.ref);
+    // The export last: if this fails midway, the export still lists and DELETE can be sent again.
+    batch.delete(this.exports().doc(exportId));
+    await batch.commit();
   }
 
   async createExport(

@@ -91,6 +91,12 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
 }
 
 function jsonBody(req: HttpRequest, allowEmpty: boolean): unknown {
+  if (req.bodyError) {
+    const { status, type } = req.bodyError;
+    if (status === 413) throw new RequestError(413, 'BODY_TOO_LARGE', `The body exceeds ${MAX_BODY_BYTES} bytes`);
+    if (status === 415) throw new RequestError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json in UTF-8 without Content-Encoding', 'body');
+    throw new RequestError(400, 'INVALID_ARGUMENT', type === 'entity.parse.failed' ? 'The body is not valid JSON' : 'The body could not be read', 'body');
+  }
   const raw = req.rawBody;
   const empty = raw === undefined || raw.length === 0;
   if (empty) {

@@ -8,6 +8,8 @@ export interface HttpRequest {
   query: Record<string, unknown>;
   body?: unknown;
   rawBody?: Buffer;
+  /** Set when body-parser could not read the body (see body-parse-errors.ts). */
+  bodyError?: { status: number; type: string };
 }
 
 export interface HttpResponse {
