@@ -90,7 +90,8 @@ describe('hostile bodies', () => {
 
   it('answers an unsupported charset or encoding with a JSON 415', async () => {
     const token = await stack.idToken('mallory');
-    for (const headers of [{ 'Content-Type': 'application/json; charset=latin-9' }, { 'Content-Type': 'application/json', 'Content-Encoding': 'br-x' }]) {
+    const variants: Array<Record<string, string>> = [{ 'Content-Type': 'application/json; charset=latin-9' }, { 'Content-Type': 'application/json', 'Content-Encoding': 'br-x' }];
+    for (const headers of variants) {
       const res = await rawRequest('/v1/exports', { headers: { Authorization: `Bearer ${token}`, ...headers }, chunks: [Buffer.from('{}')] });
       expect(res.status).toBe(415);
       expect(res.type).toMatch(/application\/json/);
