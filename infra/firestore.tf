@@ -43,6 +43,38 @@ resource "google_firestore_index" "jobs_due" {
   }
 }
 
+# schedules: where state == ACTIVE and nextRunAt <= now order by nextRunAt (the scheduler's tick).
+resource "google_firestore_index" "schedules_due" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "schedules"
+
+  fields {
+    field_path = "state"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "nextRunAt"
+    order      = "ASCENDING"
+  }
+}
+
+# exports: where scheduleId == X order by createdAt desc (a schedule's runs).
+resource "google_firestore_index" "exports_by_schedule" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "exports"
+
+  fields {
+    field_path = "scheduleId"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "createdAt"
+    order      = "DESCENDING"
+  }
+}
+
 # idempotency records expire by themselves; an empty index_config turns off single-field indexing
 # of the timestamp, which only costs writes (TTL does not need an index).
 resource "google_firestore_field" "idempotency_ttl" {

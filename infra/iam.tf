@@ -28,6 +28,12 @@ resource "google_service_account" "sweep" {
 
 # The identity Cloud Tasks and Cloud Scheduler put in the OIDC token of each call; it may invoke
 # the task and scheduler functions and nothing else.
+resource "google_service_account" "schedule" {
+  project      = var.project_id
+  account_id   = "${var.prefix}-schedule"
+  display_name = "${var.prefix}: runSchedules function"
+}
+
 resource "google_service_account" "tasks_invoker" {
   project      = var.project_id
   account_id   = "${var.prefix}-invoker"
@@ -43,10 +49,11 @@ resource "google_service_account" "build" {
 
 locals {
   runtime_service_accounts = {
-    api   = google_service_account.api.member
-    check = google_service_account.check.member
-    copy  = google_service_account.copy.member
-    sweep = google_service_account.sweep.member
+    api      = google_service_account.api.member
+    check    = google_service_account.check.member
+    copy     = google_service_account.copy.member
+    sweep    = google_service_account.sweep.member
+    schedule = google_service_account.schedule.member
   }
 
   # Which function enqueues into which queue.
@@ -58,6 +65,8 @@ locals {
     "copy-copy"   = { queue = google_cloud_tasks_queue.copy.name, member = google_service_account.copy.member }
     "sweep-check" = { queue = google_cloud_tasks_queue.check.name, member = google_service_account.sweep.member }
     "sweep-copy"  = { queue = google_cloud_tasks_queue.copy.name, member = google_service_account.sweep.member }
+    # runSchedules fans out scheduled runs and enqueues each run's initiate steps, both on the check queue.
+    "schedule-check" = { queue = google_cloud_tasks_queue.check.name, member = google_service_account.schedule.member }
   }
 
   # Functions that read or write users' OAuth tokens (the sweeper only re-enqueues).
@@ -184,6 +193,14 @@ resource "google_cloud_run_service_iam_member" "sweep_invoker" {
   project  = var.project_id
   location = var.region
   service  = google_cloudfunctions2_function.sweep_jobs.name
+  role     = "roles/run.invoker"
+  member   = google_service_account.tasks_invoker.member
+}
+
+resource "google_cloud_run_service_iam_member" "schedule_invoker" {
+  project  = var.project_id
+  location = var.region
+  service  = google_cloudfunctions2_function.run_schedules.name
   role     = "roles/run.invoker"
   member   = google_service_account.tasks_invoker.member
 }

@@ -5,6 +5,8 @@ locals {
     check_function = "${var.prefix}-check-archive-job"
     copy_function  = "${var.prefix}-copy-archives"
     sweep_function = "${var.prefix}-sweep-jobs"
+    schedule_fn    = "${var.prefix}-run-schedules"
+    schedule_job   = "${var.prefix}-run-schedules"
     check_queue    = "${var.prefix}-check"
     copy_queue     = "${var.prefix}-copy"
     sweep_job      = "${var.prefix}-sweep-jobs"
@@ -24,6 +26,8 @@ locals {
     check = "https://${var.region}-${var.project_id}.cloudfunctions.net/${local.names.check_function}"
     copy  = "https://${var.region}-${var.project_id}.cloudfunctions.net/${local.names.copy_function}"
     sweep = "https://${var.region}-${var.project_id}.cloudfunctions.net/${local.names.sweep_function}"
+    # runSchedules: Cloud Scheduler's tick and one Cloud Task per scheduled run.
+    schedule = "https://${var.region}-${var.project_id}.cloudfunctions.net/${local.names.schedule_fn}"
   }
 
   functions_source_dir = coalesce(var.functions_source_dir, "${path.module}/../functions")
@@ -53,6 +57,7 @@ locals {
     CHECK_FUNCTION_URL       = local.function_urls.check
     COPY_FUNCTION_URL        = local.function_urls.copy
     SWEEP_FUNCTION_URL       = local.function_urls.sweep
+    SCHEDULE_FUNCTION_URL    = local.function_urls.schedule
     SWEEP_GRACE_SECONDS      = tostring(var.sweep_grace_seconds)
     COPY_LEASE_SECONDS       = "2100"
     COPY_SLICE_SECONDS       = "1500"

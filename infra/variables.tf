@@ -340,6 +340,8 @@ variable "function_max_instances" {
     check = optional(number, 10)
     copy  = optional(number, 5)
     sweep = optional(number, 1)
+    # One tick every few minutes plus one short task per due schedule.
+    schedule = optional(number, 5)
   })
   description = "Maximum instances per function; copy is the one that moves bytes (and pays egress), sweep needs one."
   default     = {}
@@ -501,5 +503,16 @@ variable "copy_errors_alert_threshold" {
   validation {
     condition     = var.copy_errors_alert_threshold >= 0
     error_message = "copy_errors_alert_threshold must be 0 or more."
+  }
+}
+
+variable "schedules_schedule" {
+  type        = string
+  description = "Cron schedule of the tick that finds due export schedules (time-based access) and fans them out as Cloud Tasks."
+  default     = "*/5 * * * *"
+
+  validation {
+    condition     = length(split(" ", trimspace(var.schedules_schedule))) == 5
+    error_message = "schedules_schedule must be a five-field cron expression."
   }
 }

@@ -37,6 +37,7 @@ MAX_CONCURRENT_EXPORTS="${MAX_CONCURRENT_EXPORTS:-3}"
 API_PUBLIC="${API_PUBLIC:-true}"
 WORKER_INGRESS="${WORKER_INGRESS:-internal-only}"
 SWEEP_SCHEDULE="${SWEEP_SCHEDULE:-*/5 * * * *}"
+SCHEDULES_SCHEDULE="${SCHEDULES_SCHEDULE:-*/5 * * * *}"
 DRY_RUN="${DRY_RUN:-}"
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -46,6 +47,8 @@ API_FN="${PREFIX}-api"
 CHECK_FN="${PREFIX}-check-archive-job"
 COPY_FN="${PREFIX}-copy-archives"
 SWEEP_FN="${PREFIX}-sweep-jobs"
+SCHEDULE_FN="${PREFIX}-run-schedules"
+SCHEDULE_JOB="${PREFIX}-run-schedules"
 CHECK_QUEUE="${PREFIX}-check"
 COPY_QUEUE="${PREFIX}-copy"
 SWEEP_JOB="${PREFIX}-sweep-jobs"
@@ -138,7 +141,7 @@ if ! exists secrets describe "$TOKEN_SECRET"; then
 fi
 
 log "Service accounts"
-for id in api check copy sweep invoker build; do
+for id in api check copy sweep schedule invoker build; do
   exists iam service-accounts describe "$(sa "$id")" ||
     gc iam service-accounts create "${PREFIX}-${id}" --display-name="${PREFIX}: ${id}"
 done
@@ -154,7 +157,7 @@ queue "$CHECK_QUEUE" 5 20 100 10s 600s 5
 queue "$COPY_QUEUE" 1 5 100 30s 1800s 4
 
 log "IAM (least privilege, as infra/iam.tf)"
-for id in api check copy sweep; do
+for id in api check copy sweep schedule; do
   member="serviceAccount:$(sa "$id")"
   gc projects add-iam-policy-binding "$PROJECT_ID" --member="$member" --role=roles/datastore.user --condition=None --format=none
   for secret in "$OAUTH_SECRET" "$TOKEN_SECRET"; do
@@ -166,7 +169,7 @@ for id in api check copy; do
   gc kms keys add-iam-policy-binding "$TOKEN_KEY" --keyring="$KEY_RING" --location="$REGION" \
     --member="serviceAccount:$(sa "$id")" --role=roles/cloudkms.cryptoKeyEncrypterDecrypter --format=none
 done
-for pair in api:"$CHECK_QUEUE" check:"$CHECK_QUEUE" check:"$COPY_QUEUE" copy:"$CHECK_QUEUE" copy:"$COPY_QUEUE" sweep:"$CHECK_QUEUE" sweep:"$COPY_QUEUE"; do
+for pair in api:"$CHECK_QUEUE" check:"$CHECK_QUEUE" check:"$COPY_QUEUE" copy:"$CHECK_QUEUE" copy:"$COPY_QUEUE" sweep:"$CHECK_QUEUE" sweep:"$COPY_QUEUE" schedule:"$CHECK_QUEUE"; do
   gc tasks queues add-iam-policy-binding "${pair#*:}" --location="$REGION" \
     --member="serviceAccount:$(sa "${pair%%:*}")" --role=roles/cloudtasks.enqueuer --format=none
 done
@@ -205,6 +208,7 @@ TASKS_SERVICE_ACCOUNT: $(q "$INVOKER_SA")
 CHECK_FUNCTION_URL: $(q "${FN_URL_BASE}/${CHECK_FN}")
 COPY_FUNCTION_URL: $(q "${FN_URL_BASE}/${COPY_FN}")
 SWEEP_FUNCTION_URL: $(q "${FN_URL_BASE}/${SWEEP_FN}")
+SCHEDULE_FUNCTION_URL: $(q "${FN_URL_BASE}/${SCHEDULE_FN}")
 SWEEP_GRACE_SECONDS: $(q "$SWEEP_GRACE_SECONDS")
 COPY_LEASE_SECONDS: '2100'
 COPY_SLICE_SECONDS: '1500'
@@ -239,12 +243,13 @@ deploy "$API_FN" api 256Mi 60s 20 all api
 deploy "$CHECK_FN" checkArchiveJob 256Mi 300s 10 "$WORKER_INGRESS" check
 deploy "$COPY_FN" copyArchives 512Mi 3600s 5 "$WORKER_INGRESS" copy
 deploy "$SWEEP_FN" sweepJobs 256Mi 300s 1 "$WORKER_INGRESS" sweep
+deploy "$SCHEDULE_FN" runSchedules 256Mi 300s 5 "$WORKER_INGRESS" schedule
 
 log "Invokers: the API is public (it verifies ID tokens itself); the others admit only ${INVOKER_SA}"
 if [[ "$API_PUBLIC" == "true" ]]; then
   gc functions add-invoker-policy-binding "$API_FN" --region="$REGION" --member=allUsers --format=none
 fi
-for fn in "$CHECK_FN" "$COPY_FN" "$SWEEP_FN"; do
+for fn in "$CHECK_FN" "$COPY_FN" "$SWEEP_FN" "$SCHEDULE_FN"; do
   gc functions add-invoker-policy-binding "$fn" --region="$REGION" --member="serviceAccount:${INVOKER_SA}" --format=none
 done
 
@@ -254,6 +259,13 @@ exists scheduler jobs describe "$SWEEP_JOB" --location="$REGION" && verb=update
 gc scheduler jobs "$verb" http "$SWEEP_JOB" --location="$REGION" --schedule="$SWEEP_SCHEDULE" --time-zone=Etc/UTC \
   --uri="${FN_URL_BASE}/${SWEEP_FN}" --http-method=POST --attempt-deadline=300s --max-retry-attempts=0 \
   --oidc-service-account-email="$INVOKER_SA" --oidc-token-audience="${FN_URL_BASE}/${SWEEP_FN}"
+
+log "Cloud Scheduler: scheduled exports (time-based access)"
+verb=create
+exists scheduler jobs describe "$SCHEDULE_JOB" --location="$REGION" && verb=update
+gc scheduler jobs "$verb" http "$SCHEDULE_JOB" --location="$REGION" --schedule="$SCHEDULES_SCHEDULE" --time-zone=Etc/UTC \
+  --uri="${FN_URL_BASE}/${SCHEDULE_FN}" --http-method=POST --attempt-deadline=300s --max-retry-attempts=0 \
+  --oidc-service-account-email="$INVOKER_SA" --oidc-token-audience="${FN_URL_BASE}/${SCHEDULE_FN}"
 
 log "Log-based metrics (alert policies: see infra/monitoring.tf, or create them in the console)"
 logs="resource.type=\"cloud_run_revision\" AND resource.labels.location=\"${REGION}\""

@@ -58,7 +58,7 @@ const LOCAL_ONLY = new Set(['FIRESTORE_EMULATOR_HOST', 'STORAGE_API_ENDPOINT', '
 /** Credentials: only from Secret Manager, never as plain environment variables. */
 const SECRET_VARIABLES = new Set(['OAUTH_CLIENT_SECRET', 'TOKEN_ENCRYPTION_KEY']);
 
-const ENTRY_POINTS = ['api', 'checkArchiveJob', 'copyArchives', 'sweepJobs'];
+const ENTRY_POINTS = ['api', 'checkArchiveJob', 'copyArchives', 'sweepJobs', 'runSchedules'];
 const PUBLIC_ENTRY_POINTS = new Set(['api']);
 
 /** Bool variables and paths need no validation; everything else does. */
@@ -296,11 +296,25 @@ describe('terraform files', () => {
       expect.arrayContaining([
         { collection: 'exports', fields: ['userId ASCENDING', 'createdAt DESCENDING'] },
         { collection: 'jobs', fields: ['state ASCENDING', 'nextCheckAt ASCENDING'] },
+        // The scheduler's due-schedule query and a schedule's runs (firestore-schedule-store.ts).
+        { collection: 'schedules', fields: ['state ASCENDING', 'nextRunAt ASCENDING'] },
+        { collection: 'exports', fields: ['scheduleId ASCENDING', 'createdAt DESCENDING'] },
       ]),
     );
     const ttl = resources(root, 'google_firestore_field').find((r) => r.body.collection === 'idempotency');
     expect(ttl?.body.field).toBe('expireAt');
     expect(blocks(ttl?.body, 'ttl_config').length).toBe(1);
+  });
+
+  it('runs the schedule tick from Cloud Scheduler with an OIDC token, over the indexed due-schedule query', async () => {
+    const job = resources(root, 'google_cloud_scheduler_job').find((r) => r.name === 'schedules') as Resource;
+    expect(job).toBeDefined();
+    const target = block(job.body, 'http_target');
+    expect(target?.uri).toBe(hcl('local.function_urls.schedule'));
+    expect(block(target, 'oidc_token')?.audience).toBe(hcl('local.function_urls.schedule'));
+    // The query the tick runs is the one the index above serves: equality on state, range and order on nextRunAt.
+    const source = await readFile(path.join(__dirname, '../../functions/src/adapters/firestore-schedule-store.ts'), 'utf8');
+    expect(source).toMatch(/where\('state', '==', 'ACTIVE'\)\.where\('nextRunAt', '<=', [^)]+\)\.orderBy\('nextRunAt'\)/);
   });
 
   it('keeps the archive bucket private', () => {
