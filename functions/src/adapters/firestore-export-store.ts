@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Firestore, Timestamp, type DocumentSnapshot, type Transaction } from '@google-cloud/firestore';
+import { invalid } from '../domain/errors';
 import { deriveExportState } from '../domain/export-state';
 import { isTerminal, type Job } from '../domain/job';
 import type { HousekeepingStore } from '../domain/housekeeping-store';
@@ -117,7 +118,9 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
     let q = this.exports().where('userId', '==', userId).orderBy('createdAt', 'desc').orderBy('id', 'desc').limit(page.limit + 1);
     if (page.pageToken) {
       const cursor = decodePageToken(page.pageToken);
-      if (cursor) q = q.startAfter(cursor.createdAt, cursor.id);
+      // A token this API did not issue is the caller's error, not a silent first page.
+      if (!cursor) throw invalid('pageToken', 'pageToken: is not a page token this API issued');
+      q = q.startAfter(cursor.createdAt, cursor.id);
     }
     const snap = await q.get();
     const docs = snap.docs.map((d) => d.data() as ExportRecord);

@@ -99,6 +99,11 @@ function jsonBody(req: HttpRequest, allowEmpty: boolean): unknown {
   }
   const raw = req.rawBody;
   const empty = raw === undefined || raw.length === 0;
+  // Bytes were sent but no parser kept them (an odd Content-Type): refuse rather than act as if empty.
+  const sent = (header(req, 'content-length') ?? '0') !== '0' || header(req, 'transfer-encoding') !== undefined;
+  if (empty && sent && !/^application\/json\b/i.test(header(req, 'content-type') ?? '')) {
+    throw new RequestError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json');
+  }
   if (empty) {
     if (allowEmpty) return {};
     throw new RequestError(400, 'INVALID_ARGUMENT', 'A JSON body is required', 'body');
