@@ -31,7 +31,7 @@ interface ScheduleBody {
   state: string;
   runCount: number;
   groups: Array<{ resource: string; window: string }>;
-  runs?: Array<ExportBody & { run?: number; jobs: Array<ExportBody['jobs'][number] & { window?: string }> }>;
+  runs?: Array<{ exportId: string; run?: number; state: string; jobs: Array<{ resource: string; state: string; window?: string }> }>;
 }
 
 async function waitFor<T>(read: () => Promise<T>, until: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
