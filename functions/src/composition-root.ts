@@ -67,6 +67,26 @@ function lazy<T>(make: () => Promise<T>): () => Promise<T> {
   };
 }
 
+/**
+ * An object standing in for an adapter that is created on its first method call, so a handler can
+ * be built without loading clients it may never use. Every port method is async, so the wait for
+ * the adapter hides inside the promise each call returns anyway.
+ */
+function deferred<T extends object>(get: () => Promise<T>): T {
+  return new Proxy({} as T, {
+    get(_target, prop) {
+      // Not a thenable: awaiting the stand-in must not call through to the adapter.
+      if (prop === 'then') return undefined;
+      return (...args: unknown[]) =>
+        get().then((target) => {
+          const method = (target as Record<PropertyKey, unknown>)[prop];
+          if (typeof method !== 'function') throw new TypeError(`${String(prop)} is not a method of the deferred adapter`);
+          return (method as (...a: unknown[]) => unknown).apply(target, args);
+        });
+    },
+  });
+}
+
 export function createComposition(config: Config, overrides: Overrides = {}): Composition {
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
   const now = overrides.now ?? Date.now;
@@ -151,18 +171,18 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
     return new JwksIdTokenVerifier(config.auth);
   });
 
-  const tokens = lazy(async () => new AccessTokens(await store(), await cipher(), await oauth(), now));
+  const tokens = lazy(async () => new AccessTokens(await store(), deferred(cipher), deferred(oauth), now));
   const runner = lazy(
     async () =>
       new JobRunner({
         store: await store(),
-        api: await api(),
+        api: deferred(api),
         tokens: await tokens(),
-        queue: await queue(),
-        copier: await copier(),
+        queue: deferred(queue),
+        copier: deferred(copier),
         policy: config.polling,
         maxArchiveRetries: config.maxArchiveRetries,
-        cipher: await cipher(),
+        cipher: deferred(cipher),
         copySliceSeconds: config.copy.sliceSeconds,
         copyChunkBytes: config.copy.chunkBytes,
         logger,
@@ -175,10 +195,20 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   );
   const service = lazy(
     async () =>
-      new ExportService({ store: await store(), api: await api(), oauth: await oauth(), tokens: await tokens(), cipher: await cipher(), queue: await queue(), logger, now }),
+      new ExportService({
+        store: await store(),
+        api: deferred(api),
+        oauth: deferred(oauth),
+        tokens: await tokens(),
+        cipher: deferred(cipher),
+        queue: deferred(queue),
+        logger,
+        now,
+      }),
   );
   const schedules = lazy(
-    async () => new ScheduleService({ schedules: await scheduleStore(), store: await store(), queue: await queue(), runQueue: await runQueue(), logger, now }),
+    async () =>
+      new ScheduleService({ schedules: await scheduleStore(), store: await store(), queue: deferred(queue), runQueue: deferred(runQueue), logger, now }),
   );
   const taskVerifier = (audience: string) =>
     overrides.taskVerifier ??
@@ -225,7 +255,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   );
   const sweepHandler = lazy(async () =>
     createSweepHandler({
-      sweeper: new Sweeper({ store: await store(), queue: await queue(), graceSeconds: config.tasks.sweepGraceSeconds, logger, now }),
+      sweeper: new Sweeper({ store: await store(), queue: deferred(queue), graceSeconds: config.tasks.sweepGraceSeconds, logger, now }),
       verifier: taskVerifier(config.tasks.sweepUrl),
       logger,
     }),
