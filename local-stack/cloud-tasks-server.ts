@@ -69,13 +69,30 @@ export interface DeliveryRecord {
   /** HTTP status, or null when no response came (connection error, deadline, dropped). */
   status: number | null;
   /** What the dispatcher did next. */
-  outcome: 'done' | 'retry' | 'gave-up' | 'dropped' | 'deleted-meanwhile';
+  /** 'duplicate': an extra delivery made by the `setDispatchFault` hook; it never changes the task. */
+  outcome: 'done' | 'retry' | 'gave-up' | 'dropped' | 'deleted-meanwhile' | 'duplicate';
   /** Epoch ms when the attempt started. */
   at: number;
   /** The scaled wait before the next attempt, when outcome is 'retry'. */
   nextDelayMs?: number;
   error?: string;
 }
+
+/** What a dispatch fault hook sees of a task that falls due. */
+export interface DispatchInfo {
+  name: string;
+  queue: string;
+  url: string;
+  body: Buffer;
+  /** 1-based: the attempt about to be made. */
+  attempt: number;
+}
+
+/**
+ * Cloud Tasks delivers at least once: 'drop' loses the task (as if never run), 'duplicate' sends
+ * it twice at the same time, 'duplicate-after' sends it again once the first delivery answered.
+ */
+export type DispatchFault = 'drop' | 'duplicate' | 'duplicate-after';
 
 export interface CloudTasksServer {
   /** '127.0.0.1:PORT', for CLOUD_TASKS_EMULATOR_HOST. */
@@ -94,6 +111,8 @@ export interface CloudTasksServer {
   resume(): void;
   /** Fault hook: the next `n` tasks that fall due are lost without delivery (as if never run). */
   dropNext(n: number): void;
+  /** Fault hook: asked for every task that falls due; its answer is applied to that attempt. */
+  setDispatchFault(hook: ((task: DispatchInfo) => DispatchFault | undefined) | undefined): void;
   /** Test helper: creates a queue directly (full name), no-op if it exists. */
   ensureQueue(name: string): void;
 }
@@ -204,6 +223,7 @@ export async function startCloudTasksServer(opts: CloudTasksServerOptions): Prom
   let paused = false;
   let stopped = false;
   let dropRemaining = 0;
+  let dispatchFault: ((task: DispatchInfo) => DispatchFault | undefined) | undefined;
   let timer: NodeJS.Timeout | undefined;
   let timerDueAt = Infinity;
 
@@ -425,13 +445,14 @@ export async function startCloudTasksServer(opts: CloudTasksServerOptions): Prom
           break;
         }
         if (inFlight >= maxConcurrent) break;
-        if (dropRemaining > 0) {
-          dropRemaining--;
+        const fault = dispatchFault?.({ name: rec.name, queue: rec.queue, url: rec.url, body: rec.body, attempt: rec.dispatchCount + 1 });
+        if (dropRemaining > 0 || fault === 'drop') {
+          if (fault !== 'drop') dropRemaining--;
           deliveries.push({ taskName: rec.name, queue: rec.queue, url: rec.url, attempt: rec.dispatchCount + 1, status: null, outcome: 'dropped', at: now });
           retire(rec);
           continue;
         }
-        void deliver(rec);
+        void deliver(rec, fault);
       }
     }
     if (next !== timerDueAt) {
@@ -452,7 +473,25 @@ export async function startCloudTasksServer(opts: CloudTasksServerOptions): Prom
     checkIdle();
   }
 
-  async function deliver(rec: TaskRecord): Promise<void> {
+  /** An extra delivery of the same request: recorded, but it never changes the task's state. */
+  async function deliverDuplicate(rec: TaskRecord, headers: Record<string, string>, attempt: number): Promise<void> {
+    inFlight++;
+    const at = Date.now();
+    let status: number | null = null;
+    let error: string | undefined;
+    try {
+      if (stopped) throw new Error('server stopped');
+      status = (await send(rec, headers)).status;
+    } catch (e) {
+      error = e instanceof Error ? (e as NodeJS.ErrnoException).code ?? e.name : 'error';
+    }
+    inFlight--;
+    if (stopped) return;
+    deliveries.push({ taskName: rec.name, queue: rec.queue, url: rec.url.split('?')[0], attempt, status, outcome: 'duplicate', at, ...(error ? { error } : {}) });
+    pump();
+  }
+
+  async function deliver(rec: TaskRecord, fault?: DispatchFault): Promise<void> {
     rec.inFlight = true;
     inFlight++;
     const attempt = rec.dispatchCount + 1;
@@ -491,7 +530,9 @@ export async function startCloudTasksServer(opts: CloudTasksServerOptions): Prom
         headers.Authorization = `Bearer ${token}`;
       }
       if (stopped) throw new Error('server stopped');
+      if (fault === 'duplicate') void deliverDuplicate(rec, { ...headers }, attempt);
       const res = await send(rec, headers);
+      if (fault === 'duplicate-after') void deliverDuplicate(rec, { ...headers }, attempt);
       status = res.status;
       retryAfterMs = parseRetryAfter(res.retryAfter, Date.now());
     } catch (e) {
@@ -638,6 +679,9 @@ export async function startCloudTasksServer(opts: CloudTasksServerOptions): Prom
     },
     dropNext(n: number) {
       dropRemaining += n;
+    },
+    setDispatchFault(hook) {
+      dispatchFault = hook;
     },
     ensureQueue(name: string) {
       if (!QUEUE_RE.test(name)) throw new Error(`Invalid queue name: ${name}`);

@@ -19,7 +19,8 @@
  *   `https://storage.googleapis.com/{bucket}/{object}?X-Goog-…`), signed with an HMAC instead of RSA.
  *
  * Faults (for tests), all one-shot counters unless said otherwise:
- * - `failNextJobs(resource, n)`: the next n jobs (new or retried) that include the resource end FAILED.
+ * - `failNextJobs(resource, n, googleUserId?)`: the next n jobs (new or retried) that include the
+ *   resource end FAILED; with a Google user, only that user's jobs (deterministic under concurrency).
  * - `urlsPerJob(resource, n)`: jobs created from now on for the resource return n archives
  *   (n >= 2: the first is a small archive-browser zip, then data zips). Sticky.
  * - `jobDuration(resource, ms)`: jobs created from now on for the resource take ms. Sticky.
@@ -29,6 +30,10 @@
  *   its headers (full Content-Length) and n body bytes, then the connection is cut; that URL is
  *   expired from then on (400 ExpiredToken), so the copier must fetch fresh URLs with getState.
  * - `expireAllUrls()`: every URL issued so far answers 400 ExpiredToken.
+ * - `interruptDownload(url, {afterFraction, expire?, onCut?})`: like the above, but for the next
+ *   download of that one URL (so concurrent copies cannot take each other's fault): the connection
+ *   is cut after that fraction of the body; the URL stays valid unless `expire`. `onCut` runs when
+ *   the cut happens (the chaos run kills the copying "instance" then).
  */
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -103,12 +108,13 @@ export interface SimJobView {
 }
 
 export interface SimFaults {
-  failNextJobs(resource: string, times: number): void;
+  failNextJobs(resource: string, times: number, googleUserId?: string): void;
   urlsPerJob(resource: string, n: number): void;
   jobDuration(resource: string, ms: number): void;
   failNextCalls(method: SimMethod, status: number, count: number, retryAfterSeconds?: number): void;
   expireNextDownloadAfterBytes(bytes: number): void;
   expireAllUrls(): void;
+  interruptDownload(url: string, opts: { afterFraction: number; expire?: boolean; onCut?: () => void }): void;
   /** Clears every fault. */
   clear(): void;
 }
@@ -234,9 +240,15 @@ export async function startPortabilityApiSimulator(opts: PortabilityApiSimulator
   const durations = new Map<string, number>();
   const callFaults = new Map<SimMethod, { status: number; retryAfterSeconds?: number }[]>();
   let cutNextDownloadAfter: number | undefined;
+  const userFailJobs = new Map<string, number>();
+  const urlInterruptions = new Map<string, { afterFraction: number; expire: boolean; onCut?: () => void }>();
+  const urlIdOf = (url: string): string => /\/download\/([0-9a-f]{1,64})(?:\?|$)/.exec(url)?.[1] ?? url;
 
   const faults: SimFaults = {
-    failNextJobs: (resource, times) => void failJobs.set(resource, (failJobs.get(resource) ?? 0) + times),
+    failNextJobs: (resource, times, googleUserId) => {
+      if (googleUserId === undefined) failJobs.set(resource, (failJobs.get(resource) ?? 0) + times);
+      else userFailJobs.set(`${googleUserId}\n${resource}`, (userFailJobs.get(`${googleUserId}\n${resource}`) ?? 0) + times);
+    },
     urlsPerJob: (resource, n) => void urlCounts.set(resource, Math.max(1, Math.floor(n))),
     jobDuration: (resource, ms) => void durations.set(resource, ms),
     failNextCalls: (method, status, count, retryAfterSeconds) => {
@@ -250,12 +262,17 @@ export async function startPortabilityApiSimulator(opts: PortabilityApiSimulator
     expireAllUrls: () => {
       for (const u of urls.values()) u.expired = true;
     },
+    interruptDownload: (url, o) => {
+      urlInterruptions.set(urlIdOf(url), { afterFraction: Math.min(1, Math.max(0, o.afterFraction)), expire: o.expire ?? false, ...(o.onCut ? { onCut: o.onCut } : {}) });
+    },
     clear: () => {
       failJobs.clear();
       urlCounts.clear();
       durations.clear();
       callFaults.clear();
       cutNextDownloadAfter = undefined;
+      userFailJobs.clear();
+      urlInterruptions.clear();
     },
   };
 
@@ -276,6 +293,12 @@ export async function startPortabilityApiSimulator(opts: PortabilityApiSimulator
       const left = failJobs.get(r) ?? 0;
       if (left > 0) {
         failJobs.set(r, left - 1);
+        willFail = true;
+      }
+      const key = `${base.googleUserId}\n${r}`;
+      const userLeft = userFailJobs.get(key) ?? 0;
+      if (userLeft > 0) {
+        userFailJobs.set(key, userLeft - 1);
         willFail = true;
       }
     }
@@ -734,25 +757,37 @@ export async function startPortabilityApiSimulator(opts: PortabilityApiSimulator
       res.end();
       return;
     }
-    const cut = cutNextDownloadAfter;
-    cutNextDownloadAfter = undefined;
+    const interruption = urlInterruptions.get(urlId);
+    urlInterruptions.delete(urlId);
+    let cut = cutNextDownloadAfter;
+    let expire = true;
+    if (interruption) {
+      cut = Math.floor((end - start + 1) * interruption.afterFraction);
+      expire = interruption.expire;
+    } else {
+      cutNextDownloadAfter = undefined;
+    }
     if (cut === undefined) {
       const stream = createReadStream(archive.path, { start, end });
       stream.on('error', () => res.destroy());
       stream.pipe(res);
       return;
     }
-    // The URL "expires mid-copy": send `cut` bytes, then drop the connection and expire the URL.
-    issued.expired = true;
+    // The URL "expires mid-copy" (or the copier dies): send `cut` bytes, then drop the connection.
+    if (expire) issued.expired = true;
+    const cutNow = (): void => {
+      res.destroy();
+      interruption?.onCut?.();
+    };
     if (cut === 0) {
       res.flushHeaders();
-      setImmediate(() => res.destroy());
+      setImmediate(cutNow);
       return;
     }
     const stream = createReadStream(archive.path, { start, end: Math.min(end, start + cut - 1) });
     stream.on('data', (chunk) => res.write(chunk));
     stream.on('error', () => res.destroy());
-    stream.on('end', () => res.write('', () => res.destroy()));
+    stream.on('end', () => res.write('', cutNow));
   }
 
   const server = http.createServer((req, res) => {

@@ -1,0 +1,595 @@
+/**
+ * A seeded fault-injection run through the real local stack: many exports at once, while Cloud
+ * Tasks drops and duplicates deliveries, copy instances die mid-stream, signed URLs expire
+ * mid-stream, Google's API throttles and fails, and archive jobs end FAILED (some for good).
+ * Afterwards an audit checks that nothing was lost or written twice.
+ *
+ * Determinism: the plan (users, resources, FAILED jobs, multi-URL resources, API fault bursts) comes
+ * from a PRNG seeded with `seed`; per-task and per-copy faults are decided by hashing the seed with
+ * what the fault hits (user, resource, step, seq, archive index), not by the order things happen,
+ * so the same seed picks the same victims. Which call an API burst hits depends on scheduling.
+ *
+ * `npm run chaos [-- --seed N --exports N]` runs the full version; test/e2e/chaos.test.ts a small one.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createHash } from 'node:crypto';
+import type { Writable } from 'node:stream';
+import { Firestore } from '@google-cloud/firestore';
+import { Storage } from '@google-cloud/storage';
+import { CloudStorageArchiveCopier } from '../../functions/src/adapters/archive-copier';
+import type { ArchiveCopier } from '../../functions/src/domain/ports';
+import type { DispatchFault } from '../../local-stack/cloud-tasks-server';
+import { startLocalStack, type LocalStack } from '../../local-stack/local-stack';
+import type { SimMethod } from '../../local-stack/portability-api-simulator';
+import { api, authorizedUser, crc32cOfObject, type ExportBody } from '../support/api-client';
+
+export type FaultKind =
+  | 'task-dropped'
+  | 'task-duplicated'
+  | 'task-duplicated-late'
+  | 'copy-killed'
+  | 'url-expired-mid-stream'
+  | 'api-429'
+  | 'api-500'
+  | 'archive-failed-recoverable'
+  | 'archive-failed-unrecoverable'
+  | 'multi-url-job';
+
+export interface FaultRates {
+  /** Per task, first attempt only (redeliveries always get through, so every export can finish). */
+  dropTask: number;
+  duplicateTask: number;
+  /** Per archive, first copy only. */
+  killCopy: number;
+  expireUrl: number;
+  /** Per job: Google fails it 1–3 times (recovered by retry) or 4 times (ARCHIVE_FAILED). */
+  failJobRecoverable: number;
+  failJobUnrecoverable: number;
+  /** Bursts of 429/500 answers, per export. */
+  apiBurstsPerExport: number;
+  /** Share of exports that ask for two resource groups. */
+  twoResources: number;
+}
+
+export const DEFAULT_RATES: FaultRates = {
+  dropTask: 0.04,
+  duplicateTask: 0.08,
+  killCopy: 0.12,
+  expireUrl: 0.08,
+  failJobRecoverable: 0.08,
+  failJobUnrecoverable: 0.04,
+  apiBurstsPerExport: 0.15,
+  twoResources: 0.4,
+};
+
+export interface ChaosOptions {
+  exports: number;
+  seed: number;
+  /** Use this Firestore emulator ('host:port'); default: the stack starts its own. */
+  firestoreEmulatorHost?: string;
+  /** A `demo-chaos-…` project id; default one derived from the seed and the time. */
+  projectId?: string;
+  rates?: Partial<FaultRates>;
+  /** Approximate size of each data archive (bytes). Default 120 000. */
+  archiveBytes?: number;
+  /** Exports created at once (their tasks are held until the batch is recorded). Default 10. */
+  batchSize?: number;
+  /** How often "Cloud Scheduler" runs the sweeper (ms). Default 1000. Set 0 to never sweep. */
+  sweepIntervalMs?: number;
+  /** Give up waiting for terminal states after this long (ms). Default 240 000. */
+  timeoutMs?: number;
+  /** Progress lines (default: none). */
+  log?: (line: string) => void;
+  /** The functions' JSON logs (default: silent). */
+  functionLogs?: Writable;
+}
+
+export interface ChaosProblem {
+  check: string;
+  detail: string;
+}
+
+export interface ChaosReport {
+  seed: number;
+  projectId: string;
+  exports: number;
+  jobs: number;
+  archives: number;
+  bytesCopied: number;
+  durationMs: number;
+  /** What the plan put in (API bursts: calls armed), and what actually happened. */
+  faultsPlanned: Record<FaultKind, number>;
+  faultsInjected: Record<FaultKind, number>;
+  exportStates: Record<string, number>;
+  jobStates: Record<string, number>;
+  jobErrors: Record<string, number>;
+  expected: { recoverableExports: number; unrecoverableExports: number; unrecoverableJobs: number };
+  deliveries: { total: number; byOutcome: Record<string, number>; byStatus: Record<string, number> };
+  sweeps: { runs: number; requeued: number };
+  tasksLeft: number;
+  /** Exports not terminal when the run gave up waiting (empty when all finished). */
+  stuck: Array<{ exportId: string; jobs: string[] }>;
+  problems: ChaosProblem[];
+  ok: boolean;
+}
+
+const RESOURCE_POOL = [
+  'chrome.history',
+  'myactivity.search',
+  'chrome.bookmarks',
+  'youtube.subscriptions',
+  'maps.reviews',
+  'play.installs',
+  'discover.likes',
+  'myactivity.youtube',
+] as const;
+/** Sticky per resource: these come as several archives (the first an archive-browser zip). */
+const MULTI_URL: Record<string, number> = { 'myactivity.search': 2, 'chrome.history': 3 };
+const API_FAULT_METHODS: SimMethod[] = ['initiate', 'getState', 'retry', 'download'];
+const FAULT_KINDS: FaultKind[] = [
+  'task-dropped',
+  'task-duplicated',
+  'task-duplicated-late',
+  'copy-killed',
+  'url-expired-mid-stream',
+  'api-429',
+  'api-500',
+  'archive-failed-recoverable',
+  'archive-failed-unrecoverable',
+  'multi-url-job',
+];
+
+/** mulberry32: small, fast, good enough to pick faults. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A number in [0, 1) fixed by the seed and a key: the same victim whatever the order of events. */
+function chance(seed: number, key: string): number {
+  return createHash('sha256').update(`${seed}\n${key}`).digest().readUInt32BE(0) / 4294967296;
+}
+
+function count<T extends string>(keys: readonly T[]): Record<T, number> {
+  return Object.fromEntries(keys.map((k) => [k, 0])) as Record<T, number>;
+}
+
+function bump(m: Record<string, number>, k: string, by = 1): void {
+  m[k] = (m[k] ?? 0) + by;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface PlannedExport {
+  index: number;
+  userId: string;
+  googleUserId: string;
+  resources: string[];
+  /** resource -> how many times Google fails its archive job */
+  failures: Record<string, number>;
+  exportId?: string;
+  token?: string;
+  /** resource -> pipeline job id */
+  jobIds: Record<string, string>;
+}
+
+export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
+  const started = Date.now();
+  const rates = { ...DEFAULT_RATES, ...opts.rates };
+  const seed = opts.seed;
+  const log = opts.log ?? (() => undefined);
+  const rand = prng(seed);
+  const projectId = opts.projectId ?? `demo-chaos-${seed % 100000}-${(Date.now() % 1e8).toString(36)}`;
+  if (!projectId.startsWith('demo-')) throw new Error('the chaos run only touches demo-… projects');
+  const planned = count(FAULT_KINDS);
+  const injected = count(FAULT_KINDS);
+  const problems: ChaosProblem[] = [];
+  const problem = (check: string, detail: string) => problems.push({ check, detail });
+
+  // ---------- the plan ----------
+  const plan: PlannedExport[] = [];
+  for (let i = 0; i < opts.exports; i++) {
+    const first = RESOURCE_POOL[Math.floor(rand() * RESOURCE_POOL.length)] as string;
+    const resources = [first];
+    if (rand() < rates.twoResources) {
+      const others = RESOURCE_POOL.filter((r) => r !== first);
+      resources.push(others[Math.floor(rand() * others.length)] as string);
+    }
+    const failures: Record<string, number> = {};
+    for (const r of resources.sort()) {
+      const x = rand();
+      if (x < rates.failJobUnrecoverable) {
+        failures[r] = 4;
+        planned['archive-failed-unrecoverable']++;
+      } else if (x < rates.failJobUnrecoverable + rates.failJobRecoverable) {
+        failures[r] = 1 + Math.floor(rand() * 3);
+        planned['archive-failed-recoverable']++;
+      }
+      if (MULTI_URL[r]) planned['multi-url-job']++;
+    }
+    plan.push({ index: i, userId: `chaos-user-${i}`, googleUserId: `google-chaos-user-${i}`, resources, failures, jobIds: {} });
+  }
+  const bursts: Array<{ atFraction: number; method: SimMethod; status: 429 | 500; count: number }> = [];
+  for (let b = 0; b < Math.round(opts.exports * rates.apiBurstsPerExport); b++) {
+    const method = API_FAULT_METHODS[Math.floor(rand() * API_FAULT_METHODS.length)] as SimMethod;
+    const status = rand() < 0.5 ? 429 : 500;
+    const n = 1 + Math.floor(rand() * 3);
+    bursts.push({ atFraction: rand(), method, status, count: n });
+    planned[status === 429 ? 'api-429' : 'api-500'] += n;
+  }
+
+  // ---------- the stack ----------
+  // The functions get a copier that forwards to the faulty one, which needs the stack's endpoints first.
+  let chaosCopier: ArchiveCopier | undefined;
+  const lateCopier = new Proxy({} as ArchiveCopier, {
+    get: (_t, prop) => {
+      if (!chaosCopier) throw new Error('the chaos copier is not ready');
+      const v = Reflect.get(chaosCopier, prop) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(chaosCopier) : v;
+    },
+  });
+  const stack: LocalStack = await startLocalStack({
+    ...(opts.firestoreEmulatorHost ? { firestoreEmulatorHost: opts.firestoreEmulatorHost } : {}),
+    projectId,
+    jobDurationMs: 300,
+    archiveBytes: opts.archiveBytes ?? 120_000,
+    pollInitialSeconds: 1,
+    pollMaxSeconds: 2,
+    taskTimeScale: 0.1,
+    sweepGraceSeconds: 2,
+    logLevel: opts.functionLogs ? 'info' : 'silent',
+    ...(opts.functionLogs ? { logDestination: opts.functionLogs } : {}),
+    // A lost copy task is found once its lease ends: keep the lease short so the sweeper acts in seconds.
+    env: { COPY_LEASE_SECONDS: '5' },
+    overrides: { copier: lateCopier },
+  });
+  const db = new Firestore({ projectId });
+  const byJobId = new Map<string, { exp: PlannedExport; resource: string }>();
+  const byUser = new Map(plan.map((p) => [p.userId, p]));
+  let sweeping = false;
+  let sweepLoop: Promise<void> = Promise.resolve();
+  const sweeps = { runs: 0, requeued: 0 };
+  const burstTimers: NodeJS.Timeout[] = [];
+  try {
+    for (const [r, n] of Object.entries(MULTI_URL)) stack.portability.faults.urlsPerJob(r, n);
+
+    // Cloud Tasks: drop or duplicate a task's first delivery, decided by what the task is.
+    const seen = new Map<string, number>();
+    stack.tasks.setDispatchFault((t): DispatchFault | undefined => {
+      if (t.attempt !== 1) return undefined;
+      let body: { jobId?: string; step?: string; seq?: number };
+      try {
+        body = JSON.parse(t.body.toString('utf8')) as typeof body;
+      } catch {
+        return undefined;
+      }
+      const owner = body.jobId ? byJobId.get(body.jobId) : undefined;
+      if (!owner) return undefined;
+      const key = `${owner.exp.userId}/${owner.resource}/${body.step}/${body.seq}`;
+      const nth = seen.get(key) ?? 0;
+      seen.set(key, nth + 1);
+      const x = chance(seed, `task/${key}/${nth}`);
+      if (x < rates.dropTask) {
+        injected['task-dropped']++;
+        return 'drop';
+      }
+      if (x < rates.dropTask + rates.duplicateTask) {
+        const late = chance(seed, `late/${key}/${nth}`) < 0.5;
+        injected[late ? 'task-duplicated-late' : 'task-duplicated']++;
+        return late ? 'duplicate-after' : 'duplicate';
+      }
+      return undefined;
+    });
+
+    // The copy function: each request runs in a context, so a dying copy can take its connection down.
+    const requests = new AsyncLocalStorage<{ socket?: { destroy(): void } }>();
+    const copyHandler = stack.composition.copyArchives;
+    stack.composition.copyArchives = (req, res) => requests.run({ socket: (res as unknown as { socket?: { destroy(): void } }).socket }, () => copyHandler(req, res));
+    const cfg = stack.config;
+    const realCopier = new CloudStorageArchiveCopier({
+      storage: new Storage({ apiEndpoint: stack.gcs.endpoint, projectId }),
+      bucket: cfg.archive.bucket,
+      allowedHosts: cfg.archive.urlHosts,
+      allowHttp: cfg.archive.allowHttp,
+      maxBytes: cfg.archive.maxBytes,
+      stallTimeoutMs: cfg.archive.stallSeconds * 1000,
+    });
+    const copyCalls = new Map<string, number>();
+    chaosCopier = new Proxy(realCopier, {
+      get(target, prop, receiver) {
+        if (prop !== 'copy') {
+          const v = Reflect.get(target, prop, receiver) as unknown;
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        }
+        return (...args: Parameters<ArchiveCopier['copy']>) => {
+          const [url, objectName] = args;
+          const [userId, , resource, file] = objectName.split('/');
+          const key = `${userId}/${resource}/${file}`;
+          const nth = copyCalls.get(key) ?? 0;
+          copyCalls.set(key, nth + 1);
+          const x = nth === 0 && userId && byUser.has(userId) ? chance(seed, `copy/${key}`) : 1;
+          const fraction = 0.2 + 0.6 * chance(seed, `fraction/${key}`);
+          const request = requests.getStore();
+          let dead = false;
+          if (x < rates.killCopy && request?.socket) {
+            // The instance dies part-way: its connection to Cloud Tasks drops and no line of it runs again.
+            stack.portability.faults.interruptDownload(url, {
+              afterFraction: fraction,
+              expire: true,
+              onCut: () => {
+                dead = true;
+                injected['copy-killed']++;
+                request.socket?.destroy();
+              },
+            });
+          } else if (x < rates.killCopy + rates.expireUrl) {
+            stack.portability.faults.interruptDownload(url, { afterFraction: fraction, expire: true, onCut: () => void injected['url-expired-mid-stream']++ });
+          }
+          return new Promise((resolve, reject) => {
+            target.copy(...args).then(
+              (v) => !dead && resolve(v),
+              (e: unknown) => !dead && reject(e instanceof Error ? e : new Error(String(e))),
+            );
+          });
+        };
+      },
+    });
+
+    if ((opts.sweepIntervalMs ?? 1000) > 0) {
+      sweeping = true;
+      sweepLoop = (async () => {
+        while (sweeping) {
+          await sleep(opts.sweepIntervalMs ?? 1000);
+          if (!sweeping) break;
+          try {
+            const r = await stack.sweep();
+            sweeps.runs++;
+            sweeps.requeued += r.requeued;
+          } catch {
+            // A failed tick is retried on the next one, as Cloud Scheduler would.
+          }
+        }
+      })();
+    }
+
+    // ---------- the exports ----------
+    const createMs = Math.max(2000, opts.exports * 60);
+    for (const b of bursts) {
+      burstTimers.push(setTimeout(() => stack.portability.faults.failNextCalls(b.method, b.status, b.count, b.status === 429 ? 1 : undefined), b.atFraction * createMs * 2));
+    }
+    const batch = opts.batchSize ?? 10;
+    for (let i = 0; i < plan.length; i += batch) {
+      const group = plan.slice(i, i + batch);
+      // Hold deliveries until the batch's job ids are known, so every task can be matched to its plan.
+      stack.tasks.pause();
+      try {
+        await Promise.all(
+          group.map(async (p) => {
+            const { token } = await authorizedUser(stack, p.userId, p.resources);
+            for (const [r, n] of Object.entries(p.failures)) stack.portability.faults.failNextJobs(r, n, p.googleUserId);
+            const res = await api<ExportBody>(stack, token, 'POST', '/v1/exports', {});
+            if (res.status !== 202) throw new Error(`creating export ${p.index} answered ${res.status}: ${JSON.stringify(res.body)}`);
+            p.token = token;
+            p.exportId = res.body.exportId;
+            for (const j of res.body.jobs) {
+              p.jobIds[j.resource] = j.jobId;
+              byJobId.set(j.jobId, { exp: p, resource: j.resource });
+            }
+          }),
+        );
+      } finally {
+        stack.tasks.resume();
+      }
+      log(`created ${Math.min(i + batch, plan.length)}/${plan.length} exports`);
+    }
+
+    // ---------- wait for terminal states ----------
+    const deadline = started + (opts.timeoutMs ?? 240_000);
+    const exportIds = plan.map((p) => p.exportId as string);
+    let running = exportIds.length;
+    while (Date.now() < deadline) {
+      const snap = await db.collection('exports').where('state', '==', 'RUNNING').select().get();
+      const ours = new Set(exportIds);
+      running = snap.docs.filter((d) => ours.has(d.id)).length;
+      if (running === 0) break;
+      const flying = stack.tasks.tasks().filter((t) => t.inFlight);
+      log(`${running} exports still running; ${flying.length} deliveries in flight (${flying.filter((t) => t.url === cfg.tasks.copyUrl).length} copies), ${stack.tasks.pendingCount()} tasks queued`);
+      await sleep(1000);
+    }
+
+    // ---------- drain ----------
+    sweeping = false;
+    await sweepLoop;
+    for (const t of burstTimers) clearTimeout(t);
+    stack.portability.faults.clear();
+    stack.tasks.setDispatchFault(undefined);
+    await Promise.race([stack.tasks.idle().catch(() => undefined), sleep(15_000)]);
+    const tasksLeft = stack.tasks.pendingCount();
+
+    // ---------- audit ----------
+    const finals = new Map<string, ExportBody>();
+    for (let i = 0; i < plan.length; i += 20) {
+      await Promise.all(
+        plan.slice(i, i + 20).map(async (p) => {
+          const res = await api<ExportBody>(stack, p.token, 'GET', `/v1/exports/${p.exportId}`);
+          if (res.status === 200) finals.set(p.exportId as string, res.body);
+          else problem('export readable', `export ${p.index} answered ${res.status}`);
+        }),
+      );
+    }
+    const exportStates: Record<string, number> = {};
+    const jobStates: Record<string, number> = {};
+    const jobErrors: Record<string, number> = {};
+    const stuck: ChaosReport['stuck'] = [];
+    const expectedObjects = new Map<string, { crc32c: string; size: number }>();
+    const simJobs = stack.portability.jobs();
+    let archives = 0;
+    let bytesCopied = 0;
+    let recoverableExports = 0;
+    let unrecoverableJobs = 0;
+    for (const p of plan) {
+      const fin = finals.get(p.exportId as string);
+      if (!fin) continue;
+      bump(exportStates, fin.state);
+      if (fin.state === 'RUNNING') stuck.push({ exportId: fin.exportId, jobs: fin.jobs.map((j) => `${j.resource}:${j.state}`) });
+      const doomed = Object.entries(p.failures).filter(([, n]) => n > 3).map(([r]) => r);
+      unrecoverableJobs += doomed.length;
+      if (doomed.length === 0) recoverableExports++;
+      const expectedState = doomed.length === 0 ? 'SUCCEEDED' : doomed.length === p.resources.length ? 'FAILED' : 'PARTIAL';
+      if (fin.state !== expectedState) problem('export outcome', `export ${p.index} (${p.resources.join('+')}) is ${fin.state}, expected ${expectedState}`);
+      for (const job of fin.jobs) {
+        bump(jobStates, job.state);
+        if (job.error) bump(jobErrors, job.error.code);
+        const failures = p.failures[job.resource] ?? 0;
+        if (failures > 3) {
+          if (job.state !== 'FAILED' || job.error?.code !== 'ARCHIVE_FAILED' || !job.error.message) {
+            problem('unrecoverable job', `export ${p.index} ${job.resource}: ${job.state} ${JSON.stringify(job.error ?? null)}, expected FAILED with ARCHIVE_FAILED`);
+          }
+          continue;
+        }
+        if (job.state !== 'SUCCEEDED') {
+          problem('recoverable job', `export ${p.index} ${job.resource}: ${job.state} ${JSON.stringify(job.error ?? null)}`);
+          continue;
+        }
+        if (job.attempts !== failures + 1) problem('archive retries', `export ${p.index} ${job.resource}: ${job.attempts} attempts, Google failed it ${failures} times`);
+        const sources = simJobs.filter((s) => s.googleUserId === p.googleUserId && s.resources.includes(job.resource) && s.state === 'COMPLETE');
+        if (sources.length !== 1 || !sources[0]?.archives) {
+          problem('source archive', `export ${p.index} ${job.resource}: ${sources.length} COMPLETE archive jobs at Google`);
+          continue;
+        }
+        const src = sources[0].archives;
+        const got = job.archives ?? [];
+        if (got.length !== src.length) problem('archive count', `export ${p.index} ${job.resource}: ${got.length} archives recorded, Google has ${src.length}`);
+        got.forEach((a, i) => {
+          archives++;
+          bytesCopied += a.size;
+          const s = src[i];
+          if (expectedObjects.has(a.name)) problem('archive once', `${a.name} recorded twice`);
+          expectedObjects.set(a.name, { crc32c: s?.crc32c ?? '?', size: s?.size ?? -1 });
+          if (!s || a.crc32c !== s.crc32c || a.size !== s.size) problem('recorded checksum', `${a.name}: recorded ${a.crc32c}/${a.size}, source ${s?.crc32c}/${s?.size}`);
+        });
+      }
+    }
+    // Every object in the bucket is one SUCCEEDED job's archive, byte for byte what Google served.
+    const [files] = await stack.storage.bucket(cfg.archive.bucket).getFiles();
+    const names = files.map((f) => f.name);
+    if (new Set(names).size !== names.length) problem('archive once', 'the bucket lists an object twice');
+    for (const name of names) if (!expectedObjects.has(name)) problem('orphaned object', name);
+    for (const name of expectedObjects.keys()) if (!names.includes(name)) problem('missing object', name);
+    for (let i = 0; i < names.length; i += 16) {
+      await Promise.all(
+        names.slice(i, i + 16).map(async (name) => {
+          const want = expectedObjects.get(name);
+          if (!want) return;
+          const crc = await crc32cOfObject(stack, cfg.archive.bucket, name);
+          if (crc !== want.crc32c) problem('stored checksum', `${name}: bucket has crc32c ${crc}, source ${want.crc32c}`);
+        }),
+      );
+    }
+    if (running > 0) problem('terminal states', `${running} exports still RUNNING after ${opts.timeoutMs ?? 240_000} ms`);
+    if (tasksLeft > 0) problem('tasks left', `${tasksLeft} tasks still queued after the exports ended`);
+    const gaveUp = stack.tasks.deliveries.filter((d) => d.outcome === 'gave-up').length;
+    if (gaveUp > 0) problem('tasks lost', `${gaveUp} tasks ran out of Cloud Tasks attempts`);
+
+    // API faults actually answered (the simulator answers 429/500 only when told to).
+    for (const c of stack.portability.calls) {
+      if (c.status === 429) injected['api-429']++;
+      if (c.status === 500) injected['api-500']++;
+    }
+    for (const p of plan) {
+      for (const [r, n] of Object.entries(p.failures)) injected[n > 3 ? 'archive-failed-unrecoverable' : 'archive-failed-recoverable'] += p.jobIds[r] ? 1 : 0;
+      for (const r of p.resources) if (MULTI_URL[r] && p.jobIds[r]) injected['multi-url-job']++;
+    }
+    const byOutcome: Record<string, number> = {};
+    const byStatus: Record<string, number> = {};
+    for (const d of stack.tasks.deliveries) {
+      bump(byOutcome, d.outcome);
+      bump(byStatus, d.status === null ? 'no answer' : String(d.status));
+    }
+    return {
+      seed,
+      projectId,
+      exports: plan.length,
+      jobs: plan.reduce((n, p) => n + p.resources.length, 0),
+      archives,
+      bytesCopied,
+      durationMs: Date.now() - started,
+      faultsPlanned: planned,
+      faultsInjected: injected,
+      exportStates,
+      jobStates,
+      jobErrors,
+      expected: { recoverableExports, unrecoverableExports: plan.length - recoverableExports, unrecoverableJobs },
+      deliveries: { total: stack.tasks.deliveries.length, byOutcome, byStatus },
+      sweeps,
+      tasksLeft,
+      stuck,
+      problems,
+      ok: problems.length === 0,
+    };
+  } finally {
+    sweeping = false;
+    for (const t of burstTimers) clearTimeout(t);
+    await sweepLoop.catch(() => undefined);
+    await db.terminate().catch(() => undefined);
+    await stack.stop();
+  }
+}
+
+/** The report as a table for a terminal. */
+export function formatChaosReport(r: ChaosReport): string {
+  const rows: Array<[string, string]> = [
+    ['seed', String(r.seed)],
+    ['exports / jobs / archives', `${r.exports} / ${r.jobs} / ${r.archives}`],
+    ['bytes copied', String(r.bytesCopied)],
+    ['duration', `${(r.durationMs / 1000).toFixed(1)} s`],
+    ['expected', `${r.expected.recoverableExports} recoverable, ${r.expected.unrecoverableExports} with an unrecoverable job (${r.expected.unrecoverableJobs} jobs)`],
+  ];
+  for (const k of FAULT_KINDS) rows.push([`fault ${k}`, `${r.faultsInjected[k]} injected (${r.faultsPlanned[k]} planned)`]);
+  for (const [k, v] of Object.entries(r.exportStates)) rows.push([`exports ${k}`, String(v)]);
+  for (const [k, v] of Object.entries(r.jobStates)) rows.push([`jobs ${k}`, String(v)]);
+  for (const [k, v] of Object.entries(r.jobErrors)) rows.push([`job error ${k}`, String(v)]);
+  rows.push(['task deliveries', `${r.deliveries.total} (${Object.entries(r.deliveries.byOutcome).map(([k, v]) => `${k} ${v}`).join(', ')})`]);
+  rows.push(['delivery answers', Object.entries(r.deliveries.byStatus).map(([k, v]) => `${k}: ${v}`).join(', ')]);
+  rows.push(['sweeps', `${r.sweeps.runs} runs, ${r.sweeps.requeued} jobs re-enqueued`]);
+  rows.push(['tasks left', String(r.tasksLeft)]);
+  rows.push(['audit', r.ok ? 'PASSED' : `FAILED (${r.problems.length} problems)`]);
+  const w = Math.max(...rows.map(([k]) => k.length));
+  const lines = rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`);
+  for (const p of r.problems.slice(0, 40)) lines.push(`  ! ${p.check}: ${p.detail}`);
+  if (r.problems.length > 40) lines.push(`  ! … and ${r.problems.length - 40} more`);
+  return lines.join('\n');
+}
+
+function argValue(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i >= 0) return process.argv[i + 1];
+  return process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
+}
+
+if (require.main === module) {
+  const seed = Number(argValue('seed') ?? 20261122);
+  const exports = Number(argValue('exports') ?? 200);
+  if (!Number.isInteger(seed) || !Number.isInteger(exports) || exports < 1) {
+    console.error('usage: npm run chaos -- [--seed N] [--exports N]');
+    process.exit(2);
+  }
+  process.env.METADATA_SERVER_DETECTION ??= 'none';
+  console.log(`chaos run: ${exports} exports, seed ${seed}`);
+  runChaos({ seed, exports, log: (l) => console.log(l) }).then(
+    (r) => {
+      console.log(formatChaosReport(r));
+      process.exit(r.ok ? 0 : 1);
+    },
+    (err: unknown) => {
+      console.error('chaos run failed:', err);
+      process.exit(1);
+    },
+  );
+}
