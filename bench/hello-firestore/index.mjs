@@ -3,6 +3,7 @@
 // and the hello-world baseline is Firestore's; the gap above it is ours.
 import * as ff from '@google-cloud/functions-framework';
 import { Firestore } from '@google-cloud/firestore';
+import process from 'node:process';
 
 let db;
 ff.http('helloFirestore', async (_req, res) => {
