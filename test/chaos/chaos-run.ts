@@ -573,9 +573,6 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
  * TIME_BASED_COOLDOWN because the job runner classifies it without the method. Remove an entry
  * once its fix lands.
  */
-export function isKnownIssue(p: ChaosProblem): boolean {
-  return p.check === 'archive jobs at Google' || p.check === 'archive retries' || (p.check === 'unrecoverable job' && p.detail.includes('TIME_BASED_COOLDOWN'));
-}
 
 /** The report as a table for a terminal. */
 export function formatChaosReport(r: ChaosReport): string {

@@ -3,14 +3,13 @@
  * then the audit (test/chaos/chaos-run.ts). The full run is `npm run chaos`.
  */
 import { describe, expect, inject, it } from 'vitest';
-import { formatChaosReport, isKnownIssue, runChaos, type FaultKind } from '../chaos/chaos-run';
+import { formatChaosReport, runChaos, type FaultKind } from '../chaos/chaos-run';
 
 describe('the pipeline under injected faults', () => {
   it('ends every export in the right state with every archive copied once, verified, nothing left over', async () => {
     const report = await runChaos({ exports: 30, seed: 7, firestoreEmulatorHost: inject('firestoreEmulatorHost'), projectId: 'demo-chaos-e2e', timeoutMs: 45_000 });
-    // The table in the failure message says what went wrong. Known job-runner issues (see
-    // isKnownIssue) are reported by the run but do not fail this test until their fix lands.
-    expect(report.problems.filter((p) => !isKnownIssue(p)), formatChaosReport(report)).toEqual([]);
+    // The table in the failure message says what went wrong.
+    expect(report.problems, formatChaosReport(report)).toEqual([]);
     // Every kind of fault really happened in this run (a run without faults would prove nothing).
     const kinds: FaultKind[] = [
       'task-dropped',
@@ -27,8 +26,8 @@ describe('the pipeline under injected faults', () => {
     for (const k of kinds) expect(report.faultsInjected[k], k).toBeGreaterThan(0);
     expect(report.expected.unrecoverableExports).toBeGreaterThan(0);
     expect(report.exportStates.SUCCEEDED).toBe(report.expected.recoverableExports);
-    // TIME_BASED_COOLDOWN here is the known misreading of Google's retry limit (isKnownIssue).
-    expect((report.jobErrors.ARCHIVE_FAILED ?? 0) + (report.jobErrors.TIME_BASED_COOLDOWN ?? 0)).toBe(report.expected.unrecoverableJobs);
+    expect(report.jobErrors.ARCHIVE_FAILED ?? 0).toBe(report.expected.unrecoverableJobs);
+    expect(report.jobErrors.TIME_BASED_COOLDOWN ?? 0).toBe(0);
     expect(report.sweeps.requeued).toBeGreaterThan(0);
     expect(report.tasksLeft).toBe(0);
   });

@@ -31,3 +31,8 @@ export class UnavailableError extends Error {
     this.name = 'UnavailableError';
   }
 }
+
+/** An adapter's error that says trying again later may help (`transient: true`, e.g. a token endpoint outage). */
+export function isTransientError(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { transient?: unknown }).transient === true;
+}

@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { classifyApiError } from '../domain/api-error-classification';
-import { conflict, invalid, notFound, RequestError, UnavailableError } from '../domain/errors';
+import { conflict, invalid, isTransientError, notFound, RequestError, UnavailableError } from '../domain/errors';
 import type { ExportState } from '../domain/export-state';
 import { attemptsOf, newJob, type Job } from '../domain/job';
 import {
@@ -119,6 +119,7 @@ export class ExportService {
       if (err instanceof AuthorizationCodeError || err instanceof ConsentRevokedError) {
         throw new RequestError(400, 'INVALID_AUTHORIZATION_CODE', `Google did not accept the authorization code: ${err.message}`, 'code');
       }
+      if (isTransientError(err)) throw new UnavailableError('Google\'s token endpoint is unavailable; try again with a new code');
       throw err;
     }
     if (!tokens.refreshToken) {

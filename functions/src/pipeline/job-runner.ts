@@ -4,7 +4,7 @@
  * compare-and-set of the job, then the effects (next tasks). Every step can run twice, crash at
  * any line and be delivered late: a stale task finds the job moved on and is dropped.
  */
-import { classifyApiError } from '../domain/api-error-classification';
+import { classifyApiError, type PortabilityMethod } from '../domain/api-error-classification';
 import { canApply, isTerminal, transition, type CopyState, type Job, type JobError, type JobEvent } from '../domain/job';
 import { DEFAULT_COPY_LEASE_SECONDS, type PollingPolicy } from '../domain/polling-policy';
 import {
@@ -55,6 +55,11 @@ export interface JobRunnerDeps {
   onJobFinished?: (job: Job) => Promise<void>;
 }
 
+const CONSENT_REVOKED: JobError = {
+  code: 'CONSENT_REVOKED',
+  message: 'The Google authorization was revoked or has expired: the user must consent again',
+};
+
 class StepFailed extends Error {
   constructor(readonly jobError: JobError) {
     super(jobError.message);
@@ -90,9 +95,7 @@ export class JobRunner {
       }
     } catch (err) {
       if (err instanceof StepFailed) return this.fail(job, err.jobError);
-      if (err instanceof ConsentRevokedError) {
-        return this.fail(job, { code: 'CONSENT_REVOKED', message: 'The Google authorization was revoked or has expired: the user must consent again' });
-      }
+      if (err instanceof ConsentRevokedError) return this.fail(job, CONSENT_REVOKED);
       const cls = classifyApiError(err);
       if (cls.kind === 'transient') {
         return cls.retryAfterSeconds !== undefined
@@ -130,7 +133,7 @@ export class JobRunner {
       archiveJobId = res.archiveJobId;
     } catch (err) {
       const cls = classifyApiError(err);
-      if (cls.kind !== 'already-exists') throw this.toStepFailure(err);
+      if (cls.kind !== 'already-exists') throw this.toStepFailure(err, 'initiate');
       // The same export is already running at Google (or our earlier attempt reached it before a crash): follow it.
       archiveJobId = cls.jobId;
       this.deps.logger.info({ jobId: job.id, archiveJobId }, 'adopted the running archive job');
@@ -147,7 +150,7 @@ export class JobRunner {
     try {
       state = await this.deps.api.getState(token, archiveJobId, quotaUser);
     } catch (err) {
-      throw this.toStepFailure(err);
+      throw this.toStepFailure(err, 'getState');
     }
     switch (state.state) {
       case 'COMPLETE':
@@ -163,14 +166,29 @@ export class JobRunner {
             message: `Google could not prepare the archive (failed ${job.retries + 1} times, retries exhausted)`,
           });
         }
+        // archiveJobs.retry starts a new Google job each time it is called: claim the retry first
+        // (the seq moves on), so a duplicate delivery of this check finds itself stale and stops.
+        const now = this.now();
+        const claim = await this.deps.store.updateJob(job.id, (current) =>
+          current.seq === job.seq && current.state === 'WAITING'
+            ? { ...current, seq: current.seq + 1, updatedAt: now, nextCheckAt: now + this.deps.policy.initialSeconds * 1000 }
+            : undefined,
+        );
+        if (!claim) return { kind: 'dropped', detail: 'another delivery is retrying this job' };
+        const claimed = claim.after;
         let retried: string;
         try {
           retried = (await this.deps.api.retry(token, archiveJobId, quotaUser)).archiveJobId;
         } catch (err) {
-          throw this.toStepFailure(err);
+          const failure = this.toStepFailure(err, 'retry');
+          if (failure instanceof StepFailed) return this.fail(claimed, failure.jobError);
+          if (failure instanceof ConsentRevokedError) return this.fail(claimed, CONSENT_REVOKED);
+          // Transient: this task is stale now, so schedule the next attempt under the claimed seq.
+          await this.deps.queue.enqueue({ step: 'check', jobId: job.id, seq: claimed.seq, delaySeconds: 30 });
+          return { kind: 'done', detail: `retry call failed transiently (${errorDetail(err)}); trying again` };
         }
         this.deps.logger.warn({ jobId: job.id, archiveJobId, newArchiveJobId: retried, retry: job.retries + 1 }, 'archive job failed at Google; retried');
-        await this.apply(job, { type: 'archive-retried', archiveJobId: retried });
+        await this.apply(claimed, { type: 'archive-retried', archiveJobId: retried });
         return { kind: 'done', detail: 'retried' };
       }
       default:
@@ -194,7 +212,7 @@ export class JobRunner {
         }
         return s.urls;
       } catch (err) {
-        throw err instanceof StepFailed ? err : this.toStepFailure(err);
+        throw err instanceof StepFailed ? err : this.toStepFailure(err, 'getState');
       }
     };
     // One invocation copies for at most a slice of time, then hands over to a fresh task.
@@ -298,8 +316,8 @@ export class JobRunner {
   }
 
   /** Maps an API error to a terminal job error, or rethrows it when it is transient. */
-  private toStepFailure(err: unknown): unknown {
-    const cls = classifyApiError(err);
+  private toStepFailure(err: unknown, method?: PortabilityMethod): unknown {
+    const cls = classifyApiError(err, method);
     switch (cls.kind) {
       case 'transient':
         return err;
@@ -317,6 +335,10 @@ export class JobRunner {
         return new ConsentRevokedError();
       case 'already-exists':
       case 'invalid':
+        if (method === 'retry') {
+          // Google will not retry this job again (its retries are used up, or it is no longer FAILED).
+          return new StepFailed({ code: 'ARCHIVE_FAILED', message: `Google could not prepare the archive and refused another retry: ${errorDetail(err)}` });
+        }
         return new StepFailed({ code: 'INVALID_REQUEST', message: `Google refused the request: ${errorDetail(err)}` });
     }
   }
