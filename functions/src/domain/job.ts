@@ -61,6 +61,11 @@ export interface Job {
   nextCheckAt?: number;
   finishedAt?: number;
   archives: StoredArchive[];
+  /**
+   * Held while a step makes a Google call that is not idempotent (initiate, retry): a duplicate
+   * delivery of the same task finds the lease and backs off instead of calling Google again.
+   */
+  lease?: { until: number };
   /** While COPYING: what is already in the bucket, and the resumable session of the archive under way. */
   copy?: CopyState;
   bytesCopied: number;
@@ -135,7 +140,8 @@ export function newJob(input: { id: string; exportId: string; userId: string; re
 
 export function transition(job: Job, event: JobEvent, now: number, policy: PollingPolicy): Transition {
   if (!canApply(job, event.type)) throw new InvalidTransitionError(job.state, event.type);
-  const base: Job = { ...job, seq: job.seq + 1, updatedAt: now };
+  const { lease: _lease, ...rest } = job;
+  const base: Job = { ...rest, seq: job.seq + 1, updatedAt: now };
   const check = (j: Job): Transition => {
     const delay = nextCheckDelaySeconds(policy, { checks: j.checks, waitedSeconds: (now - (j.waitingSince ?? now)) / 1000 });
     return { job: { ...j, nextCheckAt: now + delay * 1000 }, effects: [{ type: 'enqueue', step: 'check', delaySeconds: delay }] };

@@ -34,6 +34,8 @@ export type TaskOutcome =
 export const DATA_RETENTION_MS = 14 * 86_400_000;
 const MAX_URL_REFRESHES = 3;
 const MAX_INTERRUPTIONS = 2;
+/** Longer than one Google call with its in-place retries takes. */
+const LEASE_MS = 60_000;
 const PROGRESS_INTERVAL_MS = 1000;
 
 export interface JobRunnerDeps {
@@ -123,6 +125,8 @@ export class JobRunner {
 
   private async initiate(job: Job): Promise<TaskOutcome> {
     const token = await this.token(job);
+    const busy = await this.takeLease(job);
+    if (busy) return busy;
     let archiveJobId: string;
     try {
       const res = await this.deps.api.initiate(
@@ -133,7 +137,11 @@ export class JobRunner {
       archiveJobId = res.archiveJobId;
     } catch (err) {
       const cls = classifyApiError(err);
-      if (cls.kind !== 'already-exists') throw this.toStepFailure(err, 'initiate');
+      if (cls.kind !== 'already-exists') {
+        const failure = this.toStepFailure(err, 'initiate');
+        if (!(failure instanceof StepFailed)) await this.releaseLease(job);
+        throw failure;
+      }
       // The same export is already running at Google (or our earlier attempt reached it before a crash): follow it.
       archiveJobId = cls.jobId;
       this.deps.logger.info({ jobId: job.id, archiveJobId }, 'adopted the running archive job');
@@ -166,29 +174,20 @@ export class JobRunner {
             message: `Google could not prepare the archive (failed ${job.retries + 1} times, retries exhausted)`,
           });
         }
-        // archiveJobs.retry starts a new Google job each time it is called: claim the retry first
-        // (the seq moves on), so a duplicate delivery of this check finds itself stale and stops.
-        const now = this.now();
-        const claim = await this.deps.store.updateJob(job.id, (current) =>
-          current.seq === job.seq && current.state === 'WAITING'
-            ? { ...current, seq: current.seq + 1, updatedAt: now, nextCheckAt: now + this.deps.policy.initialSeconds * 1000 }
-            : undefined,
-        );
-        if (!claim) return { kind: 'dropped', detail: 'another delivery is retrying this job' };
-        const claimed = claim.after;
+        // archiveJobs.retry starts a new Google job each time it is called: hold the job's lease
+        // while calling, so a duplicate delivery of this check backs off instead of calling again.
+        const busy = await this.takeLease(job);
+        if (busy) return busy;
         let retried: string;
         try {
           retried = (await this.deps.api.retry(token, archiveJobId, quotaUser)).archiveJobId;
         } catch (err) {
           const failure = this.toStepFailure(err, 'retry');
-          if (failure instanceof StepFailed) return this.fail(claimed, failure.jobError);
-          if (failure instanceof ConsentRevokedError) return this.fail(claimed, CONSENT_REVOKED);
-          // Transient: this task is stale now, so schedule the next attempt under the claimed seq.
-          await this.deps.queue.enqueue({ step: 'check', jobId: job.id, seq: claimed.seq, delaySeconds: 30 });
-          return { kind: 'done', detail: `retry call failed transiently (${errorDetail(err)}); trying again` };
+          if (!(failure instanceof StepFailed)) await this.releaseLease(job);
+          throw failure;
         }
         this.deps.logger.warn({ jobId: job.id, archiveJobId, newArchiveJobId: retried, retry: job.retries + 1 }, 'archive job failed at Google; retried');
-        await this.apply(claimed, { type: 'archive-retried', archiveJobId: retried });
+        await this.apply(job, { type: 'archive-retried', archiveJobId: retried });
         return { kind: 'done', detail: 'retried' };
       }
       default:
@@ -292,6 +291,35 @@ export class JobRunner {
     } finally {
       clearTimeout(sliceTimer);
     }
+  }
+
+  /**
+   * Takes the job's lease for a non-idempotent Google call; answers a throttle outcome (503 with
+   * Retry-After) when another delivery of the same step holds it. A holder that crashes loses the
+   * lease when it expires; its task's redelivery then takes it.
+   */
+  private async takeLease(job: Job): Promise<TaskOutcome | undefined> {
+    const now = this.now();
+    let heldUntil = 0;
+    const taken = await this.deps.store.updateJob(job.id, (current) => {
+      if (current.seq !== job.seq || current.state !== job.state) return undefined;
+      if (current.lease && current.lease.until > now) {
+        heldUntil = current.lease.until;
+        return undefined;
+      }
+      return { ...current, lease: { until: now + LEASE_MS } };
+    });
+    if (taken) return undefined;
+    if (heldUntil > 0) return { kind: 'throttle', detail: 'another delivery of this step is calling Google', retryAfterSeconds: Math.ceil((heldUntil - now) / 1000) };
+    return { kind: 'dropped', detail: 'job moved on' };
+  }
+
+  private async releaseLease(job: Job): Promise<void> {
+    await this.deps.store.updateJob(job.id, (current) => {
+      if (current.seq !== job.seq || !current.lease) return undefined;
+      const { lease: _l, ...rest } = current;
+      return rest;
+    });
   }
 
   /** Records copy progress on the job without changing its state or seq (the task stays valid). */
