@@ -8,10 +8,11 @@
  * ciphertext itself, so rotating the key (a new primary version) keeps older grants readable.
  * The plaintext data key never leaves this process and is never stored.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { KeyManagementServiceClient } from '@google-cloud/kms';
 import { grpc } from 'google-gax';
 import type { EncryptedSecret, SecretCipher } from '../domain/ports';
+import { open, seal } from './aes-gcm';
 import { Crc32c } from './archive-copier';
 
 const KEY_RE = /^projects\/[^/]+\/locations\/[^/]+\/keyRings\/[^/]+\/cryptoKeys\/[^/]+$/;
@@ -47,21 +48,6 @@ const toBuffer = (v: Uint8Array | string | null | undefined): Buffer =>
 
 const int64 = (v: { value?: unknown } | null | undefined): number | undefined =>
   v && v.value !== undefined && v.value !== null ? Number(String(v.value)) : undefined;
-
-function seal(key: Buffer, plaintext: Buffer, aad: Buffer): Buffer {
-  const iv = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', key, iv);
-  cipher.setAAD(aad);
-  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-  return Buffer.concat([iv, body, cipher.getAuthTag()]);
-}
-
-function open(key: Buffer, sealed: Buffer, aad: Buffer): Buffer {
-  const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, 12));
-  decipher.setAAD(aad);
-  decipher.setAuthTag(sealed.subarray(sealed.length - 16));
-  return Buffer.concat([decipher.update(sealed.subarray(12, sealed.length - 16)), decipher.final()]);
-}
 
 export class KmsSecretCipher implements SecretCipher {
   constructor(private readonly opts: KmsSecretCipherOptions) {

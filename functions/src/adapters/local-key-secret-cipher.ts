@@ -3,26 +3,9 @@
  * wraps data keys with Cloud KMS instead). Each secret gets its own random AES-256 data key; the
  * data key is wrapped by the master key; the document holds only ciphertext and the key version.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { EncryptedSecret, SecretCipher } from '../domain/ports';
-
-function seal(key: Buffer, plaintext: Buffer, aad: Buffer): Buffer {
-  const iv = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', key, iv);
-  cipher.setAAD(aad);
-  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-  return Buffer.concat([iv, body, cipher.getAuthTag()]);
-}
-
-function open(key: Buffer, sealed: Buffer, aad: Buffer): Buffer {
-  const iv = sealed.subarray(0, 12);
-  const tag = sealed.subarray(sealed.length - 16);
-  const body = sealed.subarray(12, sealed.length - 16);
-  const decipher = createDecipheriv('aes-256-gcm', key, iv);
-  decipher.setAAD(aad);
-  decipher.setAuthTag(tag);
-  return Buffer.concat([decipher.update(body), decipher.final()]);
-}
+import { open, seal } from './aes-gcm';
 
 export class LocalKeySecretCipher implements SecretCipher {
   private readonly masterKey: Buffer;
