@@ -62,6 +62,8 @@ locals {
     COPY_LEASE_SECONDS       = "2100"
     COPY_SLICE_SECONDS       = "1500"
     COPY_CHUNK_BYTES         = "16777216"
+    COPY_PARALLEL_MIN_BYTES  = "2147483648"
+    COPY_PARALLEL_PARTS      = "4"
     # Cloud Tasks and Cloud Scheduler sign their OIDC tokens as Google accounts do.
     TASKS_OIDC_ISSUER      = "https://accounts.google.com"
     TASKS_OIDC_JWKS_URL    = "https://www.googleapis.com/oauth2/v3/certs"

@@ -69,7 +69,7 @@ export interface LocalStack {
   /** An ID token for a user of the app's frontend. */
   idToken(userId: string): Promise<string>;
   /** Delivers one task to its function as Cloud Tasks would (a duplicate delivery); returns the HTTP status. */
-  deliverTask(task: { jobId: string; step: 'initiate' | 'check' | 'copy'; seq: number }): Promise<number>;
+  deliverTask(task: { jobId: string; step: 'initiate' | 'check' | 'copy' | 'copy-part'; seq: number; part?: number }): Promise<number>;
   /** One Cloud Scheduler tick: calls the sweeper with the invoker's OIDC token. */
   sweep(): Promise<{ overdue: number; requeued: number }>;
   /** One Cloud Scheduler tick of runSchedules: fans out the due schedules as Cloud Tasks. */
@@ -203,8 +203,8 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       if (!res.ok) throw new Error(`sweep answered ${res.status}`);
       return (await res.json()) as { overdue: number; requeued: number };
     };
-    const deliverTask = async (task: { jobId: string; step: 'initiate' | 'check' | 'copy'; seq: number }): Promise<number> => {
-      const url = task.step === 'copy' ? config.tasks.copyUrl : config.tasks.checkUrl;
+    const deliverTask = async (task: { jobId: string; step: 'initiate' | 'check' | 'copy' | 'copy-part'; seq: number; part?: number }): Promise<number> => {
+      const url = task.step === 'copy' || task.step === 'copy-part' ? config.tasks.copyUrl : config.tasks.checkUrl;
       const token = await tasksIssuer.sign({ aud: url, email: TASKS_SA, email_verified: true, sub: '1000' }, 300);
       const res = await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify(task) });
       await res.arrayBuffer();

@@ -185,6 +185,10 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
         cipher: deferred(cipher),
         copySliceSeconds: config.copy.sliceSeconds,
         copyChunkBytes: config.copy.chunkBytes,
+        // The deferred copier answers every method; an overriding copier must really have the ranged ones.
+        ...(!overrides.copier || (typeof overrides.copier.copyPart === 'function' && typeof overrides.copier.composeParts === 'function')
+          ? { parallelCopy: { minBytes: config.copy.parallelMinBytes, parts: config.copy.parallelParts } }
+          : {}),
         logger,
         now,
         // Only a scheduled job loads the schedule side.
@@ -247,7 +251,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
     createTaskHandler({
       runner: await runner(),
       verifier: taskVerifier(config.tasks.copyUrl),
-      steps: ['copy'],
+      steps: ['copy', 'copy-part'],
       retryBudget: config.tasks.retryBudget,
       projectId: config.projectId,
       logger,

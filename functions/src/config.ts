@@ -76,6 +76,10 @@ const schema = z
     COPY_SLICE_SECONDS: seconds(1500),
     /** Bytes per resumable upload request: a crash loses at most one chunk. A multiple of 256 KiB. */
     COPY_CHUNK_BYTES: z.coerce.number().int().min(262_144).multipleOf(262_144).default(16 * 1024 * 1024),
+    /** Archives of at least this many bytes are copied as byte ranges, one Cloud Task each, then composed. Default 2 GiB. */
+    COPY_PARALLEL_MIN_BYTES: z.coerce.number().int().positive().default(2 * 1024 ** 3),
+    /** How many ranges such an archive is cut into (Cloud Storage composes at most 32 objects at once). */
+    COPY_PARALLEL_PARTS: z.coerce.number().int().min(2).max(32).default(4),
     /** Who signs the OIDC tokens on task requests, and where its keys are. */
     TASKS_OIDC_ISSUER: z.string().min(1).default('https://accounts.google.com'),
     TASKS_OIDC_JWKS_URL: url.default('https://www.googleapis.com/oauth2/v3/certs'),
@@ -142,6 +146,8 @@ const schema = z
     copy: {
       sliceSeconds: e.COPY_SLICE_SECONDS,
       chunkBytes: e.COPY_CHUNK_BYTES,
+      parallelMinBytes: e.COPY_PARALLEL_MIN_BYTES,
+      parallelParts: e.COPY_PARALLEL_PARTS,
     },
     maxArchiveRetries: e.MAX_ARCHIVE_RETRIES,
     corsOrigins: e.CORS_ORIGINS,

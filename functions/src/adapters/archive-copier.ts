@@ -9,14 +9,19 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { File, FileMetadata, Storage } from '@google-cloud/storage';
+import { partObjectName, partRanges } from '../domain/archive-parts';
 import {
+  ArchiveNeedsPartsError,
+  ArchivePartsMissingError,
   ArchiveRejectedError,
   ArchiveUrlExpiredError,
   CopyInterruptedError,
   type ArchiveCopier,
+  type ArchiveFacts,
   type CopyCheckpoint,
   type CopyProgress,
   type CopyResumeOptions,
+  type PartedSource,
   type StoredArchive,
 } from '../domain/ports';
 import { assertPublicHost, defaultLookup, type HostLookup } from './address-guard';
@@ -114,12 +119,7 @@ export class Crc32c {
 
 // ---------- helpers ----------
 
-interface SourceFacts {
-  size?: number;
-  crc32c?: string;
-  md5?: string;
-  contentType: string;
-}
+type SourceFacts = ArchiveFacts;
 
 /** A URL safe to put in logs and errors: the query string of a signed URL is a credential. */
 function describe(u: URL): string {
@@ -351,6 +351,10 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
         throw new ArchiveRejectedError(`Archive is ${src.size} bytes, more than the limit of ${this.maxBytes} (${where})`);
       }
 
+      if (!session && resume?.partsFrom !== undefined && src.size !== undefined && src.size >= resume.partsFrom && src.crc32c !== undefined) {
+        await res.body?.cancel().catch(() => undefined);
+        throw new ArchiveNeedsPartsError({ size: src.size, crc32c: src.crc32c, ...(src.md5 ? { md5: src.md5 } : {}), contentType: src.contentType });
+      }
       const before = session ? undefined : await this.metadataOrUndefined(file);
       if (before) {
         await res.body?.cancel().catch(() => undefined);
@@ -537,53 +541,35 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
    * parts. Each part is verified like a whole copy (its size, and the stored CRC32C against the
    * bytes sent); the composite's CRC32C, which Cloud Storage combines from the parts', must equal
    * the source's `x-goog-hash`. Resumable: a part object left complete by an earlier attempt is
-   * kept, a partial one is replaced. Falls back to `copy` when the source declares no size.
-   * (All parts run in this invocation; spreading them across invocations is the job runner's call.)
+   * kept, a partial one is replaced. Falls back to `copy` when the source declares no size or no
+   * CRC32C (a composite has no MD5 to check). All parts run in this invocation; the job runner
+   * spreads them across invocations with `probe`, `copyPart` and `composeParts` instead.
    */
   async copyInParts(url: string, objectName: string, parts: number, onProgress?: CopyProgress): Promise<StoredArchive> {
     if (!Number.isInteger(parts) || parts < 1 || parts > 32) throw new RangeError('parts must be an integer from 1 to 32 (the compose limit)');
+    const src = await this.probe(url);
+    if (src.size === undefined || src.size < parts || src.crc32c === undefined) return this.copy(url, objectName, onProgress);
     const u = this.checkUrl(url);
-    await this.checkAddress(u);
-    const where = describe(u);
-    const bucket = this.storage.bucket(this.bucket);
-    const file = bucket.file(objectName);
-    const src = await this.probe(u, where);
-    if (src.size === undefined || src.size < parts) return this.copy(url, objectName, onProgress);
-    if (src.size > this.maxBytes) throw new ArchiveRejectedError(`Archive is ${src.size} bytes, more than the limit of ${this.maxBytes} (${where})`);
-    const before = await this.metadataOrUndefined(file);
+    if (src.size > this.maxBytes) throw new ArchiveRejectedError(`Archive is ${src.size} bytes, more than the limit of ${this.maxBytes} (${describe(u)})`);
+    const before = await this.metadataOrUndefined(this.storage.bucket(this.bucket).file(objectName));
     if (before) return this.existing(before, src, objectName);
 
-    const total = src.size;
-    const step = Math.ceil(total / parts);
-    const ranges = Array.from({ length: parts }, (_, i) => [i * step, Math.min(total, (i + 1) * step) - 1] as const).filter(([s, e]) => e >= s);
-    const partFiles = ranges.map((_, i) => bucket.file(`${objectName}.part-${i + 1}-of-${ranges.length}`));
+    const size = src.size;
+    const ranges = partRanges(size, parts);
     const done = ranges.map(() => 0);
     const report = (i: number, n: number): void => {
       done[i] = n;
       onProgress?.(done.reduce((a, b) => a + b, 0));
     };
-    await Promise.all(ranges.map(([s, e], i) => this.copyPart(u, where, partFiles[i], s, e, src.contentType, (n) => report(i, n))));
-
-    try {
-      await bucket.combine(partFiles, file, { ifGenerationMatch: 0 });
-    } catch (e) {
-      if (httpStatusOf(e) !== 412) throw e;
-    }
-    const [meta] = await file.getMetadata();
-    const same = sameArchive(meta, src);
-    if (same === false || Number(meta.size) !== total) {
-      // Only a composite this call made can differ here: a duplicate's would hold the source's bytes.
-      await file.delete({ ifGenerationMatch: meta.generation }).catch(() => undefined);
-      throw new ArchiveRejectedError(
-        `Composed object gs://${this.bucket}/${objectName} does not match the source (size ${String(meta.size)} vs ${total}, crc32c ${String(meta.crc32c)} vs ${src.crc32c ?? '?'}) (${where})`,
-      );
-    }
-    await Promise.all(partFiles.map((f) => f.delete().catch(() => undefined)));
-    return toStored(this.bucket, objectName, meta);
+    await Promise.all(ranges.map((_, i) => this.copyPart(url, objectName, i, ranges.length, size, (n) => report(i, n))));
+    return this.composeParts(objectName, ranges.length, { size, crc32c: src.crc32c, ...(src.md5 ? { md5: src.md5 } : {}), contentType: src.contentType });
   }
 
   /** Learns the archive's size and checksums from a one-byte ranged GET (a signed URL allows GET only). */
-  private async probe(u: URL, where: string): Promise<SourceFacts> {
+  async probe(url: string): Promise<ArchiveFacts> {
+    const u = this.checkUrl(url);
+    await this.checkAddress(u);
+    const where = describe(u);
     let res: Response;
     try {
       res = await this.fetchImpl(u.toString(), { redirect: 'manual', headers: { 'accept-encoding': 'identity', range: 'bytes=0-0' }, signal: AbortSignal.timeout(this.stallTimeoutMs) });
@@ -597,18 +583,33 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
     if (s !== 206 && s !== 200) throw new ArchiveRejectedError(`Archive probe answered ${s} (${where})`);
     const m = /\/(\d+)$/.exec(res.headers.get('content-range') ?? '');
     return {
-      size: s === 206 && m ? Number(m[1]) : undefined,
+      ...(s === 206 && m ? { size: Number(m[1]) } : {}),
       ...parseGoogHash(res.headers.get('x-goog-hash')),
       contentType: res.headers.get('content-type') ?? 'application/zip',
     };
   }
 
-  /** Bytes `start..end` of the archive into `partFile`, verified; kept as is if an earlier attempt completed it. */
-  private async copyPart(u: URL, where: string, partFile: File, start: number, end: number, contentType: string, onProgress: CopyProgress): Promise<void> {
+  /**
+   * Range `index` of `partRanges(size, count)` into its part object, verified; kept as is if an
+   * earlier attempt completed it. Two deliveries copying the same part at once are harmless: the
+   * second upload's `ifGenerationMatch: 0` fails and it finds the first one's part.
+   */
+  async copyPart(url: string, objectName: string, index: number, count: number, size: number, onProgress?: CopyProgress): Promise<void> {
+    const ranges = partRanges(size, count);
+    const range = ranges[index];
+    if (ranges.length !== count || !Number.isInteger(index) || range === undefined) {
+      throw new RangeError(`part ${index} of ${count} does not cut ${size} bytes into ${count} non-empty ranges`);
+    }
+    const [start, end] = range;
     const length = end - start + 1;
+    if (size > this.maxBytes) throw new ArchiveRejectedError(`Archive is ${size} bytes, more than the limit of ${this.maxBytes}`);
+    const u = this.checkUrl(url);
+    await this.checkAddress(u);
+    const where = describe(u);
+    const partFile = this.storage.bucket(this.bucket).file(partObjectName(objectName, index, count));
     const existing = await this.metadataOrUndefined(partFile);
     if (existing && Number(existing.size) === length) {
-      onProgress(length);
+      onProgress?.(length);
       return;
     }
     if (existing) await partFile.delete({ ifGenerationMatch: existing.generation }).catch(() => undefined);
@@ -636,20 +637,88 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
       } catch (e) {
         throw ownFailure ?? new Error(`Archive part download failed (${networkReason(e)}) for ${where}`);
       }
-      const range = /^bytes (\d+)-(\d+)\//.exec(res.headers.get('content-range') ?? '');
-      if (res.status !== 206 || !range || Number(range[1]) !== start || Number(range[2]) !== end || !res.body) {
+      const served = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.headers.get('content-range') ?? '');
+      if (res.status !== 206 || !served || Number(served[1]) !== start || Number(served[2]) !== end || !res.body) {
         await res.body?.cancel().catch(() => undefined);
         const s = res.status;
         if (s === 400 || s === 401 || s === 403) throw new ArchiveUrlExpiredError(`The signed archive URL was refused with ${s} (expired?) (${where})`);
         if (s === 429 || s >= 500) throw new Error(`Archive part download answered ${s}; try again later (${where})`);
         throw new ArchiveRejectedError(`Archive source did not serve bytes ${start}-${end} (status ${s}) (${where})`);
       }
+      if (Number(served[3]) !== size) {
+        // A part of another archive (the URL now serves something else) must not be mixed in.
+        await res.body.cancel().catch(() => undefined);
+        throw new ArchiveRejectedError(`Archive is now ${served[3]} bytes, not the ${size} its copy began with (${where})`);
+      }
       // The range's x-goog-hash describes the whole archive: a part is checked by its size and the stored CRC32C.
-      await this.stream(res.body as WebReadableStream<Uint8Array>, partFile, { size: length, contentType }, partFile.name, where, armStall, fail, () => ownFailure, onProgress);
+      const noop: CopyProgress = () => undefined;
+      try {
+        await this.stream(res.body as WebReadableStream<Uint8Array>, partFile, { size: length, contentType: 'application/octet-stream' }, partFile.name, where, armStall, fail, () => ownFailure, onProgress ?? noop);
+      } catch (e) {
+        // Another delivery finished this part first (our upload's precondition failed): a part has
+        // no checksum of its own to compare, its size is the check (the composite's CRC32C is the real one).
+        if (!(e instanceof ArchiveObjectConflictError)) throw e;
+        const now = await this.metadataOrUndefined(partFile);
+        if (!now || Number(now.size) !== length) throw e;
+        onProgress?.(length);
+      }
     } finally {
       clearTimeout(stallTimer);
       controller.abort();
     }
+  }
+
+  /** See ArchiveCopier.composeParts. */
+  async composeParts(objectName: string, count: number, source: PartedSource): Promise<StoredArchive> {
+    const ranges = partRanges(source.size, count);
+    if (ranges.length !== count) throw new RangeError(`${source.size} bytes do not cut into ${count} non-empty ranges`);
+    const bucket = this.storage.bucket(this.bucket);
+    const file = bucket.file(objectName);
+    const partFiles = ranges.map((_, i) => bucket.file(partObjectName(objectName, i, count)));
+    const src: SourceFacts = { size: source.size, crc32c: source.crc32c, contentType: source.contentType ?? 'application/zip' };
+    const removeParts = (): Promise<unknown> => Promise.all(partFiles.map((f) => f.delete().catch(() => undefined)));
+    // A duplicate (or a composer that died before deleting the parts): the archive is there already.
+    const already = async (): Promise<StoredArchive | undefined> => {
+      const meta = await this.metadataOrUndefined(file);
+      if (!meta) return undefined;
+      const stored = this.existing(meta, src, objectName);
+      await removeParts();
+      return stored;
+    };
+    const found = await already();
+    if (found) return found;
+
+    const metas = await Promise.all(partFiles.map((f) => this.metadataOrUndefined(f)));
+    const missing = ranges.flatMap(([s, e], i) => (metas[i] !== undefined && Number(metas[i]?.size) === e - s + 1 ? [] : [i]));
+    if (missing.length > 0) {
+      // A concurrent composer may have finished and removed the parts since we looked.
+      const late = await already();
+      if (late) return late;
+      throw new ArchivePartsMissingError(missing);
+    }
+    try {
+      await bucket.combine(partFiles, file, { ifGenerationMatch: 0 });
+    } catch (e) {
+      const status = httpStatusOf(e);
+      if (status === 404) {
+        const late = await already();
+        if (late) return late;
+        throw new ArchivePartsMissingError(ranges.map((_, i) => i));
+      }
+      if (status !== 412) throw e;
+    }
+    const [meta] = await file.getMetadata();
+    if (sameArchive(meta, src) !== true || Number(meta.size) !== source.size) {
+      // Only parts of this archive are ever composed here, so a wrong composite means a wrong part:
+      // remove both, or a retry would compose the same bytes again.
+      await file.delete({ ifGenerationMatch: meta.generation }).catch(() => undefined);
+      await removeParts();
+      throw new ArchiveRejectedError(
+        `Composed object gs://${this.bucket}/${objectName} does not match the source (size ${String(meta.size)} vs ${source.size}, crc32c ${String(meta.crc32c)} vs ${source.crc32c})`,
+      );
+    }
+    await removeParts();
+    return toStored(this.bucket, objectName, meta);
   }
 
   /**

@@ -14,7 +14,7 @@ export interface CloudTasksQueueOptions {
   location: string;
   /** Queue for 'initiate' and 'check' (short id, e.g. `portability-check`). */
   checkQueue: string;
-  /** Queue for 'copy'. */
+  /** Queue for 'copy' and 'copy-part'. */
   copyQueue: string;
   checkUrl: string;
   copyUrl: string;
@@ -33,6 +33,8 @@ export interface PipelineTaskBody {
   jobId: string;
   step: TaskStep;
   seq: number;
+  /** 'copy-part' only. */
+  part?: number;
 }
 
 const ALREADY_EXISTS = 6;
@@ -54,11 +56,13 @@ export function createCloudTasksClient(emulatorHost?: string): CloudTasksClient 
   return new CloudTasksClient({ apiEndpoint: host, port, sslCreds: grpc.credentials.createInsecure() });
 }
 
-/** `sha256(jobId)` hex, first 24 characters: fixed length, safe in a task id, no raw ids in names. */
-export function taskIdFor(task: Pick<PipelineTask, 'jobId' | 'step' | 'seq' | 'redelivery'>): string {
+/** `sha256(jobId)` hex, first 24 characters: fixed length, safe in a task id, no raw ids in names. A part task adds its part. */
+export function taskIdFor(task: Pick<PipelineTask, 'jobId' | 'step' | 'seq' | 'redelivery' | 'part'>): string {
   const hash = createHash('sha256').update(task.jobId).digest('hex').slice(0, 24);
-  return `${hash}-${task.step}-${task.seq}${task.redelivery !== undefined ? `-r${task.redelivery}` : ''}`;
+  return `${hash}-${task.step}-${task.seq}${task.part !== undefined ? `-${task.part}` : ''}${task.redelivery !== undefined ? `-r${task.redelivery}` : ''}`;
 }
+
+const onCopyQueue = (step: TaskStep): boolean => step === 'copy' || step === 'copy-part';
 
 /** `sha256(scheduleId)` hex, 24 characters, then the run (and redelivery window): one name per run. */
 export function scheduleRunTaskIdFor(task: ScheduleRunTask): string {
@@ -75,12 +79,12 @@ export class CloudTasksQueue implements TaskQueue, ScheduleRunQueue {
 
   /** Full queue resource name for a step. */
   queuePath(step: TaskStep): string {
-    const queue = step === 'copy' ? this.opts.copyQueue : this.opts.checkQueue;
+    const queue = onCopyQueue(step) ? this.opts.copyQueue : this.opts.checkQueue;
     return `projects/${this.opts.projectId}/locations/${this.opts.location}/queues/${queue}`;
   }
 
   /** Full task resource name for a task. */
-  taskName(task: Pick<PipelineTask, 'jobId' | 'step' | 'seq' | 'redelivery'>): string {
+  taskName(task: Pick<PipelineTask, 'jobId' | 'step' | 'seq' | 'redelivery' | 'part'>): string {
     return `${this.queuePath(task.step)}/tasks/${taskIdFor(task)}`;
   }
 
@@ -116,8 +120,9 @@ export class CloudTasksQueue implements TaskQueue, ScheduleRunQueue {
   async enqueue(task: PipelineTask): Promise<void> {
     if (!Number.isInteger(task.seq) || task.seq < 0) throw new RangeError(`seq must be a non-negative integer, got ${task.seq}`);
     if (!Number.isFinite(task.delaySeconds) || task.delaySeconds < 0) throw new RangeError(`delaySeconds must be >= 0, got ${task.delaySeconds}`);
-    const url = task.step === 'copy' ? this.opts.copyUrl : this.opts.checkUrl;
-    const body: PipelineTaskBody = { jobId: task.jobId, step: task.step, seq: task.seq };
+    if (task.step === 'copy-part' && (!Number.isInteger(task.part) || (task.part as number) < 0)) throw new RangeError(`a copy-part task needs a part, got ${String(task.part)}`);
+    const url = onCopyQueue(task.step) ? this.opts.copyUrl : this.opts.checkUrl;
+    const body: PipelineTaskBody = { jobId: task.jobId, step: task.step, seq: task.seq, ...(task.step === 'copy-part' ? { part: task.part } : {}) };
     const at = this.now() + Math.round(task.delaySeconds * 1000);
     try {
       await this.opts.client.createTask({
@@ -126,7 +131,7 @@ export class CloudTasksQueue implements TaskQueue, ScheduleRunQueue {
           name: this.taskName(task),
           scheduleTime: { seconds: Math.floor(at / 1000), nanos: (at % 1000) * 1e6 },
           // Cloud Tasks waits at most 30 minutes for an HTTP target; a longer copy resumes in a new delivery.
-          dispatchDeadline: { seconds: task.step === 'copy' ? 1800 : 300 },
+          dispatchDeadline: { seconds: onCopyQueue(task.step) ? 1800 : 300 },
           httpRequest: {
             url,
             httpMethod: 'POST',

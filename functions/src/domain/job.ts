@@ -80,6 +80,21 @@ export interface CopyState {
   done: StoredArchive[];
   /** The upload session of archive `archive` (0-based), encrypted: a session URI can write the object. */
   session?: { archive: number; checkpoint: EncryptedSecret };
+  /** Archive `archive` is being copied as byte ranges, one 'copy-part' task each. */
+  parts?: CopyPartsPlan;
+}
+
+/** A large archive copied in parts: what its composite must match, and the parts already in the bucket. */
+export interface CopyPartsPlan {
+  /** Which archive (0-based, URL order). */
+  archive: number;
+  /** How many parts (`partRanges(size, count)`). */
+  count: number;
+  size: number;
+  crc32c: string;
+  md5?: string;
+  /** Parts (0-based) copied and verified, ascending. */
+  done: number[];
 }
 
 export type JobEvent =

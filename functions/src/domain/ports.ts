@@ -117,7 +117,7 @@ export class UnauthenticatedError extends Error {
 
 // ---------- Cloud Tasks ----------
 
-export type TaskStep = 'initiate' | 'check' | 'copy';
+export type TaskStep = 'initiate' | 'check' | 'copy' | 'copy-part';
 
 export interface PipelineTask {
   step: TaskStep;
@@ -128,6 +128,8 @@ export interface PipelineTask {
   delaySeconds: number;
   /** Set by the sweeper when it enqueues a step again (a distinct task name per sweep window). */
   redelivery?: number;
+  /** 'copy-part' only: which byte range (0-based) of the archive under way this task copies. */
+  part?: number;
 }
 
 export interface TaskQueue {
@@ -187,6 +189,44 @@ export interface CopyResumeOptions {
   signal?: AbortSignal;
   /** Bytes per resumable upload request; each committed chunk survives a crash. */
   chunkSize?: number;
+  /**
+   * Leave archives of at least this many bytes (that declare a CRC32C) to the ranged copy: a new
+   * copy then throws ArchiveNeedsPartsError as soon as the source's headers arrive, having written
+   * nothing, so small archives cost no extra request to find out.
+   */
+  partsFrom?: number;
+}
+
+/** What a signed URL declares about its archive (`Content-Range`/`Content-Length`, `x-goog-hash`). */
+export interface ArchiveFacts {
+  size?: number;
+  crc32c?: string;
+  md5?: string;
+  contentType: string;
+}
+
+/** The source of a ranged copy: its size and CRC32C are what the composite is checked against. */
+export interface PartedSource {
+  size: number;
+  crc32c: string;
+  md5?: string;
+  contentType?: string;
+}
+
+/** `copy` was asked (`partsFrom`) to leave this archive to the ranged copy; nothing was written. */
+export class ArchiveNeedsPartsError extends Error {
+  constructor(readonly source: PartedSource) {
+    super(`The archive is ${source.size} bytes: copy it in parts`);
+    this.name = 'ArchiveNeedsPartsError';
+  }
+}
+
+/** Some part objects are not (or no longer) there to compose: copy these parts (0-based) again. */
+export class ArchivePartsMissingError extends Error {
+  constructor(readonly missing: number[]) {
+    super(`Archive parts missing: ${missing.map((i) => i + 1).join(', ')}`);
+    this.name = 'ArchivePartsMissingError';
+  }
 }
 
 /** The copy was stopped on purpose (deadline) or died part-way; its checkpoint can resume it. */
@@ -207,6 +247,23 @@ export interface ArchiveCopier {
   copy(url: string, objectName: string, onProgress?: CopyProgress, resume?: CopyResumeOptions): Promise<StoredArchive>;
   /** Removes every object under a prefix (used when deleting an export). */
   deletePrefix(prefix: string): Promise<number>;
+  // The ranged copy, one piece per call so that parts can run in separate invocations. Optional:
+  // with a copier that lacks them, every archive is copied as one stream.
+  /** The archive's size and checksums, from a one-byte ranged GET (a signed URL allows GET only). */
+  probe?(url: string): Promise<ArchiveFacts>;
+  /**
+   * Copies range `index` of `count` (`partRanges(size, count)`) into `partObjectName(objectName,
+   * index, count)`, verified by size and the stored CRC32C. Idempotent: a part already there with
+   * the right size is kept, a partial one replaced.
+   */
+  copyPart?(url: string, objectName: string, index: number, count: number, size: number, onProgress?: CopyProgress): Promise<void>;
+  /**
+   * Composes the parts into `objectName` (`ifGenerationMatch: 0`), checks the composite's size and
+   * combined CRC32C against the source, then deletes the parts. If `objectName` already holds the
+   * source's archive (a duplicate), returns it. Throws ArchivePartsMissingError when parts are
+   * not there, ArchiveRejectedError (composite removed) when the composite differs.
+   */
+  composeParts?(objectName: string, count: number, source: PartedSource): Promise<StoredArchive>;
 }
 
 /** A readable archive source; exported for the copy engine's tests and benchmarks. */

@@ -16,11 +16,15 @@ import type { JobRunner, TaskOutcome } from '../pipeline/job-runner';
 import type { Sweeper } from '../pipeline/sweeper';
 import { header, sendError, type HttpRequest, type HttpResponse } from './http-types';
 
-const taskBody = z.strictObject({
-  jobId: z.string().regex(/^[0-9a-f]{20}$/),
-  step: z.enum(['initiate', 'check', 'copy']),
-  seq: z.number().int().min(0),
-});
+const taskBody = z
+  .strictObject({
+    jobId: z.string().regex(/^[0-9a-f]{20}$/),
+    step: z.enum(['initiate', 'check', 'copy', 'copy-part']),
+    seq: z.number().int().min(0),
+    /** 'copy-part' only: which range of the archive (compose takes at most 32 parts). */
+    part: z.number().int().min(0).max(31).optional(),
+  })
+  .refine((t) => (t.step === 'copy-part') === (t.part !== undefined), { message: 'part is required by copy-part and allowed nowhere else', path: ['part'] });
 
 export interface TaskAuthOptions {
   issuer: string;
@@ -109,7 +113,7 @@ export function createTaskHandler(deps: TaskHandlerDeps): (req: HttpRequest, res
     }
     const task = parsed.data;
     const retryCount = Number(header(req, 'x-cloudtasks-taskretrycount') ?? '0') || 0;
-    const log = deps.logger.child({ jobId: task.jobId, step: task.step, seq: task.seq, retryCount, ...traceFields(deps.projectId, header(req, 'x-cloud-trace-context')) });
+    const log = deps.logger.child({ jobId: task.jobId, step: task.step, seq: task.seq, ...(task.part !== undefined ? { part: task.part } : {}), retryCount, ...traceFields(deps.projectId, header(req, 'x-cloud-trace-context')) });
     let outcome: TaskOutcome;
     try {
       outcome = await deps.runner.run({ ...task, delaySeconds: 0 });

@@ -1,18 +1,22 @@
 /**
- * Carries out one pipeline task (initiate, check or copy) for one job. Decisions come from the
+ * Carries out one pipeline task (initiate, check, copy or copy-part) for one job. Decisions come from the
  * pure state machine; this module does the I/O around them: the Google call first, then a
  * compare-and-set of the job, then the effects (next tasks). Every step can run twice, crash at
  * any line and be delivered late: a stale task finds the job moved on and is dropped.
  */
 import { classifyApiError, type PortabilityMethod } from '../domain/api-error-classification';
-import { canApply, isTerminal, transition, type CopyState, type Job, type JobError, type JobEvent } from '../domain/job';
+import { partRanges } from '../domain/archive-parts';
+import { canApply, isTerminal, transition, type CopyPartsPlan, type CopyState, type Job, type JobError, type JobEvent } from '../domain/job';
 import { DEFAULT_COPY_LEASE_SECONDS, type PollingPolicy } from '../domain/polling-policy';
 import {
+  ArchiveNeedsPartsError,
+  ArchivePartsMissingError,
   ArchiveRejectedError,
   ArchiveUrlExpiredError,
   ConsentRevokedError,
   CopyInterruptedError,
   type CopyCheckpoint,
+  type PartedSource,
   type SecretCipher,
   type ArchiveCopier,
   type ExportStore,
@@ -51,6 +55,12 @@ export interface JobRunnerDeps {
   /** How long one invocation copies before a new task continues (below Cloud Tasks' 30-minute deadline). */
   copySliceSeconds: number;
   copyChunkBytes: number;
+  /**
+   * Archives of at least `minBytes` (that declare a CRC32C) are copied as `parts` byte ranges, one
+   * 'copy-part' task each, then composed. Needs a copier with copyPart and composeParts; unset,
+   * every archive is one stream.
+   */
+  parallelCopy?: { minBytes: number; parts: number };
   logger: Logger;
   now?: () => number;
   /** Told after a job reached a terminal state (scheduled runs fold the outcome into their schedule). Failures are logged, not raised. */
@@ -66,6 +76,11 @@ class StepFailed extends Error {
   constructor(readonly jobError: JobError) {
     super(jobError.message);
   }
+}
+
+/** Parts (0-based) of a plan not copied yet. */
+function missingParts(plan: CopyPartsPlan): number[] {
+  return Array.from({ length: plan.count }, (_, i) => i).filter((i) => !plan.done.includes(i));
 }
 
 export function archiveObjectName(job: Pick<Job, 'userId' | 'exportId' | 'resource'>, index: number, count: number): string {
@@ -84,7 +99,7 @@ export class JobRunner {
     if (!job) return { kind: 'dropped', detail: 'unknown job' };
     if (isTerminal(job.state)) return { kind: 'dropped', detail: `job already ${job.state}` };
     if (job.seq !== task.seq) return { kind: 'dropped', detail: `stale task (seq ${task.seq}, job at ${job.seq})` };
-    const expected = { initiate: 'INITIATING', check: 'WAITING', copy: 'COPYING' }[task.step];
+    const expected = { initiate: 'INITIATING', check: 'WAITING', copy: 'COPYING', 'copy-part': 'COPYING' }[task.step];
     if (job.state !== expected) return { kind: 'dropped', detail: `job is ${job.state}, not ${expected}` };
     try {
       switch (task.step) {
@@ -93,7 +108,9 @@ export class JobRunner {
         case 'check':
           return await this.check(job);
         case 'copy':
-          return await this.copy(job);
+          return await this.copy(job, task.redelivery);
+        case 'copy-part':
+          return await this.copyPart(job, task.part);
       }
     } catch (err) {
       if (err instanceof StepFailed) return this.fail(job, err.jobError);
@@ -197,23 +214,11 @@ export class JobRunner {
     }
   }
 
-  private async copy(job: Job): Promise<TaskOutcome> {
-    if (job.readyAt !== undefined && this.now() > job.readyAt + DATA_RETENTION_MS) {
-      throw new StepFailed({ code: 'DATA_EXPIRED', message: 'The archive was not copied within the 14 days Google keeps it' });
-    }
+  private async copy(job: Job, redelivery?: number): Promise<TaskOutcome> {
+    this.checkRetention(job);
     const token = await this.token(job);
-    const quotaUser = quotaUserOf(job.userId);
-    const freshUrls = async (): Promise<string[]> => {
-      try {
-        const s = await this.deps.api.getState(token, job.archiveJobId as string, quotaUser);
-        if (s.state !== 'COMPLETE' || s.urls.length === 0) {
-          throw new StepFailed({ code: 'COPY_FAILED', message: `The archive is no longer available (state ${s.state})` });
-        }
-        return s.urls;
-      } catch (err) {
-        throw err instanceof StepFailed ? err : this.toStepFailure(err, 'getState');
-      }
-    };
+    const freshUrls = (): Promise<string[]> => this.freshUrls(job, token);
+    const parted = this.partedCopier();
     // One invocation copies for at most a slice of time, then hands over to a fresh task.
     const deadline = new AbortController();
     const sliceTimer = setTimeout(() => deadline.abort(), this.deps.copySliceSeconds * 1000);
@@ -225,10 +230,23 @@ export class JobRunner {
         job.copy?.session && job.copy.session.archive === archives.length
           ? (JSON.parse(await this.deps.cipher.decrypt(job.copy.session.checkpoint, job.id)) as CopyCheckpoint)
           : undefined;
+      // The archive under way is being copied in parts: its tasks finish it, or this step composes it.
+      let plan = parted && job.copy?.parts?.archive === archives.length ? job.copy.parts : undefined;
       let doneBytes = archives.reduce((n, a) => n + a.size, 0);
       let lastProgressAt = 0;
       let progressWrite: Promise<void> = Promise.resolve();
       for (let i = archives.length; i < count; i++) {
+        if (plan && parted) {
+          const missing = missingParts(plan);
+          if (missing.length > 0) return await this.enqueueParts(job, plan, missing, redelivery);
+          const composed = await this.composeParts(job, parted, plan, count, archives, redelivery);
+          if ('kind' in composed) return composed;
+          archives.push(composed);
+          doneBytes += composed.size;
+          plan = undefined;
+          if (i + 1 < count) await this.saveCopyState(job, { done: archives });
+          continue;
+        }
         let refreshes = 0;
         let interruptions = 0;
         for (;;) {
@@ -252,6 +270,7 @@ export class JobRunner {
                 },
                 signal: deadline.signal,
                 chunkSize: this.deps.copyChunkBytes,
+                ...(parted && this.deps.parallelCopy ? { partsFrom: this.deps.parallelCopy.minBytes } : {}),
               },
             );
             archives.push(stored);
@@ -260,6 +279,10 @@ export class JobRunner {
             if (i + 1 < count) await this.saveCopyState(job, { done: archives });
             break;
           } catch (err) {
+            if (err instanceof ArchiveNeedsPartsError && this.deps.parallelCopy) {
+              await progressWrite;
+              return await this.planParts(job, i, archives, err.source, this.deps.parallelCopy.parts, redelivery);
+            }
             if (err instanceof CopyInterruptedError && deadline.signal.aborted) {
               await progressWrite;
               return await this.continueCopy(job);
@@ -291,6 +314,167 @@ export class JobRunner {
     } finally {
       clearTimeout(sliceTimer);
     }
+  }
+
+  private checkRetention(job: Job): void {
+    if (job.readyAt !== undefined && this.now() > job.readyAt + DATA_RETENTION_MS) {
+      throw new StepFailed({ code: 'DATA_EXPIRED', message: 'The archive was not copied within the 14 days Google keeps it' });
+    }
+  }
+
+  /** The signed URLs again (they expire within hours): getState of the job's completed archive job. */
+  private async freshUrls(job: Job, token: string): Promise<string[]> {
+    try {
+      const s = await this.deps.api.getState(token, job.archiveJobId as string, quotaUserOf(job.userId));
+      if (s.state !== 'COMPLETE' || s.urls.length === 0) {
+        throw new StepFailed({ code: 'COPY_FAILED', message: `The archive is no longer available (state ${s.state})` });
+      }
+      return s.urls;
+    } catch (err) {
+      throw err instanceof StepFailed ? err : this.toStepFailure(err, 'getState');
+    }
+  }
+
+  /** The copier's ranged pieces, when copying in parts is configured and the copier has them. */
+  private partedCopier(): Required<Pick<ArchiveCopier, 'copyPart' | 'composeParts'>> | undefined {
+    const { copier, parallelCopy } = this.deps;
+    if (!parallelCopy || typeof copier.copyPart !== 'function' || typeof copier.composeParts !== 'function') return undefined;
+    return { copyPart: copier.copyPart.bind(copier), composeParts: copier.composeParts.bind(copier) };
+  }
+
+  private copyLeaseMs(): number {
+    return (this.deps.policy.copyLeaseSeconds ?? DEFAULT_COPY_LEASE_SECONDS) * 1000;
+  }
+
+  /** Archive `archive` is large: record how it is cut (no seq bump: the task stays valid), then one task per part. */
+  private async planParts(job: Job, archive: number, archives: StoredArchive[], source: PartedSource, parts: number, redelivery?: number): Promise<TaskOutcome> {
+    const plan: CopyPartsPlan = {
+      archive,
+      count: partRanges(source.size, parts).length,
+      size: source.size,
+      crc32c: source.crc32c,
+      ...(source.md5 ? { md5: source.md5 } : {}),
+      done: [],
+    };
+    const saved = await this.deps.store.updateJob(job.id, (current) =>
+      current.seq === job.seq && current.state === 'COPYING' ? { ...current, copy: { done: archives, parts: plan }, updatedAt: this.now() } : undefined,
+    );
+    if (!saved) return { kind: 'dropped', detail: 'job moved on during the copy' };
+    this.deps.logger.info({ jobId: job.id, archive: archive + 1, bytes: source.size, parts: plan.count }, 'copying a large archive in parts');
+    return this.enqueueParts(job, plan, missingParts(plan), redelivery);
+  }
+
+  /**
+   * One 'copy-part' task per part not yet done, at the job's seq (a redelivery by the sweeper gets
+   * fresh task names, so a lost part task is sent again). The copy lease is extended: the parts
+   * now hold the job.
+   */
+  private async enqueueParts(job: Job, plan: CopyPartsPlan, parts: number[], redelivery?: number): Promise<TaskOutcome> {
+    const held = await this.deps.store.updateJob(job.id, (current) =>
+      current.seq === job.seq && current.state === 'COPYING' ? { ...current, nextCheckAt: this.now() + this.copyLeaseMs() } : undefined,
+    );
+    if (!held) return { kind: 'dropped', detail: 'job moved on during the copy' };
+    for (const part of parts) {
+      await this.deps.queue.enqueue({ step: 'copy-part', jobId: job.id, seq: job.seq, part, delaySeconds: 0, ...(redelivery !== undefined ? { redelivery } : {}) });
+    }
+    return { kind: 'done', detail: `archive ${plan.archive + 1}: ${parts.length} of ${plan.count} part task(s) enqueued` };
+  }
+
+  /** All parts are in: compose them. Parts found missing are copied again; a composite that differs fails the job. */
+  private async composeParts(
+    job: Job,
+    parted: Required<Pick<ArchiveCopier, 'composeParts'>>,
+    plan: CopyPartsPlan,
+    count: number,
+    archives: StoredArchive[],
+    redelivery?: number,
+  ): Promise<StoredArchive | TaskOutcome> {
+    try {
+      return await parted.composeParts(archiveObjectName(job, plan.archive, count), plan.count, {
+        size: plan.size,
+        crc32c: plan.crc32c,
+        ...(plan.md5 ? { md5: plan.md5 } : {}),
+      });
+    } catch (err) {
+      if (err instanceof ArchiveRejectedError) throw new StepFailed({ code: 'COPY_FAILED', message: err.message });
+      if (!(err instanceof ArchivePartsMissingError)) throw err;
+      this.deps.logger.warn({ jobId: job.id, archive: plan.archive + 1, missing: err.missing.map((p) => p + 1) }, 'archive parts missing at compose; copying them again');
+      const again: CopyPartsPlan = { ...plan, done: plan.done.filter((p) => !err.missing.includes(p)) };
+      const saved = await this.deps.store.updateJob(job.id, (current) =>
+        current.seq === job.seq && current.state === 'COPYING' ? { ...current, copy: { done: archives, parts: again }, updatedAt: this.now() } : undefined,
+      );
+      if (!saved) return { kind: 'dropped', detail: 'job moved on during the copy' };
+      return this.enqueueParts(job, again, missingParts(again), redelivery);
+    }
+  }
+
+  /**
+   * One byte range of the archive under way. After the copy, its index joins the plan's `done` in a
+   * compare-and-set; the delivery that completes the set moves the job to the next seq and enqueues
+   * a 'copy' task, which composes (so composing and what follows live in one place, the copy step).
+   */
+  private async copyPart(job: Job, part: number | undefined): Promise<TaskOutcome> {
+    const plan = job.copy?.parts;
+    const parted = this.partedCopier();
+    if (!plan || !parted || part === undefined || !Number.isInteger(part) || part < 0 || part >= plan.count) {
+      return { kind: 'dropped', detail: 'no such part in the job’s copy plan' };
+    }
+    if (plan.done.includes(part)) return { kind: 'dropped', detail: `part ${part + 1} of ${plan.count} already copied` };
+    this.checkRetention(job);
+    const token = await this.token(job);
+    let urls = await this.freshUrls(job, token);
+    let refreshes = 0;
+    let interruptions = 0;
+    for (;;) {
+      try {
+        const url = urls[plan.archive];
+        if (url === undefined) throw new StepFailed({ code: 'COPY_FAILED', message: 'Google returned fewer archive URLs than before' });
+        await parted.copyPart(url, archiveObjectName(job, plan.archive, urls.length), part, plan.count, plan.size);
+        break;
+      } catch (err) {
+        if (err instanceof ArchiveUrlExpiredError && refreshes < MAX_URL_REFRESHES) {
+          refreshes++;
+          this.deps.logger.info({ jobId: job.id, archive: plan.archive + 1, part: part + 1 }, 'signed URL expired; fetching fresh URLs');
+          urls = await this.freshUrls(job, token);
+          continue;
+        }
+        if (err instanceof ArchiveRejectedError || err instanceof ArchiveUrlExpiredError) throw new StepFailed({ code: 'COPY_FAILED', message: err.message });
+        if (err instanceof StepFailed) throw err;
+        if (interruptions < MAX_INTERRUPTIONS) {
+          interruptions++;
+          this.deps.logger.warn({ jobId: job.id, archive: plan.archive + 1, part: part + 1, error: errorDetail(err) }, 'archive part copy interrupted; trying again');
+          await new Promise((r) => setTimeout(r, 200 * interruptions));
+          continue;
+        }
+        throw err;
+      }
+    }
+
+    const lengths = partRanges(plan.size, plan.count).map(([s, e]) => e - s + 1);
+    let completed = false;
+    const updated = await this.deps.store.updateJob(job.id, (current) => {
+      const p = current.copy?.parts;
+      if (current.seq !== job.seq || current.state !== 'COPYING' || !p || p.archive !== plan.archive || p.count !== plan.count || p.done.includes(part)) {
+        return undefined;
+      }
+      const done = [...p.done, part].sort((a, b) => a - b);
+      completed = done.length === p.count;
+      const now = this.now();
+      const before = (current.copy?.done ?? []).reduce((n, a) => n + a.size, 0);
+      return {
+        ...current,
+        copy: { done: current.copy?.done ?? [], parts: { ...p, done } },
+        bytesCopied: before + done.reduce((n, i) => n + (lengths[i] ?? 0), 0),
+        updatedAt: now,
+        nextCheckAt: now + this.copyLeaseMs(),
+        ...(completed ? { seq: current.seq + 1 } : {}),
+      };
+    });
+    if (!updated) return { kind: 'dropped', detail: `part ${part + 1} copied, but the job moved on (or another delivery recorded it)` };
+    if (!completed) return { kind: 'done', detail: `part ${part + 1} of ${plan.count} copied` };
+    await this.deps.queue.enqueue({ step: 'copy', jobId: job.id, seq: updated.after.seq, delaySeconds: 0 });
+    this.deps.logger.info({ jobId: job.id, archive: plan.archive + 1, parts: plan.count }, 'every part copied; composing in a copy task');
+    return { kind: 'done', detail: `part ${part + 1} of ${plan.count} copied, the last one: compose enqueued` };
   }
 
   /**
@@ -331,7 +515,7 @@ export class JobRunner {
 
   /** The slice is over: a new copy task (next seq) resumes from the saved session. */
   private async continueCopy(job: Job): Promise<TaskOutcome> {
-    const leaseMs = (this.deps.policy.copyLeaseSeconds ?? DEFAULT_COPY_LEASE_SECONDS) * 1000;
+    const leaseMs = this.copyLeaseMs();
     const updated = await this.deps.store.updateJob(job.id, (current) =>
       current.seq === job.seq && current.state === 'COPYING'
         ? { ...current, seq: current.seq + 1, updatedAt: this.now(), nextCheckAt: this.now() + leaseMs }
