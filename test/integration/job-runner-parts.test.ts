@@ -293,7 +293,7 @@ describe('part tasks on the wire', () => {
     expect(taskIdFor({ jobId, step: 'copy', seq: 5 })).toMatch(/^[0-9a-f]{24}-copy-5$/);
   });
 
-  it('the copy handler passes part on, and drops a part without copy-part or copy-part without a part', async () => {
+  it('the copy handler passes part and redelivery on, and drops a part without copy-part or copy-part without a part', async () => {
     const seen: PipelineTask[] = [];
     const fakeRunner = { run: async (t: PipelineTask) => (seen.push(t), { kind: 'done', detail: 'ok' }), failById: async () => undefined } as unknown as JobRunner;
     const handle = createTaskHandler({
@@ -327,10 +327,15 @@ describe('part tasks on the wire', () => {
     };
     const jobId = 'cd'.repeat(10);
     expect(await deliver({ jobId, step: 'copy-part', seq: 4, part: 3 })).toMatchObject({ status: 200, body: { outcome: 'done' } });
-    expect(seen).toEqual([{ jobId, step: 'copy-part', seq: 4, part: 3, delaySeconds: 0 }]);
+    // A sweeper redelivery says so in its body: the copy step names the part tasks it sends again after it.
+    expect(await deliver({ jobId, step: 'copy', seq: 4, redelivery: 7 })).toMatchObject({ status: 200, body: { outcome: 'done' } });
+    expect(seen).toEqual([
+      { jobId, step: 'copy-part', seq: 4, part: 3, delaySeconds: 0 },
+      { jobId, step: 'copy', seq: 4, redelivery: 7, delaySeconds: 0 },
+    ]);
     for (const bad of [{ jobId, step: 'copy-part', seq: 4 }, { jobId, step: 'copy', seq: 4, part: 0 }, { jobId, step: 'copy-part', seq: 4, part: 32 }, { jobId, step: 'copy-part', seq: 4, part: -1 }]) {
       expect(await deliver(bad)).toMatchObject({ status: 200, body: { error: { code: 'DROPPED' } } });
     }
-    expect(seen).toHaveLength(1);
+    expect(seen).toHaveLength(2);
   });
 });

@@ -35,6 +35,8 @@ export interface PipelineTaskBody {
   seq: number;
   /** 'copy-part' only. */
   part?: number;
+  /** A sweeper redelivery's window: the copy step hands it on to the part tasks it enqueues again. */
+  redelivery?: number;
 }
 
 const ALREADY_EXISTS = 6;
@@ -122,7 +124,13 @@ export class CloudTasksQueue implements TaskQueue, ScheduleRunQueue {
     if (!Number.isFinite(task.delaySeconds) || task.delaySeconds < 0) throw new RangeError(`delaySeconds must be >= 0, got ${task.delaySeconds}`);
     if (task.step === 'copy-part' && (!Number.isInteger(task.part) || (task.part as number) < 0)) throw new RangeError(`a copy-part task needs a part, got ${String(task.part)}`);
     const url = onCopyQueue(task.step) ? this.opts.copyUrl : this.opts.checkUrl;
-    const body: PipelineTaskBody = { jobId: task.jobId, step: task.step, seq: task.seq, ...(task.step === 'copy-part' ? { part: task.part } : {}) };
+    const body: PipelineTaskBody = {
+      jobId: task.jobId,
+      step: task.step,
+      seq: task.seq,
+      ...(task.step === 'copy-part' ? { part: task.part } : {}),
+      ...(task.redelivery !== undefined ? { redelivery: task.redelivery } : {}),
+    };
     const at = this.now() + Math.round(task.delaySeconds * 1000);
     try {
       await this.opts.client.createTask({

@@ -23,6 +23,8 @@ const taskBody = z
     seq: z.number().int().min(0),
     /** 'copy-part' only: which range of the archive (compose takes at most 32 parts). */
     part: z.number().int().min(0).max(31).optional(),
+    /** Set on a sweeper redelivery: part tasks enqueued again get names of their own. */
+    redelivery: z.number().int().min(0).optional(),
   })
   .refine((t) => (t.step === 'copy-part') === (t.part !== undefined), { message: 'part is required by copy-part and allowed nowhere else', path: ['part'] });
 
