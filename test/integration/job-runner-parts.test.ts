@@ -125,6 +125,8 @@ function shuffled<T>(items: T[], seed: number): T[] {
 async function drain(r: JobRunner, queued: PipelineTask[], opts: { seed?: number; concurrent?: boolean } = {}): Promise<Array<{ task: PipelineTask; outcome: TaskOutcome }>> {
   const ran: Array<{ task: PipelineTask; outcome: TaskOutcome }> = [];
   while (queued.length > 0) {
+    // A pipeline that keeps making tasks (say, planning the same archive again and again) fails here, not by timing out.
+    if (ran.length > 50) throw new Error(`still enqueuing tasks after ${ran.length}: ${JSON.stringify(queued.slice(0, 5))}`);
     const batch = opts.seed !== undefined ? shuffled(queued.splice(0), opts.seed) : queued.splice(0);
     if (opts.concurrent) {
       ran.push(...(await Promise.all(batch.map(async (task) => ({ task, outcome: await r.run(task) })))));
