@@ -387,9 +387,10 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
     // On a resumed session only the tail passes through here: our own hashes cover part of the
     // archive, so the end-to-end check is Cloud Storage's checksum of the whole object.
     const partial = resumeAt !== undefined;
-    const crc = new Crc32c();
-    // MD5 costs more CPU than the rest of the copy; Cloud Storage computes it on the stored object
-    // (and refuses an upload whose declared md5Hash differs), so only a source without CRC32C needs ours.
+    // The upload declares the source's size and checksums, and Cloud Storage refuses (400) an upload
+    // whose bytes do not match them: it verifies against the source itself. Hashing here too would
+    // cost the CPU a copy is bound by, so we hash only what the source did not declare.
+    const crc = src.crc32c === undefined ? new Crc32c() : undefined;
     const md5 = src.crc32c === undefined && src.md5 !== undefined ? createHash('md5') : undefined;
     let count = 0;
     let sourceEnded = false;
@@ -407,7 +408,7 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
           fail(e);
           return cb(e);
         }
-        crc.update(chunk);
+        crc?.update(chunk);
         md5?.update(chunk);
         const now = Date.now();
         if (onProgress && (count - reported >= progressEveryBytes || now - reportedAt >= progressEveryMs)) {
@@ -453,10 +454,16 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
     }
 
     await checkpointSaved;
-    const computed = { crc32c: crc.digestBase64(), md5: md5?.digest('base64') };
+    const computed = { crc32c: crc?.digestBase64(), md5: md5?.digest('base64') };
     if (uploadError !== undefined) {
       const own = ownFailure();
       if (own instanceof CopyInterruptedError) throw own;
+      if (!own && sourceEnded && httpStatusOf(uploadError) === 400 && (src.crc32c !== undefined || src.md5 !== undefined || src.size !== undefined)) {
+        // Every byte arrived and Cloud Storage refused them against the declared size/checksums.
+        throw new ArchiveRejectedError(
+          `Archive checksum mismatch: Cloud Storage refused the ${count} bytes received against the source's size ${src.size ?? '?'}, crc32c ${src.crc32c ?? '?'}, md5 ${src.md5 ?? '?'} (${where})`,
+        );
+      }
       if (resume && !(own instanceof ArchiveRejectedError) && httpStatusOf(uploadError) !== 412) {
         // Keep the session: the next attempt resumes from what Cloud Storage committed.
         const status = httpStatusOf(uploadError);
@@ -497,26 +504,27 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
       }
       return toStored(this.bucket, objectName, stored);
     }
-    if (stored.crc32c !== computed.crc32c || Number(stored.size) !== count || (src.md5 !== undefined && stored.md5Hash !== undefined && stored.md5Hash !== src.md5)) {
+    const expectedCrc = computed.crc32c ?? src.crc32c;
+    if (stored.crc32c !== expectedCrc || Number(stored.size) !== count || (src.md5 !== undefined && stored.md5Hash !== undefined && stored.md5Hash !== src.md5)) {
       await file.delete({ ifGenerationMatch: stored.generation }).catch(() => undefined);
       throw new ArchiveRejectedError(
-        `Stored object gs://${this.bucket}/${objectName} does not match the bytes sent (size ${String(stored.size)} vs ${count}, crc32c ${String(stored.crc32c)} vs ${computed.crc32c})`,
+        `Stored object gs://${this.bucket}/${objectName} does not match the bytes sent (size ${String(stored.size)} vs ${count}, crc32c ${String(stored.crc32c)} vs ${expectedCrc ?? '?'})`,
       );
     }
     return toStored(this.bucket, objectName, stored);
   }
 
-  private matchesSource(count: number, computed: { crc32c: string; md5?: string | undefined }, src: SourceFacts): boolean {
+  private matchesSource(count: number, computed: { crc32c?: string | undefined; md5?: string | undefined }, src: SourceFacts): boolean {
     return (
       (src.size === undefined || src.size === count) &&
-      (src.crc32c === undefined || src.crc32c === computed.crc32c) &&
+      (src.crc32c === undefined || computed.crc32c === undefined || src.crc32c === computed.crc32c) &&
       (src.md5 === undefined || computed.md5 === undefined || src.md5 === computed.md5)
     );
   }
 
-  private mismatchMessage(count: number, computed: { crc32c: string; md5?: string | undefined }, src: SourceFacts, where: string): string {
+  private mismatchMessage(count: number, computed: { crc32c?: string | undefined; md5?: string | undefined }, src: SourceFacts, where: string): string {
     return (
-      `Archive checksum mismatch: received ${count} bytes, crc32c ${computed.crc32c}, md5 ${computed.md5 ?? 'not computed'}; ` +
+      `Archive checksum mismatch: received ${count} bytes, crc32c ${computed.crc32c ?? 'not computed'}, md5 ${computed.md5 ?? 'not computed'}; ` +
       `the source declared size ${src.size ?? '?'}, crc32c ${src.crc32c ?? '?'}, md5 ${src.md5 ?? '?'} (${where})`
     );
   }
@@ -526,7 +534,7 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
    * the bytes we sent, or `wroteIt` says so) and not the source's archive, so a good copy that a
    * concurrent delivery finished is never removed.
    */
-  private async removeIfPartial(file: File, src: SourceFacts, sentCrc32c: string, sentBytes: number, wroteIt = false): Promise<void> {
+  private async removeIfPartial(file: File, src: SourceFacts, sentCrc32c: string | undefined, sentBytes: number, wroteIt = false): Promise<void> {
     const meta = await this.metadataOrUndefined(file).catch(() => undefined);
     if (!meta) return;
     if (sameArchive(meta, src) === true) return;
