@@ -14,6 +14,7 @@ import type {
   ScheduleStore,
   SecretCipher,
   TaskQueue,
+  TaskStep,
 } from './domain/ports';
 import { createLogger, type Logger } from './logging';
 import { createApiHandler } from './http/api-handler';
@@ -237,26 +238,13 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       deletion: new ExportDeletion({ store: records, copier, cancel: (u, e) => svc.cancelExport(u, e), logger }),
     });
   });
-  const checkHandler = lazy(async () =>
-    createTaskHandler({
-      runner: await runner(),
-      verifier: taskVerifier(config.tasks.checkUrl),
-      steps: ['initiate', 'check'],
-      retryBudget: config.tasks.retryBudget,
-      projectId: config.projectId,
-      logger,
-    }),
-  );
-  const copyHandler = lazy(async () =>
-    createTaskHandler({
-      runner: await runner(),
-      verifier: taskVerifier(config.tasks.copyUrl),
-      steps: ['copy', 'copy-part'],
-      retryBudget: config.tasks.retryBudget,
-      projectId: config.projectId,
-      logger,
-    }),
-  );
+  /** A Cloud Tasks function: its own URL is the token audience; it runs only its steps. */
+  const taskHandler = (url: string, steps: TaskStep[]) =>
+    lazy(async () =>
+      createTaskHandler({ runner: await runner(), verifier: taskVerifier(url), steps, retryBudget: config.tasks.retryBudget, projectId: config.projectId, logger }),
+    );
+  const checkHandler = taskHandler(config.tasks.checkUrl, ['initiate', 'check']);
+  const copyHandler = taskHandler(config.tasks.copyUrl, ['copy', 'copy-part']);
   const sweepHandler = lazy(async () =>
     createSweepHandler({
       sweeper: new Sweeper({ store: await store(), queue: deferred(queue), graceSeconds: config.tasks.sweepGraceSeconds, logger, now }),

@@ -189,6 +189,40 @@ function toStored(bucket: string, name: string, meta: FileMetadata): StoredArchi
   };
 }
 
+/**
+ * One download's abort controller and stall timer: `fail` records the first reason and aborts;
+ * `arm` restarts the stall clock (on every chunk); `clear` stops the clock and aborts what is left.
+ */
+class DownloadGuard {
+  readonly controller = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  private failure: Error | undefined;
+
+  constructor(
+    private readonly stallTimeoutMs: number,
+    private readonly stallMessage: string,
+  ) {}
+
+  get ownFailure(): Error | undefined {
+    return this.failure;
+  }
+
+  readonly fail = (e: Error): void => {
+    this.failure ??= e;
+    this.controller.abort(e);
+  };
+
+  readonly arm = (): void => {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.fail(new Error(this.stallMessage)), this.stallTimeoutMs);
+  };
+
+  clear(): void {
+    clearTimeout(this.timer);
+    this.controller.abort();
+  }
+}
+
 // ---------- the copier ----------
 
 export class CloudStorageArchiveCopier implements ArchiveCopier {
@@ -273,23 +307,11 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
     const where = describe(u);
     const file = this.storage.bucket(this.bucket).file(objectName);
 
-    const controller = new AbortController();
-    let stallTimer: NodeJS.Timeout | undefined;
-    let ownFailure: Error | undefined;
-    const fail = (e: Error): void => {
-      ownFailure ??= e;
-      controller.abort(e);
-    };
+    const guard = new DownloadGuard(this.stallTimeoutMs, `Archive copy stalled: no bytes for ${this.stallTimeoutMs} ms (${where})`);
+    const { controller, fail, arm: armStall } = guard;
     const onAbort = (): void => fail(new CopyInterruptedError(`The archive copy was stopped (${where})`));
     if (resume?.signal?.aborted) throw new CopyInterruptedError(`The archive copy was stopped before it began (${where})`);
     resume?.signal?.addEventListener('abort', onAbort, { once: true });
-    const armStall = (): void => {
-      clearTimeout(stallTimer);
-      stallTimer = setTimeout(
-        () => fail(new Error(`Archive copy stalled: no bytes for ${this.stallTimeoutMs} ms (${where})`)),
-        this.stallTimeoutMs,
-      );
-    };
 
     try {
       // Resuming: ask Cloud Storage how much of the session it has, and fetch only the rest.
@@ -313,7 +335,7 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
           headers: { 'accept-encoding': 'identity', ...(session && session.committed > 0 ? { range: `bytes=${session.committed}-` } : {}) },
         });
       } catch (e) {
-        throw ownFailure ?? new Error(`Archive download failed (${networkReason(e)}) for ${where}`);
+        throw guard.ownFailure ?? new Error(`Archive download failed (${networkReason(e)}) for ${where}`);
       }
 
       if (res.status !== 200 && !(res.status === 206 && session)) {
@@ -363,11 +385,10 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
       if (!res.body) throw new Error(`Archive download had no body (${where})`);
 
       const resumeAt = session ? { uri: session.uri, offset: res.status === 206 ? session.committed : undefined } : undefined;
-      return await this.stream(res.body as WebReadableStream<Uint8Array>, file, src, objectName, where, armStall, fail, () => ownFailure, onProgress, resume, resumeAt);
+      return await this.stream(res.body as WebReadableStream<Uint8Array>, file, src, objectName, where, armStall, fail, () => guard.ownFailure, onProgress, resume, resumeAt);
     } finally {
-      clearTimeout(stallTimer);
       resume?.signal?.removeEventListener('abort', onAbort);
-      controller.abort();
+      guard.clear();
     }
   }
 
@@ -622,17 +643,8 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
     }
     if (existing) await partFile.delete({ ifGenerationMatch: existing.generation }).catch(() => undefined);
 
-    const controller = new AbortController();
-    let stallTimer: NodeJS.Timeout | undefined;
-    let ownFailure: Error | undefined;
-    const fail = (e: Error): void => {
-      ownFailure ??= e;
-      controller.abort(e);
-    };
-    const armStall = (): void => {
-      clearTimeout(stallTimer);
-      stallTimer = setTimeout(() => fail(new Error(`Archive part copy stalled: no bytes for ${this.stallTimeoutMs} ms (${where})`)), this.stallTimeoutMs);
-    };
+    const guard = new DownloadGuard(this.stallTimeoutMs, `Archive part copy stalled: no bytes for ${this.stallTimeoutMs} ms (${where})`);
+    const { controller, fail, arm: armStall } = guard;
     try {
       armStall();
       let res: Response;
@@ -643,7 +655,7 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
           headers: { 'accept-encoding': 'identity', range: `bytes=${start}-${end}` },
         });
       } catch (e) {
-        throw ownFailure ?? new Error(`Archive part download failed (${networkReason(e)}) for ${where}`);
+        throw guard.ownFailure ?? new Error(`Archive part download failed (${networkReason(e)}) for ${where}`);
       }
       const served = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.headers.get('content-range') ?? '');
       if (res.status !== 206 || !served || Number(served[1]) !== start || Number(served[2]) !== end || !res.body) {
@@ -661,7 +673,7 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
       // The range's x-goog-hash describes the whole archive: a part is checked by its size and the stored CRC32C.
       const noop: CopyProgress = () => undefined;
       try {
-        await this.stream(res.body as WebReadableStream<Uint8Array>, partFile, { size: length, contentType: 'application/octet-stream' }, partFile.name, where, armStall, fail, () => ownFailure, onProgress ?? noop);
+        await this.stream(res.body as WebReadableStream<Uint8Array>, partFile, { size: length, contentType: 'application/octet-stream' }, partFile.name, where, armStall, fail, () => guard.ownFailure, onProgress ?? noop);
       } catch (e) {
         // Another delivery finished this part first (our upload's precondition failed): a part has
         // no checksum of its own to compare, its size is the check (the composite's CRC32C is the real one).
@@ -671,8 +683,7 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
         onProgress?.(length);
       }
     } finally {
-      clearTimeout(stallTimer);
-      controller.abort();
+      guard.clear();
     }
   }
 
