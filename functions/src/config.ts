@@ -3,12 +3,13 @@
  * the code reads is declared here (and documented in the README's table).
  */
 import { z } from 'zod';
+import { coercedSafeInt, urlString as url } from './zod-helpers';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
-const seconds = (def: number) => z.coerce.number().int().positive().default(def);
+const seconds = (def: number) => coercedSafeInt().positive().default(def);
 
 const csv = z.string().transform((s) =>
   s
@@ -16,8 +17,6 @@ const csv = z.string().transform((s) =>
     .map((x) => x.trim())
     .filter((x) => x.length > 0),
 );
-
-const url = z.string().url();
 
 const schema = z
   .object({
@@ -44,11 +43,11 @@ const schema = z
       .optional(),
 
     ARCHIVE_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, 'a Cloud Storage bucket name'),
-    ARCHIVE_URL_HOSTS: csv.default(['storage.googleapis.com']),
+    ARCHIVE_URL_HOSTS: csv.default('storage.googleapis.com'),
     /** Local stack only: accept http:// archive URLs (production accepts https only). */
-    ARCHIVE_URL_ALLOW_HTTP: bool.default(false),
+    ARCHIVE_URL_ALLOW_HTTP: bool.default('false'),
     /** The largest archive copied (bytes); a bigger one fails its job. Default 50 GiB. */
-    ARCHIVE_MAX_BYTES: z.coerce.number().int().positive().default(50 * 1024 ** 3),
+    ARCHIVE_MAX_BYTES: coercedSafeInt().positive().default(50 * 1024 ** 3),
     /** A copy whose source sends no byte for this long is aborted (and retried). */
     ARCHIVE_STALL_SECONDS: seconds(60),
 
@@ -75,27 +74,27 @@ const schema = z
     /** How long one copy invocation runs before a new task continues it (Cloud Tasks allows 30 minutes). */
     COPY_SLICE_SECONDS: seconds(1500),
     /** Bytes per resumable upload request: a crash loses at most one chunk. A multiple of 256 KiB. */
-    COPY_CHUNK_BYTES: z.coerce.number().int().min(262_144).multipleOf(262_144).default(16 * 1024 * 1024),
+    COPY_CHUNK_BYTES: coercedSafeInt().min(262_144).multipleOf(262_144).default(16 * 1024 * 1024),
     /** Archives of at least this many bytes are copied as byte ranges, one Cloud Task each, then composed. Default 2 GiB. */
-    COPY_PARALLEL_MIN_BYTES: z.coerce.number().int().positive().default(2 * 1024 ** 3),
+    COPY_PARALLEL_MIN_BYTES: coercedSafeInt().positive().default(2 * 1024 ** 3),
     /** How many ranges such an archive is cut into (Cloud Storage composes at most 32 objects at once). */
-    COPY_PARALLEL_PARTS: z.coerce.number().int().min(2).max(32).default(4),
+    COPY_PARALLEL_PARTS: coercedSafeInt().min(2).max(32).default(4),
     /** Who signs the OIDC tokens on task requests, and where its keys are. */
     TASKS_OIDC_ISSUER: z.string().min(1).default('https://accounts.google.com'),
     TASKS_OIDC_JWKS_URL: url.default('https://www.googleapis.com/oauth2/v3/certs'),
     /** Deliveries of one task after which a still-failing step is recorded as a terminal failure. */
-    TASK_RETRY_BUDGET: z.coerce.number().int().min(1).default(30),
+    TASK_RETRY_BUDGET: coercedSafeInt().min(1).default(30),
 
     POLL_INITIAL_SECONDS: seconds(300),
     POLL_MAX_SECONDS: seconds(3600),
     /** How many times a FAILED archive job is retried (the API allows 3). */
-    MAX_ARCHIVE_RETRIES: z.coerce.number().int().min(0).max(3).default(3),
+    MAX_ARCHIVE_RETRIES: coercedSafeInt().min(0).max(3).default(3),
 
     /** Comma-separated origins allowed by CORS on the public API. */
-    CORS_ORIGINS: csv.default([]),
+    CORS_ORIGINS: csv.default(''),
     /** Abuse limits per user: exports started in any 24 hours, and exports running at once. */
-    MAX_EXPORTS_PER_DAY: z.coerce.number().int().min(1).default(10),
-    MAX_CONCURRENT_EXPORTS: z.coerce.number().int().min(1).default(3),
+    MAX_EXPORTS_PER_DAY: coercedSafeInt().min(1).default(10),
+    MAX_CONCURRENT_EXPORTS: coercedSafeInt().min(1).default(3),
     LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   })
   .transform((e) => ({
@@ -181,4 +180,4 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
 }
 
 /** The names of every variable the schema reads (for the README table and the Terraform check). */
-export const CONFIG_VARIABLES = Object.keys(schema.in.shape);
+export const CONFIG_VARIABLES = Object.keys(schema.innerType().shape);

@@ -161,7 +161,7 @@ export class PortabilityApiClient implements PortabilityApi {
     return this.validate('accessType.check', accessTypeResponse, json);
   }
 
-  private validate<T extends z.ZodType>(method: string, schema: T, json: unknown): z.output<T> {
+  private validate<T extends z.ZodTypeAny>(method: string, schema: T, json: unknown): z.output<T> {
     const r = schema.safeParse(json);
     if (!r.success) {
       const where = r.error.issues.map((i) => i.path.join('.') || '(body)').join(', ');

@@ -12,6 +12,7 @@ import { traceFields } from '../logging';
 import type { ExportService } from '../pipeline/export-service';
 import type { ExportDeletion, ExportLimits } from '../pipeline/export-housekeeping';
 import type { ScheduleService } from '../pipeline/schedule-service';
+import { urlString } from '../zod-helpers';
 import { header, sendError, type HttpRequest, type HttpResponse } from './http-types';
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
@@ -22,7 +23,7 @@ const timestamp = z
 
 const authorizationBody = z.strictObject({
   code: z.string().min(1).max(2048),
-  redirectUri: z.string().url().max(2048),
+  redirectUri: urlString.pipe(z.string().max(2048)),
 });
 
 const exportBody = z.strictObject({
@@ -79,7 +80,7 @@ interface RouteContext {
   userId: string;
 }
 
-function parse<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
+function parse<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, value: unknown, where: string): T {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issue = result.error.issues[0];

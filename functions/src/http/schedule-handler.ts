@@ -9,12 +9,13 @@ import { z } from 'zod';
 import type { Logger } from '../logging';
 import { traceFields } from '../logging';
 import type { ScheduleService } from '../pipeline/schedule-service';
+import { safeInt } from '../zod-helpers';
 import { header, sendError, type HttpRequest, type HttpResponse } from './http-types';
 import type { TaskCallerVerifier } from './task-handler';
 
 const runBody = z.strictObject({
   scheduleId: z.string().regex(/^[0-9a-f]{20}$/),
-  run: z.number().int().min(1),
+  run: safeInt().min(1),
 });
 
 export interface ScheduleHandlerDeps {

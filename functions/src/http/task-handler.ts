@@ -14,17 +14,18 @@ import type { Logger } from '../logging';
 import { traceFields } from '../logging';
 import type { JobRunner, TaskOutcome } from '../pipeline/job-runner';
 import type { Sweeper } from '../pipeline/sweeper';
+import { safeInt } from '../zod-helpers';
 import { header, sendError, type HttpRequest, type HttpResponse } from './http-types';
 
 const taskBody = z
   .strictObject({
     jobId: z.string().regex(/^[0-9a-f]{20}$/),
     step: z.enum(['initiate', 'check', 'copy', 'copy-part']),
-    seq: z.number().int().min(0),
+    seq: safeInt().min(0),
     /** 'copy-part' only: which range of the archive (compose takes at most 32 parts). */
     part: z.number().int().min(0).max(31).optional(),
     /** Set on a sweeper redelivery: part tasks enqueued again get names of their own. */
-    redelivery: z.number().int().min(0).optional(),
+    redelivery: safeInt().min(0).optional(),
   })
   .refine((t) => (t.step === 'copy-part') === (t.part !== undefined), { message: 'part is required by copy-part and allowed nowhere else', path: ['part'] });
 
