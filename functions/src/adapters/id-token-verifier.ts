@@ -4,7 +4,10 @@
  * Only RS256 is accepted, so a token cannot pick a weaker algorithm (`none`, HS256 keyed with the
  * public key). Error messages name what was wrong, never the token.
  */
-import { createRemoteJWKSet, jwtVerify, errors, type JWTPayload } from 'jose';
+import type { JWTPayload } from 'jose';
+import * as errors from 'jose/errors';
+import { createRemoteJWKSet } from 'jose/jwks/remote';
+import { jwtVerify } from 'jose/jwt/verify';
 import { UnavailableError } from '../domain/errors';
 import { UnauthenticatedError, type IdTokenVerifier } from '../domain/ports';
 

@@ -7,7 +7,8 @@
  *   failed transiently                                   -> 500 (Cloud Tasks retries)
  * and once a task's retry budget is spent, the failure is recorded on the job and answered 200.
  */
-import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet } from 'jose/jwks/remote';
+import { jwtVerify, type JWTVerifyGetKey } from 'jose/jwt/verify';
 import { z } from 'zod';
 import type { TaskStep } from '../domain/ports';
 import type { Logger } from '../logging';
