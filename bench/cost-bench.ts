@@ -1,10 +1,9 @@
 /**
  * Benchmark 6: what one export of one resource group costs through its whole life, counted on the
- * local stack: function invocations, Firestore document reads/writes (counted on the store's own
- * Firestore client, per RPC), Cloud Tasks operations and Data Portability API calls; priced for
+ * local stack: function invocations, Firestore document reads/writes (counted by the store's own
+ * Firestore client, per request), Cloud Tasks operations and Data Portability API calls; priced for
  * 1,000 and 1,000,000 exports at list prices.
  */
-import { Query, type Firestore } from '@google-cloud/firestore';
 import { createFirestore, FirestoreExportStore } from '../functions/src/adapters/firestore-export-store';
 import { startFirestoreEmulator } from '../local-stack/firestore-emulator';
 import { startLocalStack } from '../local-stack/local-stack';
@@ -30,44 +29,17 @@ export interface ExportCost {
   portabilityCalls: number;
 }
 
-/** Counts billed document reads and writes of one Firestore client, at the RPC layer. */
-function countFirestore(db: Firestore): { reads: number; writes: number } {
-  const c = { reads: 0, writes: 0 };
-  const internal = db as unknown as {
-    request: (method: string, req: Record<string, unknown>, ...rest: unknown[]) => Promise<unknown>;
-    requestStream: (method: string, bidi: unknown, req: Record<string, unknown>, ...rest: unknown[]) => Promise<unknown>;
-  };
-  const request = internal.request.bind(db);
-  const requestStream = internal.requestStream.bind(db);
-  internal.request = (method, req, ...rest) => {
-    if (method === 'commit') c.writes += Array.isArray(req.writes) ? req.writes.length : 0;
-    return request(method, req, ...rest);
-  };
-  internal.requestStream = (method, bidi, req, ...rest) => {
-    if (method === 'batchGetDocuments') c.reads += Array.isArray(req.documents) ? req.documents.length : 0;
-    if (method === 'runAggregationQuery') c.reads += 1;
-    return requestStream(method, bidi, req, ...rest);
-  };
-  // Queries (plain or in a transaction) bill the documents they return, at least one read.
-  type Got = { size?: number; result?: { size?: number } };
-  const proto = Query.prototype as unknown as { _get: (...a: unknown[]) => Promise<Got> };
-  const get = proto._get;
-  proto._get = async function (this: { firestore: Firestore }, ...a: unknown[]) {
-    const snap = await get.apply(this, a);
-    // Inside a transaction the snapshot comes wrapped with the transaction id.
-    if (this.firestore === db) c.reads += Math.max(1, snap.size ?? snap.result?.size ?? 0);
-    return snap;
-  };
-  return c;
-}
-
 export async function measureExportCost(log: Log): Promise<ExportCost> {
   const projectId = 'demo-bench-cost';
   // The store gets a Firestore client of our own so its operations, and only its, are counted.
   const emulator = await startFirestoreEmulator();
   process.env.FIRESTORE_EMULATOR_HOST = emulator.host;
-  const db = createFirestore(projectId, emulator.host);
-  const fs = countFirestore(db);
+  // Billed reads and writes, counted per request by the store's own client.
+  const fs = { reads: 0, writes: 0 };
+  const db = createFirestore(projectId, emulator.host, (op) => {
+    if (op.kind === 'read') fs.reads += op.documents;
+    else fs.writes += op.writes;
+  });
   const stack = await startLocalStack({
     projectId,
     firestoreEmulatorHost: emulator.host,
@@ -117,7 +89,7 @@ export async function measureExportCost(log: Log): Promise<ExportCost> {
     return cost;
   } finally {
     await stack.stop();
-    await db.terminate();
+    db.close();
     await emulator.stop();
   }
 }

@@ -5,6 +5,7 @@
  *   --full         adds the 4 GiB archive to the copy benchmarks
  *   --sizes=a,b    archive sizes in MiB (default 100,1024)
  *   --out=FILE     where to write the report (default bench/results.md; --quick: none)
+ *   --only=a,b     run only these of copy, polling, cold-start, cost (writes nothing unless --out)
  */
 import { execSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -46,20 +47,33 @@ function pollingDetail(): string {
 async function main(): Promise<void> {
   const quick = flag('quick');
   const sizes = option('sizes')?.split(',').map(Number) ?? (quick ? [8] : [100, 1024, ...(flag('full') ? [4096] : [])]);
-  const out = option('out') ?? (quick ? undefined : path.join(__dirname, 'results.md'));
+  const only = option('only')?.split(',');
+  const unknown = only?.filter((b) => !['copy', 'polling', 'cold-start', 'cost'].includes(b)) ?? [];
+  if (unknown.length) throw new Error(`--only: unknown benchmark(s) ${unknown.join(', ')}; choose from copy, polling, cold-start, cost`);
+  const runs = (bench: string): boolean => !only || only.includes(bench);
+  // A partial run never overwrites the full report unless asked to.
+  const out = option('out') ?? (quick || only ? undefined : path.join(__dirname, 'results.md'));
   const log = (line: string): void => console.error(line);
   const started = Date.now();
   const rows: BenchRow[] = [];
 
-  log('1–3 copy throughput, memory, parallel ranges');
-  rows.push(...(await runCopyBench({ sizesMiB: sizes, partsFromMiB: quick ? 0 : 1024, partCounts: [2, 4], naiveUpToMiB: 1024, repeats: quick ? 1 : 3, log })));
-  log('4 polling cost');
-  rows.push(...runPollingBench());
-  log('5 cold start (npm run build first)');
-  execSync('npm run build', { cwd: path.resolve(__dirname, '..'), stdio: 'ignore' });
-  rows.push(...(await runColdStartBench({ repeats: quick ? 1 : 5, log })));
-  log('6 cost per export');
-  rows.push(...costRows(await measureExportCost(log)));
+  if (runs('copy')) {
+    log('1–3 copy throughput, memory, parallel ranges');
+    rows.push(...(await runCopyBench({ sizesMiB: sizes, partsFromMiB: quick ? 0 : 1024, partCounts: [2, 4], naiveUpToMiB: 1024, repeats: quick ? 1 : 3, log })));
+  }
+  if (runs('polling')) {
+    log('4 polling cost');
+    rows.push(...runPollingBench());
+  }
+  if (runs('cold-start')) {
+    log('5 cold start (npm run build first)');
+    execSync('npm run build', { cwd: path.resolve(__dirname, '..'), stdio: 'ignore' });
+    rows.push(...(await runColdStartBench({ repeats: quick ? 1 : 5, log })));
+  }
+  if (runs('cost')) {
+    log('6 cost per export');
+    rows.push(...costRows(await measureExportCost(log)));
+  }
 
   const report = [
     '# Benchmark results',

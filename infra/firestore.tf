@@ -11,7 +11,7 @@ resource "google_firestore_database" "default" {
   depends_on = [google_project_service.enabled]
 }
 
-# exports: where userId == X order by createdAt desc (a user's export list).
+# exports: where userId == X and createdAt >= T order by createdAt desc (the per-day export limit).
 resource "google_firestore_index" "exports_by_user" {
   project    = var.project_id
   database   = google_firestore_database.default.name
@@ -27,21 +27,29 @@ resource "google_firestore_index" "exports_by_user" {
   }
 }
 
-# jobs: where state in [...] and nextCheckAt <= now order by nextCheckAt (the sweeper).
-resource "google_firestore_index" "jobs_due" {
+# exports: where userId == X order by createdAt desc, id desc (a user's export list, one page at a
+# time; the id orders exports created in the same millisecond).
+resource "google_firestore_index" "exports_by_user_page" {
   project    = var.project_id
   database   = google_firestore_database.default.name
-  collection = "jobs"
+  collection = "exports"
 
   fields {
-    field_path = "state"
+    field_path = "userId"
     order      = "ASCENDING"
   }
   fields {
-    field_path = "nextCheckAt"
-    order      = "ASCENDING"
+    field_path = "createdAt"
+    order      = "DESCENDING"
+  }
+  fields {
+    field_path = "id"
+    order      = "DESCENDING"
   }
 }
+
+# jobs: the sweeper's query (nextCheckAt <= now order by nextCheckAt) is served by the single-field
+# index; terminal jobs carry no nextCheckAt, so it reads only live jobs.
 
 # schedules: where state == ACTIVE and nextRunAt <= now order by nextRunAt (the scheduler's tick).
 resource "google_firestore_index" "schedules_due" {

@@ -5,12 +5,16 @@
  * variables come from functions/src/config.ts, so the checks follow the code when it changes.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { exportStoreQueries } from '../../functions/src/adapters/firestore-export-store';
+import type { Query } from '../../functions/src/adapters/firestore-rest';
+import { scheduleStoreQueries } from '../../functions/src/adapters/firestore-schedule-store';
 import { CONFIG_VARIABLES, ConfigError, parseConfig } from '../../functions/src/config';
 import { renderVariablesSection, TABLE_BEGIN, TABLE_END, VARIABLES_TF } from '../../scripts/terraform-variables-table';
 import {
@@ -287,20 +291,39 @@ describe('terraform files', () => {
     }
   });
 
-  it('declares the Firestore indexes and the TTL policy the queries need', () => {
-    const indexes = resources(root, 'google_firestore_index').map((r) => ({
-      collection: r.body.collection,
+  it("declares exactly the composite Firestore indexes the stores' queries need, and the TTL policy", () => {
+    const declared = resources(root, 'google_firestore_index').map((r) => ({
+      name: r.name,
+      collection: String(r.body.collection),
       fields: blocks(r.body, 'fields').map((f) => `${String(f.field_path)} ${String(f.order)}`),
     }));
-    expect(indexes).toEqual(
-      expect.arrayContaining([
-        { collection: 'exports', fields: ['userId ASCENDING', 'createdAt DESCENDING'] },
-        { collection: 'jobs', fields: ['state ASCENDING', 'nextCheckAt ASCENDING'] },
-        // The scheduler's due-schedule query and a schedule's runs (firestore-schedule-store.ts).
-        { collection: 'schedules', fields: ['state ASCENDING', 'nextRunAt ASCENDING'] },
-        { collection: 'exports', fields: ['scheduleId ASCENDING', 'createdAt DESCENDING'] },
-      ]),
-    );
+    // Every query the stores run, built by the stores' own query builders (arguments do not matter).
+    const queries: Array<[string, Query]> = [
+      ...Object.entries(exportStoreQueries).map(([name, build]): [string, Query] => [name, (build as (...a: unknown[]) => Query)('x', 1, [1, 'x'])]),
+      ...Object.entries(scheduleStoreQueries).map(([name, build]): [string, Query] => [name, (build as (...a: unknown[]) => Query)('x', 1)]),
+    ];
+    expect(queries.length).toBe(9);
+    const needed = queries.flatMap(([name, q]) => {
+      const index = compositeIndexFor(q);
+      return index ? [{ name, collection: q.collection, ...index }] : [];
+    });
+    // The export list, the per-day limit, the scheduler's due schedules, a schedule's runs.
+    expect(needed.map((n) => n.name).sort()).toEqual(['dueSchedules', 'exportCreationTimes', 'exportsOfUser', 'runsOfSchedule']);
+    const serves = (d: (typeof declared)[number], n: (typeof needed)[number]) =>
+      d.collection === n.collection &&
+      d.fields.length === n.equality.length + n.ordered.length &&
+      [...d.fields.slice(0, n.equality.length)].sort().join() === [...n.equality].sort().join() &&
+      d.fields.slice(n.equality.length).join() === n.ordered.join();
+    for (const n of needed) expect(declared.filter((d) => serves(d, n)).map((d) => d.name), `${n.name}: ${[...n.equality, ...n.ordered].join(', ')}`).toHaveLength(1);
+    // and no index that no query uses: each one costs a write on every document change.
+    for (const d of declared) expect(needed.some((n) => serves(d, n)), `${d.name} serves no query`).toBe(true);
+    // The gcloud path (scripts/deploy.sh) creates the same indexes.
+    const script = readFileSync(path.join(__dirname, '../../scripts/deploy.sh'), 'utf8').replace(/\\\n\s*/g, '');
+    const scripted = [...script.matchAll(/firestore indexes composite create --collection-group=(\S+)((?: --field-config=\S+)+)/g)].map((m) => ({
+      collection: m[1],
+      fields: [...(m[2] ?? '').matchAll(/field-path=(\w+),order=(\w+)/g)].map((f) => `${f[1]} ${(f[2] ?? '').toUpperCase()}`),
+    }));
+    expect(scripted.map((i) => `${i.collection}: ${i.fields.join(', ')}`).sort()).toEqual(declared.map((d) => `${d.collection}: ${d.fields.join(', ')}`).sort());
     const ttl = resources(root, 'google_firestore_field').find((r) => r.body.collection === 'idempotency');
     expect(ttl?.body.field).toBe('expireAt');
     expect(blocks(ttl?.body, 'ttl_config').length).toBe(1);
@@ -312,9 +335,8 @@ describe('terraform files', () => {
     const target = block(job.body, 'http_target');
     expect(target?.uri).toBe(hcl('local.function_urls.schedule'));
     expect(block(target, 'oidc_token')?.audience).toBe(hcl('local.function_urls.schedule'));
-    // The query the tick runs is the one the index above serves: equality on state, range and order on nextRunAt.
-    const source = await readFile(path.join(__dirname, '../../functions/src/adapters/firestore-schedule-store.ts'), 'utf8');
-    expect(source).toMatch(/where\('state', '==', 'ACTIVE'\)\.where\('nextRunAt', '<=', [^)]+\)\.orderBy\('nextRunAt'\)/);
+    // The query the tick runs is the one an index above serves: equality on state, range and order on nextRunAt.
+    expect(compositeIndexFor(scheduleStoreQueries.dueSchedules(0, 1))).toEqual({ equality: ['state ASCENDING'], ordered: ['nextRunAt ASCENDING'] });
   });
 
   it('keeps the archive bucket private', () => {
@@ -487,3 +509,20 @@ describe('cloudbuild.yaml', () => {
     expect(used.length).toBeGreaterThan(0);
   });
 });
+
+/**
+ * The composite index a Firestore query needs: its equality fields (ascending, in any order), then
+ * its inequality field unless ordered, then its orderBy fields. None when one field is involved, or
+ * equality filters alone (Firestore merges single-field indexes for those).
+ */
+function compositeIndexFor(q: Query): { equality: string[]; ordered: string[] } | undefined {
+  const where = q.where ?? [];
+  const order = q.orderBy ?? [];
+  const equality = where.filter(([, op]) => op === '==').map(([f]) => f);
+  const range = where.filter(([, op]) => op !== '==').map(([f]) => f);
+  if (new Set([...equality, ...range, ...order.map(([f]) => f)]).size <= 1) return undefined;
+  if (range.length === 0 && order.length === 0) return undefined;
+  const ordered = order.map(([f, d]) => `${f} ${d === 'asc' ? 'ASCENDING' : 'DESCENDING'}`);
+  if (range[0] !== undefined && !order.some(([f]) => f === range[0])) ordered.unshift(`${range[0]} ASCENDING`);
+  return { equality: equality.filter((f) => !order.some(([o]) => o === f)).map((f) => `${f} ASCENDING`), ordered };
+}

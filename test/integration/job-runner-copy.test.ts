@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
+import { createFirestore, FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
 import { LocalKeySecretCipher } from '../../functions/src/adapters/local-key-secret-cipher';
 import { newJob, type Job } from '../../functions/src/domain/job';
 import {
@@ -80,7 +80,8 @@ const task = (job: Job, seq = job.seq): PipelineTask => ({ step: 'copy', jobId: 
 beforeAll(() => {
   process.env.FIRESTORE_EMULATOR_HOST = inject('firestoreEmulatorHost');
   db = new Firestore({ projectId: 'demo-job-runner-copy', ignoreUndefinedProperties: true });
-  store = new FirestoreExportStore(db);
+  // The store writes through its own REST client; the official client reads what it wrote.
+  store = new FirestoreExportStore(createFirestore('demo-job-runner-copy', process.env.FIRESTORE_EMULATOR_HOST));
 });
 
 afterAll(async () => {

@@ -15,7 +15,7 @@ import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CloudStorageArchiveCopier } from '../../functions/src/adapters/archive-copier';
 import { taskIdFor } from '../../functions/src/adapters/cloud-tasks-queue';
-import { FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
+import { createFirestore, FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
 import { LocalKeySecretCipher } from '../../functions/src/adapters/local-key-secret-cipher';
 import { newJob, type Job } from '../../functions/src/domain/job';
 import type { PipelineTask, PortabilityApi } from '../../functions/src/domain/ports';
@@ -140,7 +140,8 @@ async function drain(r: JobRunner, queued: PipelineTask[], opts: { seed?: number
 beforeAll(async () => {
   process.env.FIRESTORE_EMULATOR_HOST = inject('firestoreEmulatorHost');
   db = new Firestore({ projectId: 'demo-job-runner-parts', ignoreUndefinedProperties: true });
-  store = new FirestoreExportStore(db);
+  // The store writes through its own REST client; the official client reads what it wrote.
+  store = new FirestoreExportStore(createFirestore('demo-job-runner-parts', process.env.FIRESTORE_EMULATOR_HOST));
   dir = await mkdtemp(path.join(os.tmpdir(), 'job-runner-parts-'));
   [gcs, source] = await Promise.all([startGcsServer(), startArchiveHttpServer()]);
   storage = new Storage({ apiEndpoint: gcs.endpoint, projectId: 'demo-job-runner-parts' });

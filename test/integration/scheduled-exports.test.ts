@@ -105,7 +105,7 @@ beforeAll(async () => {
 }, 30_000);
 
 afterAll(async () => {
-  await db?.terminate();
+  db?.close();
   await Promise.all([oauthSim?.stop(), sim?.stop(), gcs?.stop()]);
 });
 

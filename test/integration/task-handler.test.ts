@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
+import { createFirestore, FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
 import { LocalKeySecretCipher } from '../../functions/src/adapters/local-key-secret-cipher';
 import { newJob, type Job } from '../../functions/src/domain/job';
 import { PortabilityApiError, type PortabilityApi } from '../../functions/src/domain/ports';
@@ -93,7 +93,8 @@ async function waitingJob(userId: string): Promise<Job> {
 beforeAll(() => {
   process.env.FIRESTORE_EMULATOR_HOST = inject('firestoreEmulatorHost');
   db = new Firestore({ projectId: 'demo-task-handler', ignoreUndefinedProperties: true });
-  store = new FirestoreExportStore(db);
+  // The store writes through its own REST client; the official client reads what it wrote.
+  store = new FirestoreExportStore(createFirestore('demo-task-handler', process.env.FIRESTORE_EMULATOR_HOST));
 });
 
 afterAll(async () => {

@@ -3,58 +3,68 @@
  * composite index (state ASC, nextRunAt ASC) declared in infra/firestore.tf; a schedule's runs are
  * the exports carrying its id, read through (scheduleId ASC, createdAt DESC).
  */
-import type { Firestore } from '@google-cloud/firestore';
 import type { ExportRecord, ScheduleStore } from '../domain/ports';
 import type { Schedule } from '../domain/schedule';
+import type { FirestoreRest, Query } from './firestore-rest';
 
-function stripUndefined<T extends object>(o: T): T {
-  return JSON.parse(JSON.stringify(o)) as T;
-}
+const schedule = (scheduleId: string) => `schedules/${scheduleId}`;
+
+/** Every query the store runs; test/infra/terraform.test.ts checks infra declares the indexes they need. */
+export const scheduleStoreQueries = {
+  // A user has a handful of schedules: filter on the single-field index, sort in memory.
+  schedulesOfUser: (userId: string, limit: number): Query => ({ collection: 'schedules', where: [['userId', '==', userId]], limit }),
+  dueSchedules: (dueBefore: number, limit: number): Query => ({
+    collection: 'schedules',
+    where: [
+      ['state', '==', 'ACTIVE'],
+      ['nextRunAt', '<=', dueBefore],
+    ],
+    orderBy: [['nextRunAt', 'asc']],
+    limit,
+  }),
+  runsOfSchedule: (scheduleId: string, limit: number): Query => ({ collection: 'exports', where: [['scheduleId', '==', scheduleId]], orderBy: [['createdAt', 'desc']], limit }),
+};
+const Q = scheduleStoreQueries;
 
 export class FirestoreScheduleStore implements ScheduleStore {
-  constructor(private readonly db: Firestore) {}
+  constructor(private readonly db: FirestoreRest) {}
 
-  private schedules = () => this.db.collection('schedules');
-
-  async createSchedule(schedule: Schedule): Promise<void> {
-    await this.schedules().doc(schedule.id).create(stripUndefined(schedule));
+  async createSchedule(s: Schedule): Promise<void> {
+    await this.db.create(schedule(s.id), { ...s });
   }
 
   async getSchedule(scheduleId: string): Promise<Schedule | undefined> {
-    const snap = await this.schedules().doc(scheduleId).get();
-    return snap.exists ? (snap.data() as Schedule) : undefined;
+    return this.db.get<Schedule>(schedule(scheduleId));
   }
 
   async listSchedules(userId: string, limit: number): Promise<Schedule[]> {
-    // A user has a handful of schedules: filter on the single-field index, sort here.
-    const snap = await this.schedules().where('userId', '==', userId).limit(limit).get();
-    return snap.docs.map((d) => d.data() as Schedule).sort((a, b) => b.createdAt - a.createdAt || b.id.localeCompare(a.id));
+    const docs = await this.db.runQuery<Schedule>(Q.schedulesOfUser(userId, limit));
+    return docs.map((d) => d.data).sort((a, b) => b.createdAt - a.createdAt || b.id.localeCompare(a.id));
   }
 
   async deleteSchedule(scheduleId: string): Promise<void> {
-    await this.schedules().doc(scheduleId).delete();
+    await this.db.delete(schedule(scheduleId));
   }
 
   async updateSchedule(scheduleId: string, decide: (s: Schedule) => Schedule | undefined): Promise<Schedule | undefined> {
     return this.db.runTransaction(async (tx) => {
-      const ref = this.schedules().doc(scheduleId);
-      const snap = await tx.get(ref);
-      if (!snap.exists) return undefined;
-      const next = decide(snap.data() as Schedule);
+      const current = await tx.get<Schedule>(schedule(scheduleId));
+      if (!current) return undefined;
+      const next = decide(current);
       if (!next) return undefined;
       // set, not merge: fields the decision dropped (nextRunAt of an ended schedule) must go.
-      tx.set(ref, stripUndefined(next));
+      tx.set(schedule(scheduleId), { ...next });
       return next;
     });
   }
 
   async listDueSchedules(dueBefore: number, limit: number): Promise<Schedule[]> {
-    const snap = await this.schedules().where('state', '==', 'ACTIVE').where('nextRunAt', '<=', dueBefore).orderBy('nextRunAt').limit(limit).get();
-    return snap.docs.map((d) => d.data() as Schedule);
+    const docs = await this.db.runQuery<Schedule>(Q.dueSchedules(dueBefore, limit));
+    return docs.map((d) => d.data);
   }
 
   async listRuns(scheduleId: string, limit: number): Promise<ExportRecord[]> {
-    const snap = await this.db.collection('exports').where('scheduleId', '==', scheduleId).orderBy('createdAt', 'desc').limit(limit).get();
-    return snap.docs.map((d) => d.data() as ExportRecord);
+    const docs = await this.db.runQuery<ExportRecord>(Q.runsOfSchedule(scheduleId, limit));
+    return docs.map((d) => d.data);
   }
 }
