@@ -17,17 +17,9 @@ import type {
   TaskStep,
 } from './domain/ports';
 import { createLogger, type Logger } from './logging';
-import { createApiHandler } from './http/api-handler';
 import type { HttpRequest, HttpResponse } from './http/http-types';
-import { createScheduleHandler } from './http/schedule-handler';
-import { createSweepHandler, createTaskHandler, TaskCallerVerifier } from './http/task-handler';
+import type { TaskCallerVerifier } from './http/task-handler';
 import { isHousekeepingStore, type HousekeepingStore } from './domain/housekeeping-store';
-import { AccessTokens } from './pipeline/access-tokens';
-import { ExportDeletion, ExportLimits } from './pipeline/export-housekeeping';
-import { ExportService } from './pipeline/export-service';
-import { JobRunner } from './pipeline/job-runner';
-import { ScheduleService } from './pipeline/schedule-service';
-import { Sweeper } from './pipeline/sweeper';
 
 export interface Overrides {
   logger?: Logger;
@@ -172,10 +164,14 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
     return new JwksIdTokenVerifier(config.auth);
   });
 
-  const tokens = lazy(async () => new AccessTokens(await store(), deferred(cipher), deferred(oauth), now));
-  const runner = lazy(
-    async () =>
-      new JobRunner({
+  // Handlers and services are imported on first use too: a function loads only its own.
+  const tokens = lazy(async () => {
+    const { AccessTokens } = await import('./pipeline/access-tokens');
+    return new AccessTokens(await store(), deferred(cipher), deferred(oauth), now);
+  });
+  const runner = lazy(async () => {
+    const { JobRunner } = await import('./pipeline/job-runner');
+    return new JobRunner({
         store: await store(),
         api: deferred(api),
         tokens: await tokens(),
@@ -196,28 +192,30 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
         onJobFinished: async (job) => {
           if (job.scheduleId) await (await schedules()).jobFinished(job);
         },
-      }),
-  );
-  const service = lazy(
-    async () =>
-      new ExportService({
-        store: await store(),
-        api: deferred(api),
-        oauth: deferred(oauth),
-        tokens: await tokens(),
-        cipher: deferred(cipher),
-        queue: deferred(queue),
-        logger,
-        now,
-      }),
-  );
-  const schedules = lazy(
-    async () =>
-      new ScheduleService({ schedules: await scheduleStore(), store: await store(), queue: deferred(queue), runQueue: deferred(runQueue), logger, now }),
-  );
-  const taskVerifier = (audience: string) =>
-    overrides.taskVerifier ??
-    new TaskCallerVerifier({ issuer: config.tasks.oidcIssuer, jwksUrl: config.tasks.oidcJwksUrl, audience, serviceAccountEmail: config.tasks.serviceAccount });
+      });
+  });
+  const service = lazy(async () => {
+    const { ExportService } = await import('./pipeline/export-service');
+    return new ExportService({
+      store: await store(),
+      api: deferred(api),
+      oauth: deferred(oauth),
+      tokens: await tokens(),
+      cipher: deferred(cipher),
+      queue: deferred(queue),
+      logger,
+      now,
+    });
+  });
+  const schedules = lazy(async () => {
+    const { ScheduleService } = await import('./pipeline/schedule-service');
+    return new ScheduleService({ schedules: await scheduleStore(), store: await store(), queue: deferred(queue), runQueue: deferred(runQueue), logger, now });
+  });
+  const taskVerifier = async (audience: string): Promise<TaskCallerVerifier> => {
+    if (overrides.taskVerifier) return overrides.taskVerifier;
+    const { TaskCallerVerifier } = await import('./http/task-handler');
+    return new TaskCallerVerifier({ issuer: config.tasks.oidcIssuer, jwksUrl: config.tasks.oidcJwksUrl, audience, serviceAccountEmail: config.tasks.serviceAccount });
+  };
 
   const housekeeping = lazy(async () => {
     const s = await store();
@@ -225,6 +223,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
     return s as ExportStore & HousekeepingStore;
   });
   const apiHandler = lazy(async () => {
+    const [{ createApiHandler }, { ExportDeletion, ExportLimits }] = await Promise.all([import('./http/api-handler'), import('./pipeline/export-housekeeping')]);
     const svc = await service();
     const records = await housekeeping();
     return createApiHandler({
@@ -240,21 +239,24 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   });
   /** A Cloud Tasks function: its own URL is the token audience; it runs only its steps. */
   const taskHandler = (url: string, steps: TaskStep[]) =>
-    lazy(async () =>
-      createTaskHandler({ runner: await runner(), verifier: taskVerifier(url), steps, retryBudget: config.tasks.retryBudget, projectId: config.projectId, logger }),
-    );
+    lazy(async () => {
+      const { createTaskHandler } = await import('./http/task-handler');
+      return createTaskHandler({ runner: await runner(), verifier: await taskVerifier(url), steps, retryBudget: config.tasks.retryBudget, projectId: config.projectId, logger });
+    });
   const checkHandler = taskHandler(config.tasks.checkUrl, ['initiate', 'check']);
   const copyHandler = taskHandler(config.tasks.copyUrl, ['copy', 'copy-part']);
-  const sweepHandler = lazy(async () =>
-    createSweepHandler({
+  const sweepHandler = lazy(async () => {
+    const [{ createSweepHandler }, { Sweeper }] = await Promise.all([import('./http/task-handler'), import('./pipeline/sweeper')]);
+    return createSweepHandler({
       sweeper: new Sweeper({ store: await store(), queue: deferred(queue), graceSeconds: config.tasks.sweepGraceSeconds, logger, now }),
-      verifier: taskVerifier(config.tasks.sweepUrl),
+      verifier: await taskVerifier(config.tasks.sweepUrl),
       logger,
-    }),
-  );
-  const scheduleHandler = lazy(async () =>
-    createScheduleHandler({ schedules: await schedules(), verifier: taskVerifier(config.tasks.scheduleUrl), projectId: config.projectId, logger }),
-  );
+    });
+  });
+  const scheduleHandler = lazy(async () => {
+    const { createScheduleHandler } = await import('./http/schedule-handler');
+    return createScheduleHandler({ schedules: await schedules(), verifier: await taskVerifier(config.tasks.scheduleUrl), projectId: config.projectId, logger });
+  });
   return {
     api: async (req, res) => (await apiHandler())(req, res),
     checkArchiveJob: async (req, res) => (await checkHandler())(req, res),

@@ -8,10 +8,11 @@
  */
 declare module 'jose/jwt/verify' {
   export * from 'jose/dist/types/jwt/verify';
+  export type { JSONWebKeySet } from 'jose/dist/types/types';
 }
 
-declare module 'jose/jwks/remote' {
-  export * from 'jose/dist/types/jwks/remote';
+declare module 'jose/jwks/local' {
+  export * from 'jose/dist/types/jwks/local';
 }
 
 declare module 'jose/errors' {

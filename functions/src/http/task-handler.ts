@@ -7,7 +7,6 @@
  *   failed transiently                                   -> 500 (Cloud Tasks retries)
  * and once a task's retry budget is spent, the failure is recorded on the job and answered 200.
  */
-import { createRemoteJWKSet } from 'jose/jwks/remote';
 import { jwtVerify, type JWTVerifyGetKey } from 'jose/jwt/verify';
 import { z } from 'zod';
 import type { TaskStep } from '../domain/ports';
@@ -15,6 +14,7 @@ import type { Logger } from '../logging';
 import { traceFields } from '../logging';
 import type { JobRunner, TaskOutcome } from '../pipeline/job-runner';
 import type { Sweeper } from '../pipeline/sweeper';
+import { createRemoteKeySet } from '../adapters/remote-key-set';
 import { safeInt } from '../zod-helpers';
 import { header, sendError, type HttpRequest, type HttpResponse } from './http-types';
 
@@ -42,7 +42,7 @@ export class TaskCallerVerifier {
   private readonly keys: JWTVerifyGetKey;
 
   constructor(private readonly opts: TaskAuthOptions) {
-    this.keys = createRemoteJWKSet(new URL(opts.jwksUrl));
+    this.keys = createRemoteKeySet(new URL(opts.jwksUrl));
   }
 
   /** Returns an error message, or undefined when the caller is the configured invoker. */

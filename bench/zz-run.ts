@@ -1,0 +1,2 @@
+import { runColdStartBench } from './zz-prof';
+void runColdStartBench({ repeats: 1, log: (l) => console.log(l) }).then(() => process.exit(0));
