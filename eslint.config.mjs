@@ -18,4 +18,10 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
+  {
+    // The CommonJS entry the Functions Framework loads (functions/index.cjs).
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
 );
