@@ -16,7 +16,7 @@
  * any in-process server received, every Location header it sent), this process's `fetch` (wrapped
  * before the stack is built, so the functions' adapters use the wrapper), and the two OIDC issuers'
  * `sign` (the Cloud Tasks stand-in signs each delivery's token with the stack's issuer object).
- * Not seen: writes straight to file descriptors 1/2 (a pino logger without a destination); the
+ * Not seen: writes straight to file descriptors 1/2 (a logger made without a destination); the
  * functions have only the logger the stack gives them, whose lines are all captured here.
  */
 import diagnostics from 'node:diagnostics_channel';
