@@ -189,9 +189,9 @@ done
 
 log "Build"
 run npm --prefix "$REPO" run build
-# Compiled lib/ and package.json only, as infra/storage.tf packages it.
+# Compiled lib/, the entry point and package.json only, as infra/storage.tf packages it.
 stage="$(mktemp -d)"
-cp "$REPO/functions/package.json" "$stage/"
+cp "$REPO/functions/package.json" "$REPO/functions/index.cjs" "$stage/"
 if [[ -z "$DRY_RUN" ]]; then cp -R "$REPO/functions/lib" "$stage/lib"; fi
 
 # Every function parses the same configuration schema (functions/src/config.ts): one env file.

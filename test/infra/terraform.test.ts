@@ -384,6 +384,15 @@ describe('scripts/deploy.sh (the gcloud alternative)', () => {
     for (const ep of ENTRY_POINTS) expect(text, ep).toMatch(new RegExp(`\\b${ep}\\b`));
   });
 
+  it('ships the entry point package.json names, as the Terraform archive does', async () => {
+    const { main } = JSON.parse(await readFile(path.join(REPO, 'functions', 'package.json'), 'utf8')) as { main: string };
+    expect(main).toBe('index.cjs');
+    expect(await readFile(script, 'utf8')).toMatch(new RegExp(`cp [^\\n]*"\\$REPO/functions/${main.replace('.', '\\.')}"[^\\n]* "\\$stage/"`));
+    const excludes = /excludes\s*=\s*\[([^\]]*)\]/.exec(await readFile(path.join(INFRA_DIR, 'storage.tf'), 'utf8'))?.[1] ?? '';
+    expect(excludes).toContain('"src"');
+    expect(excludes).not.toContain(main);
+  });
+
   it('under DRY_RUN prints a deployment with reviewed roles, private workers and one account per function', async () => {
     const { stdout } = await run('bash', [script], {
       env: { ...process.env, DRY_RUN: '1', PROJECT_ID: 'demo-infra', OAUTH_CLIENT_ID: '1-a.apps.googleusercontent.com' },
