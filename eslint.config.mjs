@@ -19,9 +19,12 @@ export default tseslint.config(
     },
   },
   {
-    // The CommonJS entry the Functions Framework loads (functions/index.cjs).
+    // CommonJS: the entry the Functions Framework loads (functions/index.cjs), the copy benchmark's child.
     files: ['**/*.cjs'],
-    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } },
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { module: 'writable', require: 'readonly', process: 'readonly', Buffer: 'readonly', performance: 'readonly', fetch: 'readonly' },
+    },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
 );

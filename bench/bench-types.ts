@@ -14,3 +14,23 @@ export interface BenchRow {
 }
 
 export type Log = (line: string) => void;
+
+/** One leg of the copy benchmark, run by bench/copy-child.cjs in a process of its own. */
+export interface CopyJob {
+  mode: 'copy' | 'parts' | 'download' | 'upload' | 'upload-single' | 'naive';
+  url: string;
+  sourceHost: string;
+  endpoint: string;
+  bucket: string;
+  object: string;
+  size: number;
+  parts?: number;
+}
+
+export interface CopyLegResult {
+  ms: number;
+  /** CPU time of the process (user + system) during the leg. */
+  cpuMs: number;
+  startRssMiB: number;
+  peakRssMiB: number;
+}
