@@ -17,7 +17,7 @@ export type Log = (line: string) => void;
 
 /** One leg of the copy benchmark, run by bench/copy-child.cjs in a process of its own. */
 export interface CopyJob {
-  mode: 'copy' | 'parts' | 'download' | 'upload' | 'upload-single' | 'naive';
+  mode: 'copy' | 'pipe' | 'parts' | 'download' | 'upload' | 'upload-single' | 'naive';
   url: string;
   sourceHost: string;
   endpoint: string;
