@@ -17,7 +17,7 @@ export type Log = (line: string) => void;
 
 /** One leg of the copy benchmark, run by bench/copy-child.cjs in a process of its own. */
 export interface CopyJob {
-  mode: 'copy' | 'pipe' | 'parts' | 'download' | 'upload' | 'upload-single' | 'naive';
+  mode: 'copy' | 'pipe' | 'parts' | 'part' | 'download' | 'upload' | 'upload-single' | 'naive';
   url: string;
   sourceHost: string;
   endpoint: string;
@@ -25,6 +25,8 @@ export interface CopyJob {
   object: string;
   size: number;
   parts?: number;
+  /** 'part': which range. */
+  part?: number;
 }
 
 export interface CopyLegResult {
