@@ -1,2 +1,0 @@
-import { runColdStartBench } from './zz-prof';
-void runColdStartBench({ repeats: 1, log: (l) => console.log(l) }).then(() => process.exit(0));
