@@ -30,7 +30,8 @@ async function coldStart(target: string, source: string, env: Record<string, str
   const t0 = performance.now();
   const child = spawn(process.execPath, [FF_MAIN, `--target=${target}`, `--source=${source}`, `--port=${port}`], {
     cwd: root,
-    env: { PATH: process.env.PATH ?? '', ...env, PORT: String(port), NODE_ENV: 'production' },
+    // As Cloud Functions runs a function: the target named in FUNCTION_TARGET too.
+    env: { PATH: process.env.PATH ?? '', ...env, PORT: String(port), NODE_ENV: 'production', FUNCTION_TARGET: target },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

@@ -10,7 +10,7 @@ import * as ff from '@google-cloud/functions-framework';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { Storage } from '@google-cloud/storage';
 import type { Writable } from 'node:stream';
-import { createComposition, type Composition, type Overrides } from '../functions/src/composition-root';
+import { createComposition, type Composition, type EntryPoint, type Overrides } from '../functions/src/composition-root';
 import { parseConfig, type Config } from '../functions/src/config';
 import { installBodyParseErrorShim } from '../functions/src/http/body-parse-errors';
 import { createLogger } from '../functions/src/logging';
@@ -178,7 +178,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     const logger = createLogger({ level: config.logLevel, ...(opts.logDestination ? { destination: opts.logDestination } : {}) });
     const composition = createComposition(config, { logger, ...opts.overrides });
     const suffix = `_${++registered}`;
-    const serve = async (target: keyof Omit<Composition, 'logger'>, port: number): Promise<void> => {
+    const serve = async (target: EntryPoint, port: number): Promise<void> => {
       ff.http(target + suffix, (req, res) => composition[target](req, res));
       installBodyParseErrorShim(); // as functions/src/index.ts does in production
       const server = getTestServer(target + suffix);

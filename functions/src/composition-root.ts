@@ -39,6 +39,9 @@ export interface Overrides {
 
 export type Handler = (req: HttpRequest, res: HttpResponse) => Promise<void>;
 
+export const ENTRY_POINTS = ['api', 'checkArchiveJob', 'copyArchives', 'sweepJobs', 'runSchedules'] as const;
+export type EntryPoint = (typeof ENTRY_POINTS)[number];
+
 export interface Composition {
   api: Handler;
   checkArchiveJob: Handler;
@@ -46,6 +49,11 @@ export interface Composition {
   sweepJobs: Handler;
   runSchedules: Handler;
   logger: Logger;
+  /**
+   * Starts what the first request to `target` will need (a cold start): signing keys, a Firestore
+   * connection, the handler's modules. Unknown targets are ignored.
+   */
+  warmUp(target: string): Promise<void>;
 }
 
 /** Made on first use, once; a failed attempt is retried on the next use. */
@@ -211,10 +219,19 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
     const { ScheduleService } = await import('./pipeline/schedule-service');
     return new ScheduleService({ schedules: await scheduleStore(), store: await store(), queue: deferred(queue), runQueue: deferred(runQueue), logger, now });
   });
-  const taskVerifier = async (audience: string): Promise<TaskCallerVerifier> => {
-    if (overrides.taskVerifier) return overrides.taskVerifier;
-    const { TaskCallerVerifier } = await import('./http/task-handler');
-    return new TaskCallerVerifier({ issuer: config.tasks.oidcIssuer, jwksUrl: config.tasks.oidcJwksUrl, audience, serviceAccountEmail: config.tasks.serviceAccount });
+  // One verifier per audience (function URL), shared by its handler and the warm-up.
+  const taskVerifiers = new Map<string, () => Promise<TaskCallerVerifier>>();
+  const taskVerifier = (audience: string): Promise<TaskCallerVerifier> => {
+    let make = taskVerifiers.get(audience);
+    if (!make) {
+      make = lazy(async () => {
+        if (overrides.taskVerifier) return overrides.taskVerifier;
+        const { TaskCallerVerifier } = await import('./http/task-handler');
+        return new TaskCallerVerifier({ issuer: config.tasks.oidcIssuer, jwksUrl: config.tasks.oidcJwksUrl, audience, serviceAccountEmail: config.tasks.serviceAccount });
+      });
+      taskVerifiers.set(audience, make);
+    }
+    return make();
   };
 
   const housekeeping = lazy(async () => {
@@ -257,6 +274,21 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
     const { createScheduleHandler } = await import('./http/schedule-handler');
     return createScheduleHandler({ schedules: await schedules(), verifier: await taskVerifier(config.tasks.scheduleUrl), projectId: config.projectId, logger });
   });
+  const handlers: Record<EntryPoint, () => Promise<Handler>> = {
+    api: apiHandler,
+    checkArchiveJob: checkHandler,
+    copyArchives: copyHandler,
+    sweepJobs: sweepHandler,
+    runSchedules: scheduleHandler,
+  };
+  /** Whose OIDC tokens each entry point checks: the users' (api) or Google's for its own URL. */
+  const keysOf: Record<EntryPoint, () => Promise<{ warm?(): Promise<void> }>> = {
+    api: verifier,
+    checkArchiveJob: () => taskVerifier(config.tasks.checkUrl),
+    copyArchives: () => taskVerifier(config.tasks.copyUrl),
+    sweepJobs: () => taskVerifier(config.tasks.sweepUrl),
+    runSchedules: () => taskVerifier(config.tasks.scheduleUrl),
+  };
   return {
     api: async (req, res) => (await apiHandler())(req, res),
     checkArchiveJob: async (req, res) => (await checkHandler())(req, res),
@@ -264,5 +296,17 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
     sweepJobs: async (req, res) => (await sweepHandler())(req, res),
     runSchedules: async (req, res) => (await scheduleHandler())(req, res),
     logger,
+    warmUp: async (target) => {
+      if (!(target in handlers)) return;
+      const entry = target as EntryPoint;
+      // The network first (signing keys, a Firestore connection), then the handler's modules,
+      // so the fetches run while the code loads. A failure here is only a missed head start:
+      // the first request makes the same lazy objects again.
+      await Promise.all([
+        keysOf[entry]().then((k) => k.warm?.()),
+        overrides.store ? undefined : firestore().then((db) => db.warm()),
+        handlers[entry](),
+      ]);
+    },
   };
 }

@@ -13,6 +13,19 @@ installBodyParseErrorShim();
 let composition: Composition | undefined;
 const app = (): Composition => (composition ??= createComposition(parseConfig(process.env)));
 
+// A cold start: Cloud Functions names the target in FUNCTION_TARGET. Start fetching what its first
+// request needs (signing keys, a Firestore connection) while the framework finishes starting. A bad
+// environment is left to the first request, which answers with the list of problems.
+const target = process.env.FUNCTION_TARGET;
+if (target) {
+  try {
+    const c = app();
+    c.warmUp(target).catch((e: unknown) => c.logger.debug({ err: e instanceof Error ? e.message : String(e) }, 'warm-up failed; the first request retries'));
+  } catch {
+    // parseConfig failed: reported on the first request
+  }
+}
+
 /** Public HTTPS API for browser frontends. */
 ff.http('api', (req, res) => app().api(req, res));
 /** Cloud Tasks: initiate archive jobs and check their state. */

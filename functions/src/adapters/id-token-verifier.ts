@@ -6,10 +6,10 @@
  */
 import type { JWTPayload } from 'jose';
 import * as errors from 'jose/errors';
-import { jwtVerify, type JWTVerifyGetKey } from 'jose/jwt/verify';
+import { jwtVerify } from 'jose/jwt/verify';
 import { UnavailableError } from '../domain/errors';
 import { UnauthenticatedError, type IdTokenVerifier } from '../domain/ports';
-import { createRemoteKeySet } from './remote-key-set';
+import { createRemoteKeySet, type RemoteKeySet } from './remote-key-set';
 
 export interface JwksIdTokenVerifierOptions {
   issuer: string;
@@ -39,11 +39,15 @@ export class IdTokenKeysUnavailableError extends UnavailableError {
 const KEY_FETCH_FAILURES = new Set(['ERR_JWKS_TIMEOUT', 'ERR_JWKS_INVALID', 'ERR_JOSE_GENERIC']);
 
 export class JwksIdTokenVerifier implements IdTokenVerifier {
-  private readonly jwks: JWTVerifyGetKey;
+  private readonly jwks: RemoteKeySet;
 
   constructor(private readonly opts: JwksIdTokenVerifierOptions) {
     // The key set is cached and refetched on an unknown `kid` (at most every 30 s), so key rotation works.
     this.jwks = createRemoteKeySet(new URL(opts.jwksUrl), { timeoutMs: opts.jwksTimeoutMs ?? 5_000 });
+  }
+
+  warm(): Promise<void> {
+    return this.jwks.warm();
   }
 
   async verify(idToken: string): Promise<{ userId: string }> {

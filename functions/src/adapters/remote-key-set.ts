@@ -20,7 +20,10 @@ export interface RemoteKeySetOptions {
   now?: () => number;
 }
 
-export function createRemoteKeySet(url: URL, opts: RemoteKeySetOptions = {}): JWTVerifyGetKey {
+/** A key set for jwtVerify, and `warm()` to fetch it ahead of the first token (at a cold start). */
+export type RemoteKeySet = JWTVerifyGetKey & { warm(): Promise<void> };
+
+export function createRemoteKeySet(url: URL, opts: RemoteKeySetOptions = {}): RemoteKeySet {
   const now = opts.now ?? Date.now;
   const maxAgeMs = opts.maxAgeMs ?? 600_000;
   const cooldownMs = opts.cooldownMs ?? 30_000;
@@ -35,8 +38,9 @@ export function createRemoteKeySet(url: URL, opts: RemoteKeySetOptions = {}): JW
         return keys;
       })
       .finally(() => (pending = undefined)));
-  return async (header, token) => {
-    const current = keys && now() - fetchedAt < maxAgeMs ? keys : await reload();
+  const fresh = async () => (keys && now() - fetchedAt < maxAgeMs ? keys : reload());
+  const getKey: JWTVerifyGetKey = async (header, token) => {
+    const current = await fresh();
     try {
       return await current(header, token);
     } catch (err) {
@@ -45,6 +49,7 @@ export function createRemoteKeySet(url: URL, opts: RemoteKeySetOptions = {}): JW
       throw err;
     }
   };
+  return Object.assign(getKey, { warm: async () => void (await fresh()) });
 }
 
 function fetchKeySet(url: URL, timeoutMs: number): Promise<JSONWebKeySet> {

@@ -106,6 +106,8 @@ export class AuthorizationCodeError extends Error {
 export interface IdTokenVerifier {
   /** Returns the verified subject (`sub`); throws UnauthenticatedError otherwise. */
   verify(idToken: string): Promise<{ userId: string }>;
+  /** Optional: fetch signing keys ahead of the first token. */
+  warm?(): Promise<void>;
 }
 
 export class UnauthenticatedError extends Error {

@@ -7,14 +7,14 @@
  *   failed transiently                                   -> 500 (Cloud Tasks retries)
  * and once a task's retry budget is spent, the failure is recorded on the job and answered 200.
  */
-import { jwtVerify, type JWTVerifyGetKey } from 'jose/jwt/verify';
+import { jwtVerify } from 'jose/jwt/verify';
 import { z } from 'zod';
 import type { TaskStep } from '../domain/ports';
 import type { Logger } from '../logging';
 import { traceFields } from '../logging';
 import type { JobRunner, TaskOutcome } from '../pipeline/job-runner';
 import type { Sweeper } from '../pipeline/sweeper';
-import { createRemoteKeySet } from '../adapters/remote-key-set';
+import { createRemoteKeySet, type RemoteKeySet } from '../adapters/remote-key-set';
 import { safeInt } from '../zod-helpers';
 import { header, sendError, type HttpRequest, type HttpResponse } from './http-types';
 
@@ -39,10 +39,15 @@ export interface TaskAuthOptions {
 }
 
 export class TaskCallerVerifier {
-  private readonly keys: JWTVerifyGetKey;
+  private readonly keys: RemoteKeySet;
 
   constructor(private readonly opts: TaskAuthOptions) {
     this.keys = createRemoteKeySet(new URL(opts.jwksUrl));
+  }
+
+  /** Fetches the signing keys ahead of the first token (a cold start overlaps it with loading). */
+  warm(): Promise<void> {
+    return this.keys.warm();
   }
 
   /** Returns an error message, or undefined when the caller is the configured invoker. */
