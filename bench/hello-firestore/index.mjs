@@ -1,6 +1,6 @@
-// A second cold-start baseline of `npm run bench`: the Functions Framework plus what any function
-// of ours must pay on its first request, the Firestore client and one query. The gap between this
-// and the hello-world baseline is Firestore's; the gap above it is ours.
+// A cold-start reference of `npm run bench`: the Functions Framework plus the official Firestore
+// client (@google-cloud/firestore) and one query, which is what our functions paid before they
+// moved to a small REST client (functions/src/adapters/firestore-rest.ts).
 import * as ff from '@google-cloud/functions-framework';
 import { Firestore } from '@google-cloud/firestore';
 import process from 'node:process';
