@@ -180,27 +180,27 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   const runner = lazy(async () => {
     const { JobRunner } = await import('./pipeline/job-runner');
     return new JobRunner({
-        store: await store(),
-        api: deferred(api),
-        tokens: await tokens(),
-        queue: deferred(queue),
-        copier: deferred(copier),
-        policy: config.polling,
-        maxArchiveRetries: config.maxArchiveRetries,
-        cipher: deferred(cipher),
-        copySliceSeconds: config.copy.sliceSeconds,
-        copyChunkBytes: config.copy.chunkBytes,
-        // The deferred copier answers every method; an overriding copier must really have the ranged ones.
-        ...(!overrides.copier || (typeof overrides.copier.copyPart === 'function' && typeof overrides.copier.composeParts === 'function')
-          ? { parallelCopy: { minBytes: config.copy.parallelMinBytes, parts: config.copy.parallelParts } }
-          : {}),
-        logger,
-        now,
-        // Only a scheduled job loads the schedule side.
-        onJobFinished: async (job) => {
-          if (job.scheduleId) await (await schedules()).jobFinished(job);
-        },
-      });
+      store: await store(),
+      api: deferred(api),
+      tokens: await tokens(),
+      queue: deferred(queue),
+      copier: deferred(copier),
+      policy: config.polling,
+      maxArchiveRetries: config.maxArchiveRetries,
+      cipher: deferred(cipher),
+      copySliceSeconds: config.copy.sliceSeconds,
+      copyChunkBytes: config.copy.chunkBytes,
+      // The deferred copier answers every method; an overriding copier must really have the ranged ones.
+      ...(!overrides.copier || (typeof overrides.copier.copyPart === 'function' && typeof overrides.copier.composeParts === 'function')
+        ? { parallelCopy: { minBytes: config.copy.parallelMinBytes, parts: config.copy.parallelParts } }
+        : {}),
+      logger,
+      now,
+      // Only a scheduled job loads the schedule side.
+      onJobFinished: async (job) => {
+        if (job.scheduleId) await (await schedules()).jobFinished(job);
+      },
+    });
   });
   const service = lazy(async () => {
     const { ExportService } = await import('./pipeline/export-service');

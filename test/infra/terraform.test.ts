@@ -13,6 +13,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { exportStoreQueries } from '../../functions/src/adapters/firestore-export-store';
+import { ENTRY_POINTS } from '../../functions/src/composition-root';
 import type { Query } from '../../functions/src/adapters/firestore-rest';
 import { scheduleStoreQueries } from '../../functions/src/adapters/firestore-schedule-store';
 import { CONFIG_VARIABLES, ConfigError, parseConfig } from '../../functions/src/config';
@@ -62,7 +63,6 @@ const LOCAL_ONLY = new Set(['FIRESTORE_EMULATOR_HOST', 'STORAGE_API_ENDPOINT', '
 /** Credentials: only from Secret Manager, never as plain environment variables. */
 const SECRET_VARIABLES = new Set(['OAUTH_CLIENT_SECRET', 'TOKEN_ENCRYPTION_KEY']);
 
-const ENTRY_POINTS = ['api', 'checkArchiveJob', 'copyArchives', 'sweepJobs', 'runSchedules'];
 const PUBLIC_ENTRY_POINTS = new Set(['api']);
 
 /** Bool variables and paths need no validation; everything else does. */

@@ -12,8 +12,10 @@
 import http from 'node:http';
 import https from 'node:https';
 
-/** What a document field can hold here. Dates are written as timestamps and read back as Dates. */
-export type FieldData = null | boolean | number | string | Date | FieldData[] | { [key: string]: FieldData | undefined };
+/**
+ * A document's fields: null, booleans, numbers (safe integers as integers), strings, Dates (as
+ * timestamps, read back as Dates), arrays and maps of these. Undefined fields are left out.
+ */
 export type DocumentData = Record<string, unknown>;
 
 export type WhereOp = '==' | '<' | '<=' | '>' | '>=' | '!=';
@@ -109,7 +111,7 @@ function encodeValue(v: unknown): Value {
 }
 
 /** Undefined fields are left out, as the official client's `ignoreUndefinedProperties` does. */
-export function encodeFields(data: DocumentData): Record<string, Value> {
+function encodeFields(data: DocumentData): Record<string, Value> {
   const fields: Record<string, Value> = {};
   for (const [k, v] of Object.entries(data)) if (v !== undefined) fields[k] = encodeValue(v);
   return fields;
@@ -130,7 +132,7 @@ function decodeValue(v: Value): unknown {
   throw new TypeError(`Unknown Firestore value ${Object.keys(v).join(',')}`);
 }
 
-export function decodeFields(fields: Record<string, Value> | undefined): DocumentData {
+function decodeFields(fields: Record<string, Value> | undefined): DocumentData {
   const data: DocumentData = {};
   for (const [k, v] of Object.entries(fields ?? {})) data[k] = decodeValue(v);
   return data;
