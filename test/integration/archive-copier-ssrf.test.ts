@@ -123,3 +123,31 @@ describe('the copier in production', () => {
     expect(fetched).toEqual([]);
   });
 });
+
+describe('the download itself (node:http), not just the check before it', () => {
+  /**
+   * DNS rebinding: the host resolves to a public address when the copier checks it, then to
+   * loopback when the download connects. The connect-time lookup is checked too, so nothing is
+   * fetched: the local source, where loopback leads, sees no request.
+   */
+  it('refuses an address that changed to a private one between the check and the connection', async () => {
+    const answers = [['93.184.216.34'], ['127.0.0.1']];
+    const asked: string[] = [];
+    const lookup: HostLookup = async (hostname) => {
+      asked.push(hostname);
+      const next = answers.length > 1 ? answers.shift() : answers[0];
+      return (next ?? []).map((address) => ({ address, family: 4 }));
+    };
+    const port = new URL(source.origin).port;
+    // http so the test needs no certificate; the address check is on as in production.
+    const copier = new CloudStorageArchiveCopier({ storage, bucket: BUCKET, allowedHosts: [`${HOST}:${port}`], allowHttp: true, refusePrivateAddresses: true, lookup });
+    const before = source.requests.length;
+    const err = await copier.copy(`http://${HOST}:${port}/a.zip?X-Goog-Signature=abc`, 'rebind/a.zip').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ArchiveRejectedError);
+    expect((err as Error).message).toMatch(/non-public address \(127\.0\.0\.1\)/);
+    expect((err as Error).message).not.toContain('abc');
+    expect(asked).toEqual([HOST, HOST]); // once for the check, once when connecting
+    expect(source.requests.length).toBe(before);
+    expect((await storage.bucket(BUCKET).file('rebind/a.zip').exists())[0]).toBe(false);
+  });
+});

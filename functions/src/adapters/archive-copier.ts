@@ -7,7 +7,6 @@
 import { createHash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { File, FileMetadata, Storage } from '@google-cloud/storage';
 import { partObjectName, partRanges } from '../domain/archive-parts';
 import {
@@ -25,6 +24,7 @@ import {
   type StoredArchive,
 } from '../domain/ports';
 import { assertPublicHost, defaultLookup, type HostLookup } from './address-guard';
+import { fetchSourceGet, nodeSourceGet, SourceAddressRefusedError, type SourceGet, type SourceResponse } from './source-download';
 
 export interface CloudStorageArchiveCopierOptions {
   storage: Storage;
@@ -37,6 +37,7 @@ export interface CloudStorageArchiveCopierOptions {
   maxBytes?: number;
   /** Abort when no byte moves for this long (ms). Default 60 s. */
   stallTimeoutMs?: number;
+  /** Tests: download through this `fetch` instead of node:http(s) (also used for upload status queries). */
   fetchImpl?: typeof fetch;
   /**
    * Refuse hosts that resolve to private, loopback, link-local or unique-local addresses (SSRF).
@@ -127,7 +128,7 @@ function describe(u: URL): string {
 }
 
 /** Parses `x-goog-hash: crc32c=…,md5=…` (it may also arrive as two headers, joined by fetch). */
-function parseGoogHash(value: string | null): { crc32c?: string; md5?: string } {
+function parseGoogHash(value: string | null | undefined): { crc32c?: string; md5?: string } {
   const out: { crc32c?: string; md5?: string } = {};
   if (!value) return out;
   for (const part of value.split(',')) {
@@ -155,6 +156,8 @@ function httpStatusOf(e: unknown): number | undefined {
 function networkReason(e: unknown): string {
   const cause = (e as { cause?: { code?: unknown } } | undefined)?.cause;
   if (cause && typeof cause.code === 'string') return cause.code;
+  const code = (e as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string' && code !== 'ABORT_ERR') return code;
   if (e instanceof Error && e.name === 'AbortError') return 'aborted';
   return e instanceof Error ? e.name : 'unknown error';
 }
@@ -233,6 +236,7 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
   private readonly maxBytes: number;
   private readonly stallTimeoutMs: number;
   private readonly fetchImpl: typeof fetch;
+  private readonly get: SourceGet;
   private readonly refusePrivateAddresses: boolean;
   private readonly lookup: HostLookup;
   private readonly progressEveryBytes: number;
@@ -248,6 +252,7 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
     this.fetchImpl = opts.fetchImpl ?? fetch;
     this.refusePrivateAddresses = opts.refusePrivateAddresses ?? !opts.allowHttp;
     this.lookup = opts.lookup ?? defaultLookup;
+    this.get = opts.fetchImpl ? fetchSourceGet(opts.fetchImpl) : nodeSourceGet({ lookup: this.lookup, refusePrivateAddresses: this.refusePrivateAddresses });
     this.progressEveryBytes = opts.progressEveryBytes ?? 1 << 20;
     this.progressEveryMs = opts.progressEveryMs ?? 1000;
   }
@@ -271,9 +276,15 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
     return u;
   }
 
+  /** A download that got no answer: refused at connect time (permanent), or a network failure (retryable). */
+  private downloadFailure(e: unknown, what: string, where: string): Error {
+    if (e instanceof SourceAddressRefusedError) return new ArchiveRejectedError(`Archive URL refused: ${e.message} (${where})`);
+    return new Error(`${what} failed (${networkReason(e)}) for ${where}`);
+  }
+
   /**
    * The address check, after the allow-list: every address the host resolves to must be public.
-   * (fetch resolves again when it connects; the allow-listed hosts' DNS is Google's, not a caller's.)
+   * It fails early with a clear message; the download checks again the addresses it connects to.
    */
   private async checkAddress(u: URL): Promise<void> {
     if (!this.refusePrivateAddresses) return;
@@ -326,22 +337,21 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
         }
       }
       armStall();
-      let res: Response;
+      let res: SourceResponse;
       try {
         // No redirects: a signed URL answers directly; a redirect could lead anywhere.
-        res = await this.fetchImpl(u.toString(), {
-          redirect: 'manual',
+        res = await this.get(u, {
           signal: controller.signal,
           headers: { 'accept-encoding': 'identity', ...(session && session.committed > 0 ? { range: `bytes=${session.committed}-` } : {}) },
         });
       } catch (e) {
-        throw guard.ownFailure ?? new Error(`Archive download failed (${networkReason(e)}) for ${where}`);
+        throw guard.ownFailure ?? this.downloadFailure(e, 'Archive download', where);
       }
 
       if (res.status !== 200 && !(res.status === 206 && session)) {
-        await res.body?.cancel().catch(() => undefined);
+        res.discard();
         const s = res.status;
-        if ((s >= 300 && s < 400) || res.type === 'opaqueredirect') {
+        if (s >= 300 && s < 400) {
           throw new ArchiveRejectedError(`Archive URL answered a redirect (${s}); redirects are not followed (${where})`);
         }
         if (s === 400 || s === 401 || s === 403) throw new ArchiveUrlExpiredError(`The signed archive URL was refused with ${s} (expired?) (${where})`);
@@ -349,43 +359,42 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
         throw new ArchiveRejectedError(`Archive download answered ${s} (${where})`);
       }
 
-      const encoding = res.headers.get('content-encoding');
-      const lengthHeader = res.headers.get('content-length');
+      const encoding = res.header('content-encoding');
+      const lengthHeader = res.header('content-length');
       // x-goog-hash describes the whole object, also on a 206; the total size is in Content-Range.
-      const hashes = parseGoogHash(res.headers.get('x-goog-hash'));
-      const total = res.status === 206 ? /\/(\d+)$/.exec(res.headers.get('content-range') ?? '')?.[1] : lengthHeader;
+      const hashes = parseGoogHash(res.header('x-goog-hash'));
+      const total = res.status === 206 ? /\/(\d+)$/.exec(res.header('content-range') ?? '')?.[1] : lengthHeader;
       const src: SourceFacts = {
         size: total !== null && total !== undefined && /^\d+$/.test(total) ? Number(total) : undefined,
         ...hashes,
-        contentType: res.headers.get('content-type') ?? 'application/zip',
+        contentType: res.header('content-type') ?? 'application/zip',
       };
       if (session && !sameSource(resume?.checkpoint, src)) {
         // The archive behind the URL is not the one the session began with: start over.
-        await res.body?.cancel().catch(() => undefined);
+        res.discard();
         return await this.copy(url, objectName, onProgress, { ...resume, checkpoint: undefined });
       }
       if (encoding && encoding.toLowerCase() !== 'identity') {
-        await res.body?.cancel().catch(() => undefined);
+        res.discard();
         throw new ArchiveRejectedError(`Archive arrived with Content-Encoding ${encoding}; its checksums would not match (${where})`);
       }
       if (src.size !== undefined && src.size > this.maxBytes) {
-        await res.body?.cancel().catch(() => undefined);
+        res.discard();
         throw new ArchiveRejectedError(`Archive is ${src.size} bytes, more than the limit of ${this.maxBytes} (${where})`);
       }
 
       if (!session && resume?.partsFrom !== undefined && src.size !== undefined && src.size >= resume.partsFrom && src.crc32c !== undefined) {
-        await res.body?.cancel().catch(() => undefined);
+        res.discard();
         throw new ArchiveNeedsPartsError({ size: src.size, crc32c: src.crc32c, ...(src.md5 ? { md5: src.md5 } : {}), contentType: src.contentType });
       }
       const before = session ? undefined : await this.metadataOrUndefined(file);
       if (before) {
-        await res.body?.cancel().catch(() => undefined);
+        res.discard();
         return this.existing(before, src, objectName);
       }
-      if (!res.body) throw new Error(`Archive download had no body (${where})`);
 
       const resumeAt = session ? { uri: session.uri, offset: res.status === 206 ? session.committed : undefined } : undefined;
-      return await this.stream(res.body as WebReadableStream<Uint8Array>, file, src, objectName, where, armStall, fail, () => guard.ownFailure, onProgress, resume, resumeAt);
+      return await this.stream(res.body, file, src, objectName, where, armStall, fail, () => guard.ownFailure, onProgress, resume, resumeAt);
     } finally {
       resume?.signal?.removeEventListener('abort', onAbort);
       guard.clear();
@@ -393,7 +402,7 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
   }
 
   private async stream(
-    body: WebReadableStream<Uint8Array>,
+    body: Readable,
     file: File,
     src: SourceFacts,
     objectName: string,
@@ -469,7 +478,7 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
 
     let uploadError: unknown;
     try {
-      await pipeline(Readable.fromWeb(body), meter, sink);
+      await pipeline(body, meter, sink);
     } catch (e) {
       uploadError = e;
     }
@@ -599,22 +608,22 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
     const u = this.checkUrl(url);
     await this.checkAddress(u);
     const where = describe(u);
-    let res: Response;
+    let res: SourceResponse;
     try {
-      res = await this.fetchImpl(u.toString(), { redirect: 'manual', headers: { 'accept-encoding': 'identity', range: 'bytes=0-0' }, signal: AbortSignal.timeout(this.stallTimeoutMs) });
+      res = await this.get(u, { headers: { 'accept-encoding': 'identity', range: 'bytes=0-0' }, signal: AbortSignal.timeout(this.stallTimeoutMs) });
     } catch (e) {
-      throw new Error(`Archive probe failed (${networkReason(e)}) for ${where}`);
+      throw this.downloadFailure(e, 'Archive probe', where);
     }
-    await res.arrayBuffer().catch(() => undefined);
+    res.discard();
     const s = res.status;
     if (s === 400 || s === 401 || s === 403) throw new ArchiveUrlExpiredError(`The signed archive URL was refused with ${s} (expired?) (${where})`);
     if (s === 429 || s >= 500) throw new Error(`Archive probe answered ${s}; try again later (${where})`);
     if (s !== 206 && s !== 200) throw new ArchiveRejectedError(`Archive probe answered ${s} (${where})`);
-    const m = /\/(\d+)$/.exec(res.headers.get('content-range') ?? '');
+    const m = /\/(\d+)$/.exec(res.header('content-range') ?? '');
     return {
       ...(s === 206 && m ? { size: Number(m[1]) } : {}),
-      ...parseGoogHash(res.headers.get('x-goog-hash')),
-      contentType: res.headers.get('content-type') ?? 'application/zip',
+      ...parseGoogHash(res.header('x-goog-hash')),
+      contentType: res.header('content-type') ?? 'application/zip',
     };
   }
 
@@ -647,19 +656,15 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
     const { controller, fail, arm: armStall } = guard;
     try {
       armStall();
-      let res: Response;
+      let res: SourceResponse;
       try {
-        res = await this.fetchImpl(u.toString(), {
-          redirect: 'manual',
-          signal: controller.signal,
-          headers: { 'accept-encoding': 'identity', range: `bytes=${start}-${end}` },
-        });
+        res = await this.get(u, { signal: controller.signal, headers: { 'accept-encoding': 'identity', range: `bytes=${start}-${end}` } });
       } catch (e) {
-        throw guard.ownFailure ?? new Error(`Archive part download failed (${networkReason(e)}) for ${where}`);
+        throw guard.ownFailure ?? this.downloadFailure(e, 'Archive part download', where);
       }
-      const served = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.headers.get('content-range') ?? '');
-      if (res.status !== 206 || !served || Number(served[1]) !== start || Number(served[2]) !== end || !res.body) {
-        await res.body?.cancel().catch(() => undefined);
+      const served = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.header('content-range') ?? '');
+      if (res.status !== 206 || !served || Number(served[1]) !== start || Number(served[2]) !== end) {
+        res.discard();
         const s = res.status;
         if (s === 400 || s === 401 || s === 403) throw new ArchiveUrlExpiredError(`The signed archive URL was refused with ${s} (expired?) (${where})`);
         if (s === 429 || s >= 500) throw new Error(`Archive part download answered ${s}; try again later (${where})`);
@@ -667,13 +672,13 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
       }
       if (Number(served[3]) !== size) {
         // A part of another archive (the URL now serves something else) must not be mixed in.
-        await res.body.cancel().catch(() => undefined);
+        res.discard();
         throw new ArchiveRejectedError(`Archive is now ${served[3]} bytes, not the ${size} its copy began with (${where})`);
       }
       // The range's x-goog-hash describes the whole archive: a part is checked by its size and the stored CRC32C.
       const noop: CopyProgress = () => undefined;
       try {
-        await this.stream(res.body as WebReadableStream<Uint8Array>, partFile, { size: length, contentType: 'application/octet-stream' }, partFile.name, where, armStall, fail, () => guard.ownFailure, onProgress ?? noop);
+        await this.stream(res.body, partFile, { size: length, contentType: 'application/octet-stream' }, partFile.name, where, armStall, fail, () => guard.ownFailure, onProgress ?? noop);
       } catch (e) {
         // Another delivery finished this part first (our upload's precondition failed): a part has
         // no checksum of its own to compare, its size is the check (the composite's CRC32C is the real one).
