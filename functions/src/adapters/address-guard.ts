@@ -86,21 +86,28 @@ export function isPublicAddress(ip: string): boolean {
 }
 
 /**
- * Resolves `hostname` (all addresses) and throws `refuse(reason)` unless every one is public.
- * An IP literal is checked as it is.
+ * Resolves `hostname` (all addresses) and returns them, or throws `refuse(reason)` unless every one
+ * is public. An IP literal is checked as it is.
  */
-export async function assertPublicHost(hostname: string, lookup: HostLookup, refuse: (reason: string) => Error): Promise<void> {
+export async function publicAddresses(hostname: string, lookup: HostLookup, refuse: (reason: string) => Error): Promise<Array<{ address: string; family: number }>> {
   const bare = hostname.replace(/^\[(.*)\]$/, '$1');
-  let addresses: string[];
-  if (isIP(bare)) addresses = [bare];
+  let addresses: Array<{ address: string; family: number }>;
+  const literal = isIP(bare);
+  if (literal) addresses = [{ address: bare, family: literal }];
   else {
     try {
-      addresses = (await lookup(bare)).map((a) => a.address);
+      addresses = await lookup(bare);
     } catch {
       throw refuse(`the host ${bare} did not resolve`);
     }
   }
   if (addresses.length === 0) throw refuse(`the host ${bare} did not resolve`);
-  const blocked = addresses.filter((a) => !isPublicAddress(a));
+  const blocked = addresses.filter((a) => !isPublicAddress(a.address)).map((a) => a.address);
   if (blocked.length > 0) throw refuse(`the host ${bare} resolves to a non-public address (${blocked.join(', ')})`);
+  return addresses;
+}
+
+/** Throws `refuse(reason)` unless every address `hostname` resolves to is public. */
+export async function assertPublicHost(hostname: string, lookup: HostLookup, refuse: (reason: string) => Error): Promise<void> {
+  await publicAddresses(hostname, lookup, refuse);
 }

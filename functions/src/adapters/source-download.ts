@@ -10,7 +10,7 @@ import https from 'node:https';
 import type { LookupAddress } from 'node:dns';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { isPublicAddress, type HostLookup } from './address-guard';
+import { publicAddresses, type HostLookup } from './address-guard';
 
 /** What the copier reads of an answer. */
 export interface SourceResponse {
@@ -36,18 +36,19 @@ type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | Look
 /** A `lookup` for net.connect that hands over only public addresses (all of them, or refuses). */
 function publicOnlyLookup(lookup: HostLookup) {
   return (hostname: string, options: { all?: boolean }, callback: LookupCallback): void => {
-    lookup(hostname).then(
+    // A resolver failure stays a network error (retryable); only what it answers can be refused.
+    let failed: unknown;
+    const resolve: HostLookup = (h) => lookup(h).catch((e: unknown) => Promise.reject((failed = e)));
+    publicAddresses(hostname, resolve, (reason) => new SourceAddressRefusedError(reason)).then(
       (addresses) => {
-        const blocked = addresses.filter((a) => !isPublicAddress(a.address));
-        const first = addresses[0];
-        if (!first) return callback(new SourceAddressRefusedError(`the host ${hostname} did not resolve`), '');
-        if (blocked.length > 0) {
-          return callback(new SourceAddressRefusedError(`the host ${hostname} resolves to a non-public address (${blocked.map((a) => a.address).join(', ')})`), '');
-        }
-        if (options.all) callback(null, addresses.map((a) => ({ address: a.address, family: a.family })));
+        const first = addresses[0] as { address: string; family: number };
+        if (options.all) callback(null, addresses);
         else callback(null, first.address, first.family);
       },
-      (e: unknown) => callback(e instanceof Error ? e : new Error(String(e)), ''),
+      (e: unknown) => {
+        const err = failed ?? e;
+        callback(err instanceof Error ? err : new Error(String(err)), '');
+      },
     );
   };
 }
