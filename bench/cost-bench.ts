@@ -4,7 +4,8 @@
  * Firestore client, per request), Cloud Tasks operations and Data Portability API calls; priced for
  * 1,000 and 1,000,000 exports at list prices.
  */
-import { createFirestore, FirestoreExportStore } from '../functions/src/adapters/firestore-export-store';
+import { FirestoreExportStore } from '../functions/src/adapters/firestore-export-store';
+import { countingFirestore } from './firestore-op-counter';
 import { startFirestoreEmulator } from '../local-stack/firestore-emulator';
 import { startLocalStack } from '../local-stack/local-stack';
 import { api, authorizedUser, type ExportBody } from '../test/support/api-client';
@@ -34,12 +35,8 @@ export async function measureExportCost(log: Log): Promise<ExportCost> {
   // The store gets a Firestore client of our own so its operations, and only its, are counted.
   const emulator = await startFirestoreEmulator();
   process.env.FIRESTORE_EMULATOR_HOST = emulator.host;
-  // Billed reads and writes, counted per request by the store's own client.
-  const fs = { reads: 0, writes: 0 };
-  const db = createFirestore(projectId, emulator.host, (op) => {
-    if (op.kind === 'read') fs.reads += op.documents;
-    else fs.writes += op.writes;
-  });
+  // Billed reads and writes, counted on the wire of the store's own client.
+  const { db, counts: fs } = countingFirestore(projectId, emulator.host);
   const stack = await startLocalStack({
     projectId,
     firestoreEmulatorHost: emulator.host,
@@ -89,7 +86,7 @@ export async function measureExportCost(log: Log): Promise<ExportCost> {
     return cost;
   } finally {
     await stack.stop();
-    db.close();
+    await db.terminate();
     await emulator.stop();
   }
 }

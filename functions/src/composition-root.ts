@@ -94,8 +94,8 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
 
   // Adapters are imported on first use: each function's cold start loads only the clients it needs.
   const firestore = lazy(async () => {
-    const { createFirestore } = await import('./adapters/firestore-export-store');
-    return createFirestore(config.projectId, config.firestoreEmulatorHost);
+    const { createFirestore } = await import('./adapters/firestore-client');
+    return createFirestore({ projectId: config.projectId, ...(config.firestoreEmulatorHost ? { emulatorHost: config.firestoreEmulatorHost } : {}) });
   });
   const store = lazy<ExportStore>(async () => {
     if (overrides.store) return overrides.store;
@@ -304,7 +304,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       // the first request makes the same lazy objects again.
       await Promise.all([
         keysOf[entry]().then((k) => k.warm?.()),
-        overrides.store ? undefined : firestore().then((db) => db.warm()),
+        overrides.store ? undefined : Promise.all([firestore(), import('./adapters/firestore-client')]).then(([db, { warmFirestore }]) => warmFirestore(db)),
         handlers[entry](),
       ]);
     },

@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { exportStoreQueries } from '../../functions/src/adapters/firestore-export-store';
 import { ENTRY_POINTS } from '../../functions/src/composition-root';
-import type { Query } from '../../functions/src/adapters/firestore-rest';
+import type { QuerySpec as Query } from '../../functions/src/adapters/firestore-client';
 import { scheduleStoreQueries } from '../../functions/src/adapters/firestore-schedule-store';
 import { CONFIG_VARIABLES, ConfigError, parseConfig } from '../../functions/src/config';
 import { renderVariablesSection, TABLE_BEGIN, TABLE_END, VARIABLES_TF } from '../../scripts/terraform-variables-table';

@@ -7,7 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createFirestore, FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
+import { createFirestore } from '../../functions/src/adapters/firestore-client';
+import { FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
 import { LocalKeySecretCipher } from '../../functions/src/adapters/local-key-secret-cipher';
 import { newJob, type Job } from '../../functions/src/domain/job';
 import {
@@ -81,7 +82,7 @@ beforeAll(() => {
   process.env.FIRESTORE_EMULATOR_HOST = inject('firestoreEmulatorHost');
   db = new Firestore({ projectId: 'demo-job-runner-copy', ignoreUndefinedProperties: true });
   // The store writes through its own REST client; the official client reads what it wrote.
-  store = new FirestoreExportStore(createFirestore('demo-job-runner-copy', process.env.FIRESTORE_EMULATOR_HOST));
+  store = new FirestoreExportStore(createFirestore({ projectId: 'demo-job-runner-copy' }));
 });
 
 afterAll(async () => {

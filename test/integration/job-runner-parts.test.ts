@@ -15,7 +15,8 @@ import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CloudStorageArchiveCopier } from '../../functions/src/adapters/archive-copier';
 import { taskIdFor } from '../../functions/src/adapters/cloud-tasks-queue';
-import { createFirestore, FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
+import { createFirestore } from '../../functions/src/adapters/firestore-client';
+import { FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
 import { LocalKeySecretCipher } from '../../functions/src/adapters/local-key-secret-cipher';
 import { newJob, type Job } from '../../functions/src/domain/job';
 import type { PipelineTask, PortabilityApi } from '../../functions/src/domain/ports';
@@ -141,7 +142,7 @@ beforeAll(async () => {
   process.env.FIRESTORE_EMULATOR_HOST = inject('firestoreEmulatorHost');
   db = new Firestore({ projectId: 'demo-job-runner-parts', ignoreUndefinedProperties: true });
   // The store writes through its own REST client; the official client reads what it wrote.
-  store = new FirestoreExportStore(createFirestore('demo-job-runner-parts', process.env.FIRESTORE_EMULATOR_HOST));
+  store = new FirestoreExportStore(createFirestore({ projectId: 'demo-job-runner-parts' }));
   dir = await mkdtemp(path.join(os.tmpdir(), 'job-runner-parts-'));
   [gcs, source] = await Promise.all([startGcsServer(), startArchiveHttpServer()]);
   storage = new Storage({ apiEndpoint: gcs.endpoint, projectId: 'demo-job-runner-parts' });

@@ -9,7 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CloudStorageArchiveCopier } from '../../functions/src/adapters/archive-copier';
-import { createFirestore, FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
+import { createFirestore } from '../../functions/src/adapters/firestore-client';
+import { FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
 import { FirestoreScheduleStore } from '../../functions/src/adapters/firestore-schedule-store';
 import { GoogleOAuthTokenClient } from '../../functions/src/adapters/google-oauth-token-client';
 import { LocalKeySecretCipher } from '../../functions/src/adapters/local-key-secret-cipher';
@@ -76,7 +77,7 @@ beforeAll(async () => {
   gcs = await startGcsServer();
   const storage = new Storage({ apiEndpoint: gcs.endpoint, projectId: PROJECT });
   await storage.bucket(BUCKET).create();
-  db = createFirestore(PROJECT, process.env.FIRESTORE_EMULATOR_HOST);
+  db = createFirestore({ projectId: PROJECT });
   store = new FirestoreExportStore(db);
   scheduleStore = new FirestoreScheduleStore(db);
   const logger = createLogger({ level: 'silent' });
@@ -105,7 +106,7 @@ beforeAll(async () => {
 }, 30_000);
 
 afterAll(async () => {
-  db?.close();
+  await db?.terminate();
   await Promise.all([oauthSim?.stop(), sim?.stop(), gcs?.stop()]);
 });
 

@@ -6,7 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createFirestore, FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
+import { createFirestore } from '../../functions/src/adapters/firestore-client';
+import { FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
 import { LocalKeySecretCipher } from '../../functions/src/adapters/local-key-secret-cipher';
 import { newJob, type Job } from '../../functions/src/domain/job';
 import { PortabilityApiError, type PortabilityApi } from '../../functions/src/domain/ports';
@@ -94,7 +95,7 @@ beforeAll(() => {
   process.env.FIRESTORE_EMULATOR_HOST = inject('firestoreEmulatorHost');
   db = new Firestore({ projectId: 'demo-task-handler', ignoreUndefinedProperties: true });
   // The store writes through its own REST client; the official client reads what it wrote.
-  store = new FirestoreExportStore(createFirestore('demo-task-handler', process.env.FIRESTORE_EMULATOR_HOST));
+  store = new FirestoreExportStore(createFirestore({ projectId: 'demo-task-handler' }));
 });
 
 afterAll(async () => {

@@ -9,13 +9,10 @@ import { deriveExportState } from '../domain/export-state';
 import { isTerminal, type Job } from '../domain/job';
 import type { HousekeepingStore } from '../domain/housekeeping-store';
 import type { ExportRecord, ExportStore, Grant, GrantState, JobUpdate } from '../domain/ports';
-import { FirestoreRest, type FirestoreOperation, type Query, type Transaction } from './firestore-rest';
+import type { Firestore, Transaction } from '@google-cloud/firestore';
+import { buildQuery, runQuery, type QuerySpec as Query } from './firestore-client';
 
 const IDEMPOTENCY_TTL_MS = 7 * 86_400_000;
-
-export function createFirestore(projectId: string, emulatorHost?: string, observe?: (op: FirestoreOperation) => void): FirestoreRest {
-  return new FirestoreRest({ projectId, ...(emulatorHost ? { emulatorHost } : {}), ...(observe ? { observe } : {}) });
-}
 
 const grant = (userId: string) => `grants/${userId}`;
 const exportDoc = (exportId: string) => `exports/${exportId}`;
@@ -64,51 +61,55 @@ export const exportStoreQueries = {
 const Q = exportStoreQueries;
 
 export class FirestoreExportStore implements ExportStore, HousekeepingStore {
-  constructor(private readonly db: FirestoreRest) {}
+  constructor(private readonly db: Firestore) {}
+
+  private async read<T>(path: string, tx?: Transaction): Promise<T | undefined> {
+    const ref = this.db.doc(path);
+    const snap = tx ? await tx.get(ref) : await ref.get();
+    return snap.exists ? (snap.data() as T) : undefined;
+  }
 
   async getGrant(userId: string): Promise<Grant | undefined> {
-    return this.db.get<Grant>(grant(userId));
+    return this.read<Grant>(grant(userId));
   }
 
   async putGrant(g: Grant): Promise<void> {
-    await this.db.set(grant(g.userId), { ...g });
+    await this.db.doc(grant(g.userId)).set({ ...g });
   }
 
   async setGrantState(userId: string, expected: GrantState, next: GrantState): Promise<boolean> {
     return this.db.runTransaction(async (tx) => {
-      const current = await tx.get<Grant>(grant(userId));
+      const current = await this.read<Grant>(grant(userId), tx);
       if (current?.state !== expected) return false;
-      tx.update(grant(userId), { state: next, updatedAt: Date.now() });
+      tx.update(this.db.doc(grant(userId)), { state: next, updatedAt: Date.now() });
       return true;
     });
   }
 
   async deleteGrant(userId: string): Promise<void> {
-    await this.db.delete(grant(userId));
+    await this.db.doc(grant(userId)).delete();
   }
 
   async exportCreationTimesSince(userId: string, since: number, limit: number): Promise<number[]> {
-    const docs = await this.db.runQuery<{ createdAt: number }>(Q.exportCreationTimes(userId, since, limit));
+    const docs = await runQuery<{ createdAt: number }>(this.db, Q.exportCreationTimes(userId, since, limit));
     return docs.map((d) => d.data.createdAt);
   }
 
   async countRunningExports(userId: string): Promise<number> {
-    return this.db.count(Q.runningExports(userId));
+    const snap = await buildQuery(this.db, Q.runningExports(userId)).count().get();
+    return snap.data().count;
   }
 
   async findIdempotentExport(userId: string, key: string): Promise<string | undefined> {
-    return (await this.db.get<{ exportId: string }>(idempotency(userId, key)))?.exportId;
+    return (await this.read<{ exportId: string }>(idempotency(userId, key)))?.exportId;
   }
 
   async deleteExportRecords(exportId: string): Promise<void> {
-    const [jobs, idem] = await Promise.all([
-      this.db.runQuery(Q.jobsOfExport(exportId, true)),
-      this.db.runQuery(Q.idempotencyOfExport(exportId)),
-    ]);
+    const [jobs, idem] = await Promise.all([runQuery(this.db, Q.jobsOfExport(exportId, true)), runQuery(this.db, Q.idempotencyOfExport(exportId))]);
     const batch = this.db.batch();
-    for (const d of [...jobs, ...idem]) batch.delete(d.path);
+    for (const d of [...jobs, ...idem]) batch.delete(this.db.doc(d.path));
     // The export last: if this fails midway, the export still lists and DELETE can be sent again.
-    batch.delete(exportDoc(exportId));
+    batch.delete(this.db.doc(exportDoc(exportId)));
     await batch.commit();
   }
 
@@ -120,13 +121,13 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
     const idemPath = idem ? idempotency(idem.userId, idem.key) : undefined;
     const outcome = await this.db.runTransaction(async (tx) => {
       if (idemPath) {
-        const existing = await tx.get<{ exportId: string }>(idemPath);
+        const existing = await this.read<{ exportId: string }>(idemPath, tx);
         if (existing) return { created: false as const, exportId: existing.exportId };
         // expireAt is a timestamp: the TTL policy deletes the record after it.
-        tx.create(idemPath, { exportId: record.id, userId: record.userId, expireAt: new Date(record.createdAt + IDEMPOTENCY_TTL_MS) });
+        tx.create(this.db.doc(idemPath), { exportId: record.id, userId: record.userId, expireAt: new Date(record.createdAt + IDEMPOTENCY_TTL_MS) });
       }
-      tx.create(exportDoc(record.id), { ...record });
-      for (const j of jobs) tx.create(job(j.id), { ...j });
+      tx.create(this.db.doc(exportDoc(record.id)), { ...record });
+      for (const j of jobs) tx.create(this.db.doc(job(j.id)), { ...j });
       return { created: true as const, exportId: record.id };
     });
     if (outcome.created) return { record, jobs, created: true };
@@ -136,7 +137,7 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
   }
 
   async getExport(exportId: string): Promise<ExportRecord | undefined> {
-    return this.db.get<ExportRecord>(exportDoc(exportId));
+    return this.read<ExportRecord>(exportDoc(exportId));
   }
 
   async listExports(userId: string, page: { limit: number; pageToken?: string }): Promise<{ exports: ExportRecord[]; nextPageToken?: string }> {
@@ -147,24 +148,24 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
       if (!cursor) throw invalid('pageToken', 'pageToken: is not a page token this API issued');
       startAfter = [cursor.createdAt, cursor.id];
     }
-    const docs = (await this.db.runQuery<ExportRecord>(Q.exportsOfUser(userId, page.limit + 1, startAfter))).map((d) => d.data);
+    const docs = (await runQuery<ExportRecord>(this.db, Q.exportsOfUser(userId, page.limit + 1, startAfter))).map((d) => d.data);
     const exports = docs.slice(0, page.limit);
     const last = exports[exports.length - 1];
     return docs.length > page.limit && last ? { exports, nextPageToken: encodePageToken(last) } : { exports };
   }
 
   async listJobs(exportId: string): Promise<Job[]> {
-    const docs = await this.db.runQuery<Job>(Q.jobsOfExport(exportId));
+    const docs = await runQuery<Job>(this.db, Q.jobsOfExport(exportId));
     return docs.map((d) => d.data).sort((a, b) => a.resource.localeCompare(b.resource));
   }
 
   async getJob(jobId: string): Promise<Job | undefined> {
-    return this.db.get<Job>(job(jobId));
+    return this.read<Job>(job(jobId));
   }
 
   async updateJob(jobId: string, decide: (job: Job) => Job | undefined): Promise<JobUpdate | undefined> {
     return this.db.runTransaction(async (tx) => {
-      const before = await tx.get<Job>(job(jobId));
+      const before = await this.read<Job>(job(jobId), tx);
       if (!before) return undefined;
       const after = decide(before);
       if (!after) return undefined;
@@ -172,7 +173,7 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
         await this.rederiveExport(tx, after);
       }
       // set, not merge: fields the decision dropped must go.
-      tx.set(job(jobId), { ...after });
+      tx.set(this.db.doc(job(jobId)), { ...after });
       return { before, after };
     });
   }
@@ -183,28 +184,28 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
     // lock only those documents. A query inside the transaction locks far more (in the emulator,
     // the whole collection): exports finishing at the same time waited on each other until the
     // transactions failed with "lock timeout" (found by the chaos run).
-    const ids = await this.db.runQuery(Q.jobsOfExport(changed.exportId, true));
-    const [record, ...siblings] = await tx.getAll<ExportRecord | Job>([exportDoc(changed.exportId), ...ids.map((d) => d.path)]);
-    if (!record) return;
-    const states = siblings.flatMap((d, i) => (d === undefined ? [] : [ids[i]?.id === changed.id ? changed.state : (d as Job).state]));
+    const ids = await runQuery(this.db, Q.jobsOfExport(changed.exportId, true));
+    const [record, ...siblings] = await tx.getAll(this.db.doc(exportDoc(changed.exportId)), ...ids.map((d) => this.db.doc(d.path)));
+    if (!record?.exists) return;
+    const states = siblings.flatMap((d) => (d.exists ? [d.id === changed.id ? changed.state : (d.data() as Job).state] : []));
     const state = deriveExportState(states);
-    if ((record as ExportRecord).state !== state) tx.update(exportDoc(changed.exportId), { state, updatedAt: changed.updatedAt });
+    if ((record.data() as ExportRecord).state !== state) tx.update(record.ref, { state, updatedAt: changed.updatedAt });
   }
 
   async setBytesCopied(jobId: string, bytes: number): Promise<void> {
-    await this.db.update(job(jobId), { bytesCopied: bytes });
+    await this.db.doc(job(jobId)).update({ bytesCopied: bytes });
   }
 
   async listOverdueJobs(dueBefore: number, limit: number): Promise<Job[]> {
-    const docs = await this.db.runQuery<Job>(Q.overdueJobs(dueBefore, limit));
+    const docs = await runQuery<Job>(this.db, Q.overdueJobs(dueBefore, limit));
     return docs.map((d) => d.data);
   }
 
   async postponeJob(jobId: string, seq: number, nextCheckAt: number): Promise<boolean> {
     return this.db.runTransaction(async (tx) => {
-      const current = await tx.get<Job>(job(jobId));
+      const current = await this.read<Job>(job(jobId), tx);
       if (current?.seq !== seq || current.nextCheckAt === undefined) return false;
-      tx.update(job(jobId), { nextCheckAt });
+      tx.update(this.db.doc(job(jobId)), { nextCheckAt });
       return true;
     });
   }

@@ -5,7 +5,8 @@
  */
 import type { ExportRecord, ScheduleStore } from '../domain/ports';
 import type { Schedule } from '../domain/schedule';
-import type { FirestoreRest, Query } from './firestore-rest';
+import type { Firestore } from '@google-cloud/firestore';
+import { runQuery, type QuerySpec as Query } from './firestore-client';
 
 const schedule = (scheduleId: string) => `schedules/${scheduleId}`;
 
@@ -27,44 +28,46 @@ export const scheduleStoreQueries = {
 const Q = scheduleStoreQueries;
 
 export class FirestoreScheduleStore implements ScheduleStore {
-  constructor(private readonly db: FirestoreRest) {}
+  constructor(private readonly db: Firestore) {}
 
   async createSchedule(s: Schedule): Promise<void> {
-    await this.db.create(schedule(s.id), { ...s });
+    await this.db.doc(schedule(s.id)).create({ ...s });
   }
 
   async getSchedule(scheduleId: string): Promise<Schedule | undefined> {
-    return this.db.get<Schedule>(schedule(scheduleId));
+    const snap = await this.db.doc(schedule(scheduleId)).get();
+    return snap.exists ? (snap.data() as Schedule) : undefined;
   }
 
   async listSchedules(userId: string, limit: number): Promise<Schedule[]> {
-    const docs = await this.db.runQuery<Schedule>(Q.schedulesOfUser(userId, limit));
+    const docs = await runQuery<Schedule>(this.db, Q.schedulesOfUser(userId, limit));
     return docs.map((d) => d.data).sort((a, b) => b.createdAt - a.createdAt || b.id.localeCompare(a.id));
   }
 
   async deleteSchedule(scheduleId: string): Promise<void> {
-    await this.db.delete(schedule(scheduleId));
+    await this.db.doc(schedule(scheduleId)).delete();
   }
 
   async updateSchedule(scheduleId: string, decide: (s: Schedule) => Schedule | undefined): Promise<Schedule | undefined> {
     return this.db.runTransaction(async (tx) => {
-      const current = await tx.get<Schedule>(schedule(scheduleId));
-      if (!current) return undefined;
+      const snap = await tx.get(this.db.doc(schedule(scheduleId)));
+      if (!snap.exists) return undefined;
+      const current = snap.data() as Schedule;
       const next = decide(current);
       if (!next) return undefined;
       // set, not merge: fields the decision dropped (nextRunAt of an ended schedule) must go.
-      tx.set(schedule(scheduleId), { ...next });
+      tx.set(snap.ref, { ...next });
       return next;
     });
   }
 
   async listDueSchedules(dueBefore: number, limit: number): Promise<Schedule[]> {
-    const docs = await this.db.runQuery<Schedule>(Q.dueSchedules(dueBefore, limit));
+    const docs = await runQuery<Schedule>(this.db, Q.dueSchedules(dueBefore, limit));
     return docs.map((d) => d.data);
   }
 
   async listRuns(scheduleId: string, limit: number): Promise<ExportRecord[]> {
-    const docs = await this.db.runQuery<ExportRecord>(Q.runsOfSchedule(scheduleId, limit));
+    const docs = await runQuery<ExportRecord>(this.db, Q.runsOfSchedule(scheduleId, limit));
     return docs.map((d) => d.data);
   }
 }

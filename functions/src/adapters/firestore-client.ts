@@ -1,0 +1,69 @@
+/**
+ * The one Firestore client the stores share: `@google-cloud/firestore`, so transactions, retries,
+ * auth, deadlines and request routing are Google's. Queries are kept as plain descriptions
+ * (`QuerySpec`) so that test/infra/terraform.test.ts can derive the composite indexes they need.
+ */
+import { Firestore, type DocumentData, type Query, type Transaction } from '@google-cloud/firestore';
+
+export interface FirestoreOptions {
+  projectId: string;
+  databaseId?: string;
+  /** host:port of the Firestore emulator (plaintext, the emulator's `owner` credentials). */
+  emulatorHost?: string;
+}
+
+export function createFirestore(opts: FirestoreOptions): Firestore {
+  return new Firestore({
+    projectId: opts.projectId,
+    ...(opts.databaseId ? { databaseId: opts.databaseId } : {}),
+    ...(opts.emulatorHost ? { host: opts.emulatorHost, ssl: false } : {}),
+    // Optional fields of the model are left out of the document rather than refused.
+    ignoreUndefinedProperties: true,
+  });
+}
+
+/**
+ * Loads the client's transport, fetches credentials and opens the channel: one document read
+ * (of a document that never exists), made while the framework starts so the first request
+ * does not pay for it.
+ */
+export async function warmFirestore(db: Firestore): Promise<void> {
+  await db.doc('warm-up/probe').get();
+}
+
+export type WhereOp = '==' | '<' | '<=' | '>' | '>=' | '!=';
+
+/** A query on one collection; `select: []` reads document names only. */
+export interface QuerySpec {
+  collection: string;
+  where?: Array<[field: string, op: WhereOp, value: unknown]>;
+  orderBy?: Array<[field: string, direction: 'asc' | 'desc']>;
+  limit?: number;
+  select?: string[];
+  /** Cursor values, one per orderBy field: results start after this position. */
+  startAfter?: unknown[];
+}
+
+export function buildQuery(db: Firestore, spec: QuerySpec): Query {
+  let q: Query = db.collection(spec.collection);
+  for (const [field, op, value] of spec.where ?? []) q = q.where(field, op, value);
+  for (const [field, direction] of spec.orderBy ?? []) q = q.orderBy(field, direction);
+  if (spec.startAfter) q = q.startAfter(...spec.startAfter);
+  if (spec.limit !== undefined) q = q.limit(spec.limit);
+  // select() with no field reads document names only.
+  if (spec.select) q = q.select(...spec.select);
+  return q;
+}
+
+export interface QueryDocument<T> {
+  id: string;
+  path: string;
+  data: T;
+}
+
+/** Runs a query (inside `tx` when given) and returns its documents. */
+export async function runQuery<T = DocumentData>(db: Firestore, spec: QuerySpec, tx?: Transaction): Promise<Array<QueryDocument<T>>> {
+  const query = buildQuery(db, spec);
+  const snap = tx ? await tx.get(query) : await query.get();
+  return snap.docs.map((d) => ({ id: d.id, path: d.ref.path, data: d.data() as T }));
+}
