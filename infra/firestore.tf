@@ -11,22 +11,6 @@ resource "google_firestore_database" "default" {
   depends_on = [google_project_service.enabled]
 }
 
-# exports: where userId == X and createdAt >= T order by createdAt desc (the per-day export limit).
-resource "google_firestore_index" "exports_by_user" {
-  project    = var.project_id
-  database   = google_firestore_database.default.name
-  collection = "exports"
-
-  fields {
-    field_path = "userId"
-    order      = "ASCENDING"
-  }
-  fields {
-    field_path = "createdAt"
-    order      = "DESCENDING"
-  }
-}
-
 # exports: where userId == X order by createdAt desc, id desc (a user's export list, one page at a
 # time; the id orders exports created in the same millisecond).
 resource "google_firestore_index" "exports_by_user_page" {
@@ -64,6 +48,26 @@ resource "google_firestore_index" "schedules_due" {
   fields {
     field_path = "nextRunAt"
     order      = "ASCENDING"
+  }
+}
+
+# schedules: where userId == X order by createdAt desc, id desc (a user's schedules, newest first).
+resource "google_firestore_index" "schedules_by_user" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "schedules"
+
+  fields {
+    field_path = "userId"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "createdAt"
+    order      = "DESCENDING"
+  }
+  fields {
+    field_path = "id"
+    order      = "DESCENDING"
   }
 }
 

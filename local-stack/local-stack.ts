@@ -45,7 +45,7 @@ export interface LocalStackOptions {
   /** The simulated Google side's clock (default Date.now). */
   googleNow?: () => number;
   /** Where the functions' JSON logs go (default: stdout at LOG_LEVEL, or silent in tests). */
-  logDestination?: Writable;
+  logDestination?: Pick<Writable, 'write'>;
   logLevel?: string;
   /** Extra environment for the functions (wins over the stack's own). */
   env?: Record<string, string>;

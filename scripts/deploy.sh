@@ -105,8 +105,9 @@ exists firestore databases describe --database='(default)' ||
   gc firestore databases create --database='(default)' --location="$FIRESTORE_LOCATION" --type=firestore-native
 # The composite indexes of infra/firestore.tf (test/infra/terraform.test.ts keeps the two lists equal).
 create_once firestore indexes composite create --collection-group=exports \
-  --field-config=field-path=userId,order=ascending --field-config=field-path=createdAt,order=descending --async
-create_once firestore indexes composite create --collection-group=exports \
+  --field-config=field-path=userId,order=ascending --field-config=field-path=createdAt,order=descending \
+  --field-config=field-path=id,order=descending --async
+create_once firestore indexes composite create --collection-group=schedules \
   --field-config=field-path=userId,order=ascending --field-config=field-path=createdAt,order=descending \
   --field-config=field-path=id,order=descending --async
 create_once firestore indexes composite create --collection-group=schedules \

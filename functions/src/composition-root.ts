@@ -212,6 +212,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       cipher: deferred(cipher),
       queue: deferred(queue),
       logger,
+      limits: config.limits,
       now,
     });
   });
@@ -240,7 +241,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
     return s as ExportStore & HousekeepingStore;
   });
   const apiHandler = lazy(async () => {
-    const [{ createApiHandler }, { ExportDeletion, ExportLimits }] = await Promise.all([import('./http/api-handler'), import('./pipeline/export-housekeeping')]);
+    const [{ createApiHandler }, { ExportDeletion }] = await Promise.all([import('./http/api-handler'), import('./pipeline/export-housekeeping')]);
     const svc = await service();
     const records = await housekeeping();
     return createApiHandler({
@@ -250,7 +251,6 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       corsOrigins: config.corsOrigins,
       projectId: config.projectId,
       logger,
-      limits: new ExportLimits({ store: records, exportsPerDay: config.limits.exportsPerDay, concurrentExports: config.limits.concurrentExports, now }),
       deletion: new ExportDeletion({ store: records, copier, cancel: (u, e) => svc.cancelExport(u, e), logger }),
     });
   });

@@ -6,6 +6,7 @@
 import { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startLocalStack, type LocalStack } from '../../local-stack/local-stack';
+import { paths } from '../../functions/src/adapters/firestore-paths';
 import { api, authorizedUser, crc32cOfObject, objectNames, waitForExport, type ExportBody } from '../support/api-client';
 
 let stack: LocalStack;
@@ -106,10 +107,10 @@ describe('an export through the public API', () => {
 
   it('resets the authorization at Google and forgets the stored grant', async () => {
     const { token, googleUserId } = await authorizedUser(stack, 'erin', ['play.installs']);
-    expect(await db.doc('grants/erin').get().then((d) => d.exists)).toBe(true);
+    expect(await db.doc(paths.grant('erin')).get().then((d) => d.exists)).toBe(true);
     const res = await api(stack, token, 'POST', '/v1/authorizations:reset');
     expect(res.status).toBe(200);
-    expect(await db.doc('grants/erin').get().then((d) => d.exists)).toBe(false);
+    expect(await db.doc(paths.grant('erin')).get().then((d) => d.exists)).toBe(false);
     const grants = [...stack.accounts.grants.values()].filter((g) => g.googleUserId === googleUserId);
     expect(grants.every((g) => g.revoked)).toBe(true);
     const after = await start(token);

@@ -6,6 +6,7 @@ import http from 'node:http';
 import { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startLocalStack, type LocalStack } from '../../local-stack/local-stack';
+import { paths } from '../../functions/src/adapters/firestore-paths';
 import { createLocalOidcIssuer } from '../../local-stack/local-oidc-issuer';
 import { api, authorizedUser, objectNames, waitForExport, type ExportBody } from '../support/api-client';
 
@@ -60,7 +61,7 @@ function rawRequest(path: string, opts: { method?: string; headers?: Record<stri
 describe('tokens at rest', () => {
   it('the raw grant document holds no refresh or access token, nor any piece of one', async () => {
     const { googleUserId } = await authorizedUser(stack, 'ivy', ['myactivity.search']);
-    const raw = JSON.stringify((await db.doc('grants/ivy').get()).data());
+    const raw = JSON.stringify((await db.doc(paths.grant('ivy')).get()).data());
     const grant = [...stack.accounts.grants.values()].find((g) => g.googleUserId === googleUserId);
     expect(grant).toBeDefined();
     const access = [...stack.accounts.accessTokens.values()].filter((t) => t.grantId === grant?.grantId).map((t) => t.token);
@@ -172,7 +173,7 @@ describe('deletion', () => {
 
     // Reset, and nothing of peggy's remains: no grant, no export, no job, no object.
     expect((await api(stack, token, 'POST', '/v1/authorizations:reset')).status).toBe(200);
-    expect((await db.doc('grants/peggy').get()).exists).toBe(false);
+    expect((await db.doc(paths.grant('peggy')).get()).exists).toBe(false);
     for (const c of ['exports', 'jobs', 'idempotency']) expect((await db.collection(c).where('userId', '==', 'peggy').get()).size, c).toBe(0);
     expect(await objectNames(stack, 'peggy/')).toEqual([]);
   });

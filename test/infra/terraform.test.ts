@@ -302,13 +302,13 @@ describe('terraform files', () => {
       ...Object.entries(exportStoreQueries).map(([name, build]): [string, Query] => [name, (build as (...a: unknown[]) => Query)('x', 1, [1, 'x'])]),
       ...Object.entries(scheduleStoreQueries).map(([name, build]): [string, Query] => [name, (build as (...a: unknown[]) => Query)('x', 1)]),
     ];
-    expect(queries.length).toBe(9);
+    expect(queries.length).toBe(7);
     const needed = queries.flatMap(([name, q]) => {
       const index = compositeIndexFor(q);
       return index ? [{ name, collection: q.collection, ...index }] : [];
     });
     // The export list, the per-day limit, the scheduler's due schedules, a schedule's runs.
-    expect(needed.map((n) => n.name).sort()).toEqual(['dueSchedules', 'exportCreationTimes', 'exportsOfUser', 'runsOfSchedule']);
+    expect(needed.map((n) => n.name).sort()).toEqual(['dueSchedules', 'exportsOfUser', 'runsOfSchedule', 'schedulesOfUser']);
     const serves = (d: (typeof declared)[number], n: (typeof needed)[number]) =>
       d.collection === n.collection &&
       d.fields.length === n.equality.length + n.ordered.length &&

@@ -3,6 +3,7 @@
  * auth, deadlines and request routing are Google's. Queries are kept as plain descriptions
  * (`QuerySpec`) so that test/infra/terraform.test.ts can derive the composite indexes they need.
  */
+import { UnavailableError } from '../domain/errors';
 import { Firestore, type DocumentData, type Query, type Transaction } from '@google-cloud/firestore';
 
 export interface FirestoreOptions {
@@ -29,6 +30,19 @@ export function createFirestore(opts: FirestoreOptions): Firestore {
  */
 export async function warmFirestore(db: Firestore): Promise<void> {
   await db.doc('warm-up/probe').get();
+}
+
+/** gRPC ABORTED: a transaction that still met contention after the client's own retries. */
+const ABORTED = 10;
+
+/** A transaction given up on contention is the caller's to try again (503), not a server fault. */
+export async function contended<T>(transaction: Promise<T>): Promise<T> {
+  try {
+    return await transaction;
+  } catch (err) {
+    if ((err as { code?: unknown }).code === ABORTED) throw new UnavailableError('Too many changes to the same records at once; try again', 1);
+    throw err;
+  }
 }
 
 export type WhereOp = '==' | '<' | '<=' | '>' | '>=' | '!=';

@@ -1,23 +1,23 @@
 /**
- * Grants, exports and jobs in Firestore. Collections: `grants/{userId}`, `exports/{exportId}`,
- * `jobs/{jobId}`, `idempotency/{sha256(userId, key)}` (expires through a TTL policy on `expireAt`).
+ * Grants, exports, jobs, idempotency records (expire through a TTL policy on `expireAt`) and the
+ * users' admission ledgers in Firestore, laid out as firestore-paths.ts says.
  * Every state change is a transaction that checks the state it expects.
  */
-import { createHash } from 'node:crypto';
 import { invalid } from '../domain/errors';
+import { admitExport, type ExportAdmission } from '../domain/admission';
 import { deriveExportState } from '../domain/export-state';
 import { isTerminal, type Job } from '../domain/job';
 import type { HousekeepingStore } from '../domain/housekeeping-store';
 import type { ExportRecord, ExportStore, Grant, GrantState, JobUpdate } from '../domain/ports';
 import type { Firestore, Transaction } from '@google-cloud/firestore';
-import { buildQuery, runQuery, type QuerySpec as Query } from './firestore-client';
+import { contended, runQuery, type QuerySpec as Query } from './firestore-client';
+import { readLedger, writeLedger } from './firestore-ledger';
+import { paths } from './firestore-paths';
+import { PerKeyQueue } from './per-key-queue';
 
 const IDEMPOTENCY_TTL_MS = 7 * 86_400_000;
 
-const grant = (userId: string) => `grants/${userId}`;
-const exportDoc = (exportId: string) => `exports/${exportId}`;
-const job = (jobId: string) => `jobs/${jobId}`;
-const idempotency = (userId: string, key: string) => `idempotency/${createHash('sha256').update(`${userId}\n${key}`).digest('hex')}`;
+const { grant, export: exportDoc, job, idempotency } = paths;
 
 /**
  * Every query the store runs. infra/firestore.tf declares the composite indexes they need, and
@@ -35,24 +35,6 @@ export const exportStoreQueries = {
     limit,
     ...(startAfter ? { startAfter } : {}),
   }),
-  exportCreationTimes: (userId: string, since: number, limit: number): Query => ({
-    collection: 'exports',
-    where: [
-      ['userId', '==', userId],
-      ['createdAt', '>=', since],
-    ],
-    orderBy: [['createdAt', 'desc']],
-    limit,
-    select: ['createdAt'],
-  }),
-  // Equality filters only: Firestore merges the single-field indexes, no composite index needed.
-  runningExports: (userId: string): Query => ({
-    collection: 'exports',
-    where: [
-      ['userId', '==', userId],
-      ['state', '==', 'RUNNING'],
-    ],
-  }),
   jobsOfExport: (exportId: string, namesOnly = false): Query => ({ collection: 'jobs', where: [['exportId', '==', exportId]], ...(namesOnly ? { select: [] } : {}) }),
   idempotencyOfExport: (exportId: string): Query => ({ collection: 'idempotency', where: [['exportId', '==', exportId]], select: [] }),
   // Terminal jobs carry no nextCheckAt, so this single-field range reads only live, overdue jobs.
@@ -61,6 +43,9 @@ export const exportStoreQueries = {
 const Q = exportStoreQueries;
 
 export class FirestoreExportStore implements ExportStore, HousekeepingStore {
+  /** One admission at a time per user in this instance (see per-key-queue.ts). */
+  private readonly admissions = new PerKeyQueue();
+
   constructor(private readonly db: Firestore) {}
 
   private async read<T>(path: string, tx?: Transaction): Promise<T | undefined> {
@@ -90,20 +75,6 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
     await this.db.doc(grant(userId)).delete();
   }
 
-  async exportCreationTimesSince(userId: string, since: number, limit: number): Promise<number[]> {
-    const docs = await runQuery<{ createdAt: number }>(this.db, Q.exportCreationTimes(userId, since, limit));
-    return docs.map((d) => d.data.createdAt);
-  }
-
-  async countRunningExports(userId: string): Promise<number> {
-    const snap = await buildQuery(this.db, Q.runningExports(userId)).count().get();
-    return snap.data().count;
-  }
-
-  async findIdempotentExport(userId: string, key: string): Promise<string | undefined> {
-    return (await this.read<{ exportId: string }>(idempotency(userId, key)))?.exportId;
-  }
-
   async deleteExportRecords(exportId: string): Promise<void> {
     const [jobs, idem] = await Promise.all([runQuery(this.db, Q.jobsOfExport(exportId, true)), runQuery(this.db, Q.idempotencyOfExport(exportId))]);
     const batch = this.db.batch();
@@ -117,23 +88,49 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
     record: ExportRecord,
     jobs: Job[],
     idem?: { userId: string; key: string },
+    admission?: ExportAdmission,
   ): Promise<{ record: ExportRecord; jobs: Job[]; created: boolean }> {
-    const idemPath = idem ? idempotency(idem.userId, idem.key) : undefined;
-    const outcome = await this.db.runTransaction(async (tx) => {
-      if (idemPath) {
-        const existing = await this.read<{ exportId: string }>(idemPath, tx);
-        if (existing) return { created: false as const, exportId: existing.exportId };
-        // expireAt is a timestamp: the TTL policy deletes the record after it.
-        tx.create(this.db.doc(idemPath), { exportId: record.id, userId: record.userId, expireAt: new Date(record.createdAt + IDEMPOTENCY_TTL_MS) });
+    const idemRef = idem ? this.db.doc(idempotency(idem.userId, idem.key)) : undefined;
+    const exportRef = this.db.doc(exportDoc(record.id));
+    const transact = <T>(fn: () => Promise<T>): Promise<T> => contended(admission ? this.admissions.run(record.userId, fn) : fn());
+    const outcome = await transact(() => this.db.runTransaction(async (tx) => {
+      if (idemRef) {
+        const existing = await this.read<{ exportId: string }>(idemRef.path, tx);
+        if (existing) {
+          // Read in the same transaction: an export deleted with its idempotency records is either
+          // still here with them, or gone with them (and the key is free again).
+          const first = await this.read<ExportRecord>(exportDoc(existing.exportId), tx);
+          if (first) return { created: false as const, record: first };
+        }
       }
-      tx.create(this.db.doc(exportDoc(record.id)), { ...record });
+      const ledgerWrite = admission ? await this.admit(tx, record, jobs, admission) : undefined;
+      if (idemRef) {
+        // expireAt is a timestamp: the TTL policy deletes the record after it.
+        tx.set(idemRef, { exportId: record.id, userId: record.userId, expireAt: new Date(record.createdAt + IDEMPOTENCY_TTL_MS) });
+      }
+      tx.create(exportRef, { ...record });
       for (const j of jobs) tx.create(this.db.doc(job(j.id)), { ...j });
-      return { created: true as const, exportId: record.id };
-    });
-    if (outcome.created) return { record, jobs, created: true };
-    const existing = await this.getExport(outcome.exportId);
-    if (!existing) throw new Error(`Idempotency record points at a missing export ${outcome.exportId}`);
-    return { record: existing, jobs: await this.listJobs(existing.id), created: false };
+      ledgerWrite?.();
+      return { created: true as const, record };
+    }));
+    // A replay's jobs (read after the transaction: an export deleted since lists none).
+    return outcome.created ? { record, jobs, created: true } : { record: outcome.record, jobs: await this.listJobs(outcome.record.id), created: false };
+  }
+
+  /** Reads the user's ledger and what it names, decides (domain/admission), and returns the ledger's write. */
+  private async admit(tx: Transaction, record: ExportRecord, jobs: Job[], admission: ExportAdmission): Promise<() => void> {
+    const { ref, ledger } = await readLedger(this.db, tx, record.userId);
+    const holders = Object.values(ledger.groups).map((h) => h.jobId);
+    const [runningDocs, holderDocs] = await Promise.all([
+      ledger.running.length > 0 ? tx.getAll(...ledger.running.map((id) => this.db.doc(exportDoc(id)))) : [],
+      holders.length > 0 ? tx.getAll(...holders.map((id) => this.db.doc(job(id)))) : [],
+    ]);
+    const facts = {
+      runningExports: new Set(runningDocs.filter((d) => d.exists && (d.data() as ExportRecord).state === 'RUNNING').map((d) => d.id)),
+      liveJobs: new Set(holderDocs.filter((d) => d.exists && !isTerminal((d.data() as Job).state)).map((d) => d.id)),
+    };
+    const next = admitExport(ledger, facts, { exportId: record.id, jobs: jobs.map((j) => ({ resource: j.resource, jobId: j.id })), now: record.createdAt }, admission);
+    return () => writeLedger(tx, ref, next, record.userId);
   }
 
   async getExport(exportId: string): Promise<ExportRecord | undefined> {

@@ -6,14 +6,24 @@
 import type { ExportRecord, ScheduleStore } from '../domain/ports';
 import type { Schedule } from '../domain/schedule';
 import type { Firestore } from '@google-cloud/firestore';
-import { runQuery, type QuerySpec as Query } from './firestore-client';
+import { admitSchedule } from '../domain/admission';
+import { contended, runQuery, type QuerySpec as Query } from './firestore-client';
+import { readLedger, writeLedger } from './firestore-ledger';
+import { paths } from './firestore-paths';
 
-const schedule = (scheduleId: string) => `schedules/${scheduleId}`;
+const schedule = paths.schedule;
 
 /** Every query the store runs; test/infra/terraform.test.ts checks infra declares the indexes they need. */
 export const scheduleStoreQueries = {
-  // A user has a handful of schedules: filter on the single-field index, sort in memory.
-  schedulesOfUser: (userId: string, limit: number): Query => ({ collection: 'schedules', where: [['userId', '==', userId]], limit }),
+  schedulesOfUser: (userId: string, limit: number): Query => ({
+    collection: 'schedules',
+    where: [['userId', '==', userId]],
+    orderBy: [
+      ['createdAt', 'desc'],
+      ['id', 'desc'],
+    ],
+    limit,
+  }),
   dueSchedules: (dueBefore: number, limit: number): Query => ({
     collection: 'schedules',
     where: [
@@ -30,8 +40,17 @@ const Q = scheduleStoreQueries;
 export class FirestoreScheduleStore implements ScheduleStore {
   constructor(private readonly db: Firestore) {}
 
-  async createSchedule(s: Schedule): Promise<void> {
-    await this.db.doc(schedule(s.id)).create({ ...s });
+  async createSchedule(s: Schedule, maxActive: number): Promise<void> {
+    await contended(this.db.runTransaction(async (tx) => {
+      const { ref, ledger } = await readLedger(this.db, tx, s.userId);
+      const listed = ledger.schedules.length > 0 ? await tx.getAll(...ledger.schedules.map((id) => this.db.doc(schedule(id)))) : [];
+      const active = new Map(
+        listed.filter((d) => d.exists && (d.data() as Schedule).state === 'ACTIVE').map((d) => [d.id, (d.data() as Schedule).groups.map((g) => g.resource)]),
+      );
+      const next = admitSchedule(ledger, active, { scheduleId: s.id, resources: s.groups.map((g) => g.resource), maxActive });
+      tx.create(this.db.doc(schedule(s.id)), { ...s });
+      writeLedger(tx, ref, next, s.userId);
+    }));
   }
 
   async getSchedule(scheduleId: string): Promise<Schedule | undefined> {
@@ -41,7 +60,7 @@ export class FirestoreScheduleStore implements ScheduleStore {
 
   async listSchedules(userId: string, limit: number): Promise<Schedule[]> {
     const docs = await runQuery<Schedule>(this.db, Q.schedulesOfUser(userId, limit));
-    return docs.map((d) => d.data).sort((a, b) => b.createdAt - a.createdAt || b.id.localeCompare(a.id));
+    return docs.map((d) => d.data);
   }
 
   async deleteSchedule(scheduleId: string): Promise<void> {

@@ -66,6 +66,11 @@ export interface Job {
    * delivery of the same task finds the lease and backs off instead of calling Google again.
    */
   lease?: { until: number };
+  /**
+   * The user cancelled while a Google call that starts an archive job was in flight (initiate,
+   * retry), epoch ms: the step that records the new job id cancels it at Google, then ends CANCELLED.
+   */
+  cancelRequested?: number;
   /** While COPYING: what is already in the bucket, and the resumable session of the archive under way. */
   copy?: CopyState;
   bytesCopied: number;
@@ -104,7 +109,8 @@ export type JobEvent =
   | { type: 'archive-retried'; archiveJobId: string }
   | { type: 'archive-cancelled' }
   | { type: 'copied'; archives: StoredArchive[] }
-  | { type: 'cancelled' }
+  /** The user cancels. `cancelledAtGoogle`: the archive job the caller already cancelled at Google. */
+  | { type: 'cancelled'; cancelledAtGoogle?: string }
   | { type: 'failed'; error: JobError };
 
 export type JobEffect = { type: 'enqueue'; step: 'initiate' | 'check' | 'copy'; delaySeconds: number };
@@ -161,13 +167,16 @@ export function transition(job: Job, event: JobEvent, now: number, policy: Polli
     const delay = nextCheckDelaySeconds(policy, { checks: j.checks, waitedSeconds: (now - (j.waitingSince ?? now)) / 1000 });
     return { job: { ...j, nextCheckAt: now + delay * 1000 }, effects: [{ type: 'enqueue', step: 'check', delaySeconds: delay }] };
   };
+  // A cancel that arrived during the call: check at once, and the check cancels the new job at Google.
+  const checkOrCancel = (j: Job): Transition =>
+    j.cancelRequested === undefined ? check(j) : { job: { ...j, nextCheckAt: now }, effects: [{ type: 'enqueue', step: 'check', delaySeconds: 0 }] };
   const finish = (j: Job): Job => {
     const { nextCheckAt: _n, copy: _c, ...rest } = j;
     return { ...rest, finishedAt: now };
   };
   switch (event.type) {
     case 'initiated':
-      return check({
+      return checkOrCancel({
         ...base,
         state: 'WAITING',
         archiveJobId: event.archiveJobId,
@@ -178,7 +187,7 @@ export function transition(job: Job, event: JobEvent, now: number, policy: Polli
     case 'still-running':
       return check({ ...base, checks: job.checks + 1 });
     case 'archive-retried':
-      return check({
+      return checkOrCancel({
         ...base,
         archiveJobId: event.archiveJobId,
         archiveJobIds: [...job.archiveJobIds, event.archiveJobId],
@@ -192,8 +201,9 @@ export function transition(job: Job, event: JobEvent, now: number, policy: Polli
         effects: [{ type: 'enqueue', step: 'copy', delaySeconds: 0 }],
       };
     }
-    case 'archive-cancelled':
     case 'cancelled':
+      return cancelJob(job, event, now);
+    case 'archive-cancelled':
       return { job: finish({ ...base, state: 'CANCELLED' }), effects: [] };
     case 'copied':
       return {
@@ -203,6 +213,26 @@ export function transition(job: Job, event: JobEvent, now: number, policy: Polli
     case 'failed':
       return { job: finish({ ...base, state: 'FAILED', error: event.error }), effects: [] };
   }
+}
+
+/**
+ * A user's cancel. Ends the job CANCELLED when nothing can still start a Google job for it: no
+ * call in flight (no live lease) and, when WAITING, the archive job followed now is the one the
+ * caller cancelled at Google. Otherwise it is recorded (`cancelRequested`, same seq, so the step
+ * in flight still records its job id) and the step that sees it cancels at Google.
+ */
+export function cancelJob(job: Job, event: { cancelledAtGoogle?: string }, now: number): Transition {
+  if (!canApply(job, 'cancelled')) throw new InvalidTransitionError(job.state, 'cancelled');
+  const callInFlight = job.lease !== undefined && job.lease.until > now;
+  const googleJobLeft = job.state === 'WAITING' && job.archiveJobId !== event.cancelledAtGoogle;
+  if (!callInFlight && !googleJobLeft) {
+    const { lease: _l, cancelRequested: _c, nextCheckAt: _n, copy: _copy, ...rest } = job;
+    return { job: { ...rest, state: 'CANCELLED', seq: job.seq + 1, updatedAt: now, finishedAt: now }, effects: [] };
+  }
+  const flagged: Job = { ...job, cancelRequested: job.cancelRequested ?? now, updatedAt: now };
+  // No call in flight: a check now finds the flag and cancels the job Google is running.
+  if (!callInFlight) return { job: { ...flagged, seq: job.seq + 1, nextCheckAt: now }, effects: [{ type: 'enqueue', step: 'check', delaySeconds: 0 }] };
+  return { job: flagged, effects: [] };
 }
 
 /** Attempts shown to users: how many Google archive jobs this job has started (1 + retries). */

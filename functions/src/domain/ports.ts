@@ -3,6 +3,7 @@
  * these; the composition root wires them once; tests may hand in their own.
  */
 import type { Readable } from 'node:stream';
+import type { ExportAdmission } from './admission';
 import type { ExportState } from './export-state';
 import type { Job } from './job';
 import type { Schedule } from './schedule';
@@ -343,12 +344,15 @@ export interface ExportStore {
 
   /**
    * Creates the export and its jobs in one transaction. With an idempotency key, a second call
-   * with the same (user, key) returns the first export instead (`created: false`).
+   * with the same (user, key) returns the first export instead (`created: false`), unlimited.
+   * With `admission`, the same transaction admits it against the user's ledger
+   * (domain/admission.ts: limits, one export per resource group) or throws its RequestError.
    */
   createExport(
     record: ExportRecord,
     jobs: Job[],
     idempotency?: { userId: string; key: string },
+    admission?: ExportAdmission,
   ): Promise<{ record: ExportRecord; jobs: Job[]; created: boolean }>;
   getExport(exportId: string): Promise<ExportRecord | undefined>;
   listExports(userId: string, page: { limit: number; pageToken?: string }): Promise<{ exports: ExportRecord[]; nextPageToken?: string }>;
@@ -385,7 +389,11 @@ export interface ScheduleRunQueue {
 }
 
 export interface ScheduleStore {
-  createSchedule(schedule: Schedule): Promise<void>;
+  /**
+   * Creates the schedule in the transaction that admits it against the user's ledger
+   * (domain/admission.ts: one active schedule per group, at most `maxActive`), or throws its RequestError.
+   */
+  createSchedule(schedule: Schedule, maxActive: number): Promise<void>;
   getSchedule(scheduleId: string): Promise<Schedule | undefined>;
   /** A user's schedules, newest first (at most `limit`). */
   listSchedules(userId: string, limit: number): Promise<Schedule[]>;

@@ -10,7 +10,7 @@ import { isKnownResourceGroup } from '../domain/resource-groups';
 import type { Logger } from '../logging';
 import { traceFields } from '../logging';
 import type { ExportService } from '../pipeline/export-service';
-import type { ExportDeletion, ExportLimits } from '../pipeline/export-housekeeping';
+import type { ExportDeletion } from '../pipeline/export-housekeeping';
 import type { ScheduleService } from '../pipeline/schedule-service';
 import { urlString } from '../zod-helpers';
 import { header, sendError, type HttpRequest, type HttpResponse } from './http-types';
@@ -67,8 +67,6 @@ export interface ApiHandlerDeps {
   corsOrigins: string[];
   projectId: string;
   logger: Logger;
-  /** Abuse limits on POST /v1/exports (429 with Retry-After). */
-  limits?: ExportLimits;
   /** DELETE /v1/exports/{id}; without it the route answers 405. */
   deletion?: ExportDeletion;
 }
@@ -146,7 +144,6 @@ export function createApiHandler(deps: ApiHandlerDeps): (req: HttpRequest, res: 
         const body = parse(exportBody, jsonBody(req, true), '');
         const keyHeader = header(req, 'idempotency-key');
         const key = keyHeader === undefined ? undefined : parse(idempotencyKey, keyHeader, 'Idempotency-Key');
-        await deps.limits?.check(userId, key);
         const { view } = await service.startExport(userId, body, key);
         res.status(202).set('Location', `/v1/exports/${view.exportId}`).json(view);
       },

@@ -1,56 +1,13 @@
 /**
- * Abuse limits on starting exports, and the deletion of an export with everything it left behind.
- * Both act for one verified caller; another user's export answers exactly like a missing one.
+ * The deletion of an export with everything it left behind, for one verified caller; another
+ * user's export answers exactly like a missing one.
  */
-import { conflict, notFound, RequestError } from '../domain/errors';
+import { conflict, notFound } from '../domain/errors';
 import type { HousekeepingStore } from '../domain/housekeeping-store';
 import { isTerminal } from '../domain/job';
 import type { ArchiveCopier, ExportStore } from '../domain/ports';
 import type { Logger } from '../logging';
 import { ID_PATTERN } from './export-service';
-
-const DAY_MS = 86_400_000;
-
-export interface ExportLimitsOptions {
-  store: HousekeepingStore;
-  exportsPerDay: number;
-  concurrentExports: number;
-  now?: () => number;
-}
-
-/**
- * Per user: at most `exportsPerDay` exports started in any 24 hours and `concurrentExports`
- * running at once; beyond either, 429 with Retry-After. A replay of an Idempotency-Key that
- * already created an export is not a new export and is never limited. The check and the creation
- * are not one transaction: two requests racing may both pass by one, which a soft abuse limit
- * tolerates (a transactional counter would serialize every start of a user).
- */
-export class ExportLimits {
-  private readonly now: () => number;
-
-  constructor(private readonly opts: ExportLimitsOptions) {
-    this.now = opts.now ?? Date.now;
-  }
-
-  async check(userId: string, idempotencyKey?: string): Promise<void> {
-    if (idempotencyKey !== undefined && (await this.opts.store.findIdempotentExport(userId, idempotencyKey))) return;
-    const now = this.now();
-    const [recent, running] = await Promise.all([
-      this.opts.store.exportCreationTimesSince(userId, now - DAY_MS, this.opts.exportsPerDay),
-      this.opts.store.countRunningExports(userId),
-    ]);
-    if (recent.length >= this.opts.exportsPerDay) {
-      // The newest `exportsPerDay` fill the window: a slot frees when the oldest of them leaves it.
-      const oldest = Math.min(...recent);
-      const retryAfter = Math.max(1, Math.ceil((oldest + DAY_MS - now) / 1000));
-      throw new RequestError(429, 'DAILY_EXPORT_LIMIT', `At most ${this.opts.exportsPerDay} exports may be started in 24 hours`, undefined, retryAfter);
-    }
-    if (running >= this.opts.concurrentExports) {
-      // When a running export ends cannot be known; polling once a minute is a fair suggestion.
-      throw new RequestError(429, 'CONCURRENT_EXPORT_LIMIT', `At most ${this.opts.concurrentExports} exports may run at once`, undefined, 60);
-    }
-  }
-}
 
 export interface ExportDeletionDeps {
   store: ExportStore & HousekeepingStore;

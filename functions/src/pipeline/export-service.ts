@@ -4,10 +4,11 @@
  * checks it against the user's grant and state, and writes nothing when it refuses.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import type { ExportLimits } from '../domain/admission';
 import { classifyApiError } from '../domain/api-error-classification';
 import { conflict, invalid, isTransientError, notFound, RequestError, UnavailableError } from '../domain/errors';
 import type { ExportState } from '../domain/export-state';
-import { attemptsOf, newJob, type Job } from '../domain/job';
+import { attemptsOf, canApply, cancelJob, newJob, type Job, type JobEffect } from '../domain/job';
 import {
   AuthorizationCodeError,
   ConsentRevokedError,
@@ -66,6 +67,8 @@ export interface ExportServiceDeps {
   cipher: SecretCipher;
   queue: TaskQueue;
   logger: Logger;
+  /** Per-user abuse limits on starting exports (429 with Retry-After beyond them). */
+  limits?: ExportLimits;
   now?: () => number;
 }
 
@@ -186,7 +189,10 @@ export class ExportService {
     const jobs = resources.map((resource) =>
       newJob({ id: newId(), exportId, userId, resource, ...(input.startTime ? { startTime: input.startTime } : {}), ...(input.endTime ? { endTime: input.endTime } : {}) }, now),
     );
-    const result = await this.deps.store.createExport(record, jobs, idempotencyKey ? { userId, key: idempotencyKey } : undefined);
+    // Limits and the one-export-per-group rule are decided in the transaction that creates it.
+    const result = await this.deps.store.createExport(record, jobs, idempotencyKey ? { userId, key: idempotencyKey } : undefined, {
+      ...(this.deps.limits ? { limits: this.deps.limits } : {}),
+    });
     if (!result.created && result.record.requestHash !== requestHash) {
       throw conflict('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used for a different request');
     }
@@ -211,7 +217,9 @@ export class ExportService {
 
   /**
    * Cancels the export's jobs that have not reached their archive yet (INITIATING, and WAITING
-   * through archiveJobs.cancel). A job already copying finishes: its archive exists.
+   * through archiveJobs.cancel). A job already copying finishes: its archive exists. A job whose
+   * initiate or retry is in flight is marked, and its step cancels the new Google job
+   * (domain/job.ts cancelJob).
    */
   async cancelExport(userId: string, exportId: string): Promise<ExportView> {
     const record = await this.ownExport(userId, exportId);
@@ -220,29 +228,30 @@ export class ExportService {
       throw conflict('EXPORT_FINISHED', `The export already ended as ${record.state}`);
     }
     for (const job of jobs) {
-      if (job.state === 'WAITING' && job.archiveJobId) {
+      if (job.state !== 'INITIATING' && job.state !== 'WAITING') continue;
+      // Google's job is cancelled first, unless a call that starts one is in flight (its step then cancels it).
+      const callInFlight = job.lease !== undefined && job.lease.until > this.now();
+      let cancelledAtGoogle: string | undefined;
+      if (job.state === 'WAITING' && job.archiveJobId && !callInFlight) {
         try {
           const token = await this.deps.tokens.forUser(userId);
           await this.deps.api.cancel(token, job.archiveJobId, quotaUserOf(userId));
         } catch (err) {
-          if (err instanceof ConsentRevokedError) {
-            // Nothing more can happen at Google with a dead grant; cancel our side.
-          } else {
-            const cls = classifyApiError(err);
-            if (cls.kind === 'transient') throw new UnavailableError('Google did not answer the cancellation; try again', cls.retryAfterSeconds ?? 30);
-            // FAILED_PRECONDITION: no longer in progress at Google (finished meanwhile). Let the pipeline carry on.
-            this.deps.logger.info({ jobId: job.id, reason: cls.kind }, 'archive job not cancellable at Google');
-            continue;
-          }
+          const cls = err instanceof ConsentRevokedError ? undefined : classifyApiError(err);
+          if (cls?.kind === 'transient') throw new UnavailableError('Google did not answer the cancellation; try again', cls.retryAfterSeconds ?? 30);
+          // Not cancellable (it ended meanwhile, or the grant is gone): nothing more can happen at Google.
+          this.deps.logger.info({ jobId: job.id, reason: cls?.kind ?? 'consent-revoked' }, 'archive job not cancellable at Google');
         }
+        cancelledAtGoogle = job.archiveJobId;
       }
-      if (job.state === 'INITIATING' || job.state === 'WAITING') {
-        await this.deps.store.updateJob(job.id, (current) =>
-          current.state === 'INITIATING' || current.state === 'WAITING'
-            ? { ...current, state: 'CANCELLED', seq: current.seq + 1, updatedAt: this.now(), finishedAt: this.now(), nextCheckAt: undefined }
-            : undefined,
-        );
-      }
+      let effects: JobEffect[] = [];
+      const updated = await this.deps.store.updateJob(job.id, (current) => {
+        if (!canApply(current, 'cancelled')) return undefined;
+        const t = cancelJob(current, cancelledAtGoogle ? { cancelledAtGoogle } : {}, this.now());
+        effects = t.effects;
+        return t.job;
+      });
+      for (const e of updated ? effects : []) await this.deps.queue.enqueue({ step: e.step, jobId: job.id, seq: updated!.after.seq, delaySeconds: e.delaySeconds });
     }
     this.deps.logger.info({ userId, exportId }, 'export cancellation requested');
     return this.getExport(userId, exportId);

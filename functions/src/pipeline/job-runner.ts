@@ -141,6 +141,11 @@ export class JobRunner {
   }
 
   private async initiate(job: Job): Promise<TaskOutcome> {
+    // Cancelled while an earlier attempt was calling, and that attempt started nothing: end here.
+    if (job.cancelRequested !== undefined && !(job.lease && job.lease.until > this.now())) {
+      await this.apply(job, { type: 'cancelled' });
+      return { kind: 'done', detail: 'cancelled before any archive job started' };
+    }
     const token = await this.token(job);
     const busy = await this.takeLease(job);
     if (busy) return busy;
@@ -171,6 +176,7 @@ export class JobRunner {
     const token = await this.token(job);
     const archiveJobId = job.archiveJobId as string;
     const quotaUser = quotaUserOf(job.userId);
+    if (job.cancelRequested !== undefined) return this.cancelAtGoogle(job, token, archiveJobId);
     let state;
     try {
       state = await this.deps.api.getState(token, archiveJobId, quotaUser);
@@ -212,6 +218,20 @@ export class JobRunner {
         await this.apply(job, { type: 'still-running' });
         return { kind: 'done', detail: 'still running' };
     }
+  }
+
+  /** The user cancelled while this job's Google job was being started: cancel it there, then end CANCELLED. */
+  private async cancelAtGoogle(job: Job, token: string, archiveJobId: string): Promise<TaskOutcome> {
+    try {
+      await this.deps.api.cancel(token, archiveJobId, quotaUserOf(job.userId));
+    } catch (err) {
+      const cls = classifyApiError(err, 'cancel');
+      if (cls.kind === 'transient') throw err;
+      // Not cancellable at Google (one-time jobs, it already ended, or the grant is gone): nothing more to stop.
+      this.deps.logger.info({ jobId: job.id, archiveJobId, reason: cls.kind }, 'archive job not cancellable at Google');
+    }
+    await this.apply(job, { type: 'cancelled', cancelledAtGoogle: archiveJobId });
+    return { kind: 'done', detail: 'cancelled at Google' };
   }
 
   private async copy(job: Job, redelivery?: number): Promise<TaskOutcome> {

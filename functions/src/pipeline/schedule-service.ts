@@ -114,13 +114,6 @@ export class ScheduleService {
     if (input.startTime && Date.parse(input.startTime) >= now) throw invalid('startTime', 'startTime must be in the past');
     if (input.everyHours !== undefined && input.everyHours < MIN_EVERY_HOURS) throw invalid('everyHours', `everyHours must be at least ${MIN_EVERY_HOURS}`);
     if (grant.expiresAt !== undefined && grant.expiresAt <= now) throw conflict('NEEDS_CONSENT', 'The time-based access has ended: the user must consent again');
-    const existing = (await this.deps.schedules.listSchedules(userId, MAX_SCHEDULES_PER_USER + 1)).filter((s) => s.state === 'ACTIVE');
-    const taken = resources.filter((r) => existing.some((s) => s.groups.some((g) => g.resource === r)));
-    if (taken.length > 0) {
-      // Two schedules on one group would collide on Google's one-export-per-24-hours rule.
-      throw conflict('SCHEDULE_EXISTS', `Already on an active schedule: ${taken.join(', ')}. Delete that schedule first`);
-    }
-    if (existing.length >= MAX_SCHEDULES_PER_USER) throw conflict('TOO_MANY_SCHEDULES', `At most ${MAX_SCHEDULES_PER_USER} active schedules per user`);
     const schedule = newSchedule(
       {
         id: newId(),
@@ -132,7 +125,8 @@ export class ScheduleService {
       },
       now,
     );
-    await this.deps.schedules.createSchedule(schedule);
+    // One active schedule per group and the per-user cap hold in the transaction that creates it.
+    await this.deps.schedules.createSchedule(schedule, MAX_SCHEDULES_PER_USER);
     // The first run starts now (Google wants an initiate soon after consent); the tick would find it anyway.
     await this.deps.runQueue.enqueueScheduleRun({ scheduleId: schedule.id, run: 1 });
     this.deps.logger.info({ userId, scheduleId: schedule.id, resources, everyHours: schedule.everyHours }, 'schedule created');
@@ -258,7 +252,8 @@ export class ScheduleService {
       scheduleId: s.id,
       window: j.window,
     }));
-    const result = await this.deps.store.createExport(record, jobs, { userId: s.userId, key: `schedule:${s.id}:run:${run.run}` });
+    // A run holds its groups like any export but is not counted against the user's limits.
+    const result = await this.deps.store.createExport(record, jobs, { userId: s.userId, key: `schedule:${s.id}:run:${run.run}` }, {});
     for (const job of result.jobs) {
       if (job.state === 'INITIATING') await this.deps.queue.enqueue({ step: 'initiate', jobId: job.id, seq: job.seq, delaySeconds: 0 });
     }

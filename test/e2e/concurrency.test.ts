@@ -1,0 +1,171 @@
+/**
+ * The rule behind the API's edges: an outcome never depends on timing. Each invariant is tried
+ * with the same requests sent all at once, through the public API on the local stack, and checked
+ * in Firestore afterwards.
+ */
+import { Firestore } from '@google-cloud/firestore';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { RESOURCE_GROUPS } from '../../functions/src/domain/resource-groups';
+import { startLocalStack, type LocalStack } from '../../local-stack/local-stack';
+import { api, authorizedUser, waitForExport, type ExportBody } from '../support/api-client';
+
+const PROJECT = 'demo-e2e-concurrency';
+let stack: LocalStack;
+let db: Firestore;
+
+beforeAll(async () => {
+  stack = await startLocalStack({
+    firestoreEmulatorHost: inject('firestoreEmulatorHost'),
+    projectId: PROJECT,
+    // Long jobs by default: exports stay RUNNING while the requests race.
+    jobDurationMs: 600_000,
+    archiveBytes: 20_000,
+    pollInitialSeconds: 1,
+    pollMaxSeconds: 2,
+    taskTimeScale: 0.2,
+    // Server faults are shown with the test that met them (a 500 here is a failure to explain).
+    logLevel: 'error',
+    logDestination: { write: (line: string) => (line.includes('request failed') ? process.stderr.write(line) : true) },
+    env: { MAX_EXPORTS_PER_DAY: '10', MAX_CONCURRENT_EXPORTS: '3' },
+  });
+  db = new Firestore({ projectId: PROJECT });
+});
+
+afterAll(async () => {
+  await db?.terminate();
+  await stack?.stop();
+});
+
+const statuses = (answers: Array<{ status: number }>): Record<number, number> =>
+  answers.reduce<Record<number, number>>((n, a) => ({ ...n, [a.status]: (n[a.status] ?? 0) + 1 }), {});
+
+const exportsOf = async (userId: string): Promise<number> => (await db.collection('exports').where('userId', '==', userId).get()).size;
+
+describe('abuse limits hold under concurrency', () => {
+  it('30 concurrent exports of one user, each for another group: exactly 3 run (the concurrent limit), as one by one', async () => {
+    const groups = RESOURCE_GROUPS.slice(0, 30);
+    const { token } = await authorizedUser(stack, 'con-ada', [...groups]);
+    const answers = await Promise.all(groups.map((g) => api(stack, token, 'POST', '/v1/exports', { resources: [g] })));
+    expect(statuses(answers)).toEqual({ 202: 3, 429: 27 });
+    for (const a of answers.filter((x) => x.status === 429)) expect(a.body).toMatchObject({ error: { code: 'CONCURRENT_EXPORT_LIMIT' } });
+    expect(await exportsOf('con-ada')).toBe(3);
+
+    // The same requests one by one end the same way.
+    const { token: seqToken } = await authorizedUser(stack, 'con-bea', [...groups]);
+    const seq = [];
+    for (const g of groups) seq.push(await api(stack, seqToken, 'POST', '/v1/exports', { resources: [g] }));
+    expect(statuses(seq)).toEqual({ 202: 3, 429: 27 });
+    expect(await exportsOf('con-bea')).toBe(3);
+  });
+
+  it('the daily limit holds under concurrency: cancelled exports free a running slot, never a daily one', async () => {
+    const groups = RESOURCE_GROUPS.slice(0, 12);
+    const { token } = await authorizedUser(stack, 'con-cy', [...groups]);
+    let started = 0;
+    for (let round = 0; round < 4; round++) {
+      const answers = await Promise.all(groups.map((g) => api<ExportBody>(stack, token, 'POST', '/v1/exports', { resources: [g] })));
+      const accepted = answers.filter((a) => a.status === 202);
+      started += accepted.length;
+      for (const a of answers.filter((x) => x.status !== 202)) expect(a.status).toBe(429);
+      await Promise.all(accepted.map((a) => api(stack, token, 'POST', `/v1/exports/${a.body.exportId}:cancel`)));
+    }
+    // 3 + 3 + 3 + 1: ten in 24 hours.
+    expect(started).toBe(10);
+    expect(await exportsOf('con-cy')).toBe(10);
+    const after = await api(stack, token, 'POST', '/v1/exports', { resources: [groups[0]] });
+    expect(after.body).toMatchObject({ error: { code: 'DAILY_EXPORT_LIMIT' } });
+  });
+});
+
+describe('one export per resource group', () => {
+  it('10 concurrent exports of one group: one runs, the others are told which export holds it', async () => {
+    const { token } = await authorizedUser(stack, 'con-dan', ['myactivity.search']);
+    const answers = await Promise.all(Array.from({ length: 10 }, () => api<ExportBody>(stack, token, 'POST', '/v1/exports', { resources: ['myactivity.search'] })));
+    expect(statuses(answers)).toEqual({ 202: 1, 409: 9 });
+    const holder = answers.find((a) => a.status === 202)?.body.exportId;
+    for (const a of answers.filter((x) => x.status === 409)) {
+      expect(a.body).toMatchObject({ error: { code: 'RESOURCE_GROUP_BUSY' } });
+      expect(JSON.stringify(a.body)).toContain(holder);
+    }
+    expect(await exportsOf('con-dan')).toBe(1);
+  });
+
+  it('a second export of a group with a time window is refused while the first holds it, and runs once it ended', async () => {
+    const { token } = await authorizedUser(stack, 'con-eve', ['myactivity.search']);
+    const x = await api<ExportBody>(stack, token, 'POST', '/v1/exports', {});
+    expect(x.status).toBe(202);
+    const y = await api(stack, token, 'POST', '/v1/exports', { startTime: '2026-01-01T00:00:00Z', endTime: '2026-02-01T00:00:00Z' });
+    expect(y.status).toBe(409);
+    expect(y.body).toMatchObject({ error: { code: 'RESOURCE_GROUP_BUSY' } });
+    expect(JSON.stringify(y.body)).toContain(x.body.exportId);
+    expect((await api(stack, token, 'POST', `/v1/exports/${x.body.exportId}:cancel`)).status).toBe(200);
+    const again = await api(stack, token, 'POST', '/v1/exports', { startTime: '2026-01-01T00:00:00Z', endTime: '2026-02-01T00:00:00Z' });
+    expect(again.status).toBe(202);
+  });
+});
+
+describe('schedules under concurrency', () => {
+  it('10 concurrent schedules for one group: one is created and starts one run', async () => {
+    const { token } = await authorizedUser(stack, 'con-fay', ['myactivity.youtube'], { accessType: 'TIME_BASED' });
+    const answers = await Promise.all(Array.from({ length: 10 }, () => api(stack, token, 'POST', '/v1/schedules', { resources: ['myactivity.youtube'] })));
+    expect(statuses(answers)).toEqual({ 201: 1, 409: 9 });
+    for (const a of answers.filter((x) => x.status === 409)) expect(a.body).toMatchObject({ error: { code: 'SCHEDULE_EXISTS' } });
+    expect((await db.collection('schedules').where('userId', '==', 'con-fay').get()).size).toBe(1);
+    // Its one run: exactly one export, whatever the tasks' timing.
+    const deadline = Date.now() + 20_000;
+    while ((await db.collection('exports').where('userId', '==', 'con-fay').get()).size === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await exportsOf('con-fay')).toBe(1);
+  });
+});
+
+describe('user ids Firestore reserves', () => {
+  // The API's user ids are [A-Za-z0-9_-]{1,128} (Firebase and Google ids fit): within that, ids that
+  // Firestore would refuse as document ids must work too.
+  for (const sub of ['__x__', '__name__', '__', '__key__']) {
+    it(`a caller whose sub is ${JSON.stringify(sub)} consents, exports and reads their export`, async () => {
+      stack.portability.faults.jobDuration('chrome.bookmarks', 300);
+      const { token } = await authorizedUser(stack, sub, ['chrome.bookmarks']);
+      const started = await api<ExportBody>(stack, token, 'POST', '/v1/exports', { resources: ['chrome.bookmarks'] });
+      expect(started.status).toBe(202);
+      expect((await api(stack, token, 'GET', `/v1/exports/${started.body.exportId}`)).status).toBe(200);
+      expect((await api(stack, token, 'GET', '/v1/exports')).status).toBe(200);
+    });
+  }
+
+  it('a sub outside the API\'s user ids is refused with a JSON 403 before anything is stored', async () => {
+    const token = await stack.idToken('a/b');
+    const res = await api(stack, token, 'POST', '/v1/exports', {});
+    expect(res.status).toBe(403);
+    expect(res.body).toMatchObject({ error: { code: 'PERMISSION_DENIED' } });
+    expect(await exportsOf('a/b')).toBe(0);
+  });
+});
+
+describe('delete racing an Idempotency-Key replay', () => {
+  it('no interleaving answers 5xx or leaves an idempotency record pointing nowhere', async () => {
+    stack.portability.faults.jobDuration('chrome.history', 200);
+    const { token } = await authorizedUser(stack, 'con-gus', ['chrome.history']);
+    const seen: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const key = `race-${i}`;
+      const first = await api<ExportBody>(stack, token, 'POST', '/v1/exports', { resources: ['chrome.history'] }, { 'Idempotency-Key': key });
+      expect(first.status).toBe(202);
+      await waitForExport(stack, token, first.body.exportId);
+      const answers = await Promise.all([
+        api(stack, token, 'DELETE', `/v1/exports/${first.body.exportId}`),
+        ...Array.from({ length: 4 }, () => api(stack, token, 'POST', '/v1/exports', { resources: ['chrome.history'] }, { 'Idempotency-Key': key })),
+      ]);
+      for (const a of answers) {
+        seen.push(a.status);
+        expect(a.status, JSON.stringify(a.body)).toBeLessThan(500);
+      }
+      // Let any export a replay created finish, so the next round's group is free.
+      const list = await api<{ exports: ExportBody[] }>(stack, token, 'GET', '/v1/exports');
+      for (const e of list.body.exports) if (e.state === 'RUNNING') await waitForExport(stack, token, e.exportId);
+    }
+    expect(seen).toContain(204);
+    const records = await db.collection('idempotency').where('userId', '==', 'con-gus').get();
+    for (const r of records.docs) expect((await db.doc(`exports/${String(r.get('exportId'))}`).get()).exists).toBe(true);
+  });
+});
