@@ -169,3 +169,45 @@ describe('delete racing an Idempotency-Key replay', () => {
     for (const r of records.docs) expect((await db.doc(`exports/${String(r.get('exportId'))}`).get()).exists).toBe(true);
   });
 });
+
+describe('cancel while a Google job is being started', () => {
+  const until = async (what: string, ok: () => boolean, timeoutMs = 20_000): Promise<void> => {
+    for (const deadline = Date.now() + timeoutMs; !ok(); ) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+
+  it('a cancel during a slowed initiate ends CANCELLED and the job the initiate started is cancelled at Google', async () => {
+    const { token, googleUserId } = await authorizedUser(stack, 'con-hal', ['maps.reviews'], { accessType: 'TIME_BASED' });
+    const before = stack.portability.calls.length;
+    // The first initiate answers 503 with Retry-After: 2; the step waits in place, holding its lease, then calls again.
+    stack.portability.faults.failNextCalls('initiate', 503, 1, 2);
+    const started = await api<ExportBody>(stack, token, 'POST', '/v1/exports', { resources: ['maps.reviews'] });
+    expect(started.status).toBe(202);
+    await until('the first initiate', () => stack.portability.calls.slice(before).some((c) => c.method === 'initiate' && c.status === 503));
+    const cancelled = await api<ExportBody>(stack, token, 'POST', `/v1/exports/${started.body.exportId}:cancel`);
+    expect(cancelled.status).toBe(200);
+    const done = await waitForExport(stack, token, started.body.exportId);
+    expect(done.state).toBe('CANCELLED');
+    const atGoogle = stack.portability.jobs().filter((j) => j.googleUserId === googleUserId);
+    expect(atGoogle.length).toBe(1);
+    expect(atGoogle.map((j) => j.state)).toEqual(['CANCELLED']);
+  });
+
+  it('a cancel during a slowed archive retry ends CANCELLED and the retried job is cancelled at Google', async () => {
+    const { token, googleUserId } = await authorizedUser(stack, 'con-ike', ['maps.photos_videos'], { accessType: 'TIME_BASED' });
+    stack.portability.faults.jobDuration('maps.photos_videos', 300);
+    stack.portability.faults.failNextJobs('maps.photos_videos', 1, googleUserId);
+    const before = stack.portability.calls.length;
+    stack.portability.faults.failNextCalls('retry', 503, 1, 2);
+    const started = await api<ExportBody>(stack, token, 'POST', '/v1/exports', { resources: ['maps.photos_videos'] });
+    await until('the first retry', () => stack.portability.calls.slice(before).some((c) => c.method === 'retry' && c.status === 503));
+    expect((await api(stack, token, 'POST', `/v1/exports/${started.body.exportId}:cancel`)).status).toBe(200);
+    const done = await waitForExport(stack, token, started.body.exportId);
+    expect(done.state).toBe('CANCELLED');
+    const atGoogle = stack.portability.jobs().filter((j) => j.googleUserId === googleUserId);
+    // The failed original and the retry it was replaced by; nothing left running.
+    expect(atGoogle.map((j) => j.state).sort()).toEqual(['CANCELLED', 'FAILED']);
+  });
+});

@@ -77,3 +77,33 @@ describe('export state', () => {
     expect(deriveExportState([])).toBe('RUNNING');
   });
 });
+
+describe('a user cancel', () => {
+  it('ends a job with no Google call in flight CANCELLED at once', () => {
+    const t = transition(fresh(), { type: 'cancelled' }, MIN, policy);
+    expect(t.job).toMatchObject({ state: 'CANCELLED', seq: 1, finishedAt: MIN });
+    expect(t.job.nextCheckAt).toBeUndefined();
+  });
+
+  it('during an initiate in flight is only recorded (same seq), and the recorded job id is checked, then cancelled', () => {
+    const leased: Job = { ...fresh(), lease: { until: 2 * MIN } };
+    const marked = transition(leased, { type: 'cancelled' }, MIN, policy);
+    expect(marked.job).toMatchObject({ state: 'INITIATING', seq: 0, cancelRequested: MIN, lease: { until: 2 * MIN } });
+    expect(marked.effects).toEqual([]);
+    // The step in flight still records Google's job id (its seq is unchanged), then checks at once.
+    const recorded = transition(marked.job, { type: 'initiated', archiveJobId: 'g1' }, MIN + 1, policy);
+    expect(recorded.job).toMatchObject({ state: 'WAITING', archiveJobId: 'g1', seq: 1, cancelRequested: MIN });
+    expect(recorded.effects).toEqual([{ type: 'enqueue', step: 'check', delaySeconds: 0 }]);
+    // The check cancels g1 at Google; the cancel then ends the job.
+    const ended = transition(recorded.job, { type: 'cancelled', cancelledAtGoogle: 'g1' }, MIN + 2, policy);
+    expect(ended.job).toMatchObject({ state: 'CANCELLED', seq: 2 });
+    expect(ended.job.cancelRequested).toBeUndefined();
+  });
+
+  it('of a WAITING job whose Google job the caller did not cancel asks for a check that will', () => {
+    const waiting = transition(fresh(), { type: 'initiated', archiveJobId: 'g1' }, 0, policy).job;
+    const t = transition(waiting, { type: 'cancelled', cancelledAtGoogle: 'g0' }, MIN, policy);
+    expect(t.job).toMatchObject({ state: 'WAITING', seq: 2, cancelRequested: MIN, nextCheckAt: MIN });
+    expect(t.effects).toEqual([{ type: 'enqueue', step: 'check', delaySeconds: 0 }]);
+  });
+});
