@@ -211,3 +211,29 @@ describe('cancel while a Google job is being started', () => {
     expect(atGoogle.map((j) => j.state).sort()).toEqual(['CANCELLED', 'FAILED']);
   });
 });
+
+describe('an export never takes over another export\'s Google job', () => {
+  it('ALREADY_EXISTS naming a job another export followed is refused, and cancelling the second leaves the first\'s job alone', async () => {
+    const { token, googleUserId } = await authorizedUser(stack, 'con-jo', ['myactivity.shopping'], { accessType: 'TIME_BASED' });
+    const x = await api<ExportBody>(stack, token, 'POST', '/v1/exports', { resources: ['myactivity.shopping'] });
+    await waitForExport(stack, token, x.body.exportId, (e) => e.jobs.every((j) => j.state === 'WAITING'));
+    // Google will not cancel X's job (answers 400): X ends CANCELLED here while its job runs on at Google.
+    stack.portability.faults.failNextCalls('cancel', 400, 1);
+    expect((await api(stack, token, 'POST', `/v1/exports/${x.body.exportId}:cancel`)).status).toBe(200);
+    expect((await waitForExport(stack, token, x.body.exportId)).state).toBe('CANCELLED');
+    const xJob = stack.portability.jobs().find((j) => j.googleUserId === googleUserId);
+    expect(xJob?.state).toBe('IN_PROGRESS');
+
+    // Y asks for a window; Google answers ALREADY_EXISTS with X's job.
+    const y = await api<ExportBody>(stack, token, 'POST', '/v1/exports', { resources: ['myactivity.shopping'], startTime: '2026-01-01T00:00:00Z', endTime: '2026-02-01T00:00:00Z' });
+    expect(y.status).toBe(202);
+    const ended = await waitForExport(stack, token, y.body.exportId);
+    expect(ended.state).toBe('FAILED');
+    expect(ended.jobs[0]?.error?.code).toBe('RESOURCE_GROUP_BUSY');
+    expect(ended.jobs[0]?.attempts).toBe(0);
+    // X's job at Google was neither adopted nor cancelled by Y.
+    expect(stack.portability.jobs().find((j) => j.id === xJob?.id)?.state).toBe('IN_PROGRESS');
+    expect((await api(stack, token, 'POST', `/v1/exports/${y.body.exportId}:cancel`)).status).toBe(409);
+    expect(stack.portability.jobs().find((j) => j.id === xJob?.id)?.state).toBe('IN_PROGRESS');
+  });
+});

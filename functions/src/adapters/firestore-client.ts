@@ -45,7 +45,7 @@ export async function contended<T>(transaction: Promise<T>): Promise<T> {
   }
 }
 
-export type WhereOp = '==' | '<' | '<=' | '>' | '>=' | '!=';
+export type WhereOp = '==' | '<' | '<=' | '>' | '>=' | '!=' | 'array-contains';
 
 /** A query on one collection; `select: []` reads document names only. */
 export interface QuerySpec {

@@ -36,6 +36,8 @@ export const exportStoreQueries = {
     ...(startAfter ? { startAfter } : {}),
   }),
   jobsOfExport: (exportId: string, namesOnly = false): Query => ({ collection: 'jobs', where: [['exportId', '==', exportId]], ...(namesOnly ? { select: [] } : {}) }),
+  /** Jobs that follow (or followed) a Google archive job: at most one should. */
+  jobsFollowing: (archiveJobId: string): Query => ({ collection: 'jobs', where: [['archiveJobIds', 'array-contains', archiveJobId]], limit: 5 }),
   idempotencyOfExport: (exportId: string): Query => ({ collection: 'idempotency', where: [['exportId', '==', exportId]], select: [] }),
   // Terminal jobs carry no nextCheckAt, so this single-field range reads only live, overdue jobs.
   overdueJobs: (dueBefore: number, limit: number): Query => ({ collection: 'jobs', where: [['nextCheckAt', '<=', dueBefore]], orderBy: [['nextCheckAt', 'asc']], limit }),
@@ -154,6 +156,10 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
   async listJobs(exportId: string): Promise<Job[]> {
     const docs = await runQuery<Job>(this.db, Q.jobsOfExport(exportId));
     return docs.map((d) => d.data).sort((a, b) => a.resource.localeCompare(b.resource));
+  }
+
+  async jobsFollowing(archiveJobId: string): Promise<Job[]> {
+    return (await runQuery<Job>(this.db, Q.jobsFollowing(archiveJobId))).map((d) => d.data);
   }
 
   async getJob(jobId: string): Promise<Job | undefined> {

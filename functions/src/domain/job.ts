@@ -21,7 +21,8 @@ export type JobErrorCode =
   | 'INVALID_REQUEST'
   | 'COPY_FAILED'
   | 'DATA_EXPIRED'
-  | 'RETRY_BUDGET_EXHAUSTED';
+  | 'RETRY_BUDGET_EXHAUSTED'
+  | 'RESOURCE_GROUP_BUSY';
 
 export interface JobError {
   code: JobErrorCode;

@@ -358,6 +358,8 @@ export interface ExportStore {
   listExports(userId: string, page: { limit: number; pageToken?: string }): Promise<{ exports: ExportRecord[]; nextPageToken?: string }>;
   listJobs(exportId: string): Promise<Job[]>;
   getJob(jobId: string): Promise<Job | undefined>;
+  /** The jobs whose archiveJobIds hold this Google archive job (at most a few). */
+  jobsFollowing(archiveJobId: string): Promise<Job[]>;
   /**
    * A compare-and-set on one job, in a transaction: `decide` sees the current job and returns the
    * next one, or undefined to change nothing (a stale or duplicate step). When the job reaches a

@@ -72,6 +72,9 @@ const CONSENT_REVOKED: JobError = {
   message: 'The Google authorization was revoked or has expired: the user must consent again',
 };
 
+/** Clock skew allowed between our job's creation and Google's record of when an export was requested. */
+const ADOPTION_SKEW_MS = 60_000;
+
 class StepFailed extends Error {
   constructor(readonly jobError: JobError) {
     super(jobError.message);
@@ -164,12 +167,33 @@ export class JobRunner {
         if (!(failure instanceof StepFailed)) await this.releaseLease(job);
         throw failure;
       }
-      // The same export is already running at Google (or our earlier attempt reached it before a crash): follow it.
+      // Our own earlier attempt reached Google before a crash: follow its job, but only if it is ours.
       archiveJobId = cls.jobId;
+      await this.checkAdoptable(job, token, archiveJobId).catch(async (err: unknown) => {
+        if (!(err instanceof StepFailed)) await this.releaseLease(job);
+        throw err;
+      });
       this.deps.logger.info({ jobId: job.id, archiveJobId }, 'adopted the running archive job');
     }
     await this.apply(job, { type: 'initiated', archiveJobId });
     return { kind: 'done', detail: 'initiated' };
+  }
+
+  /**
+   * ALREADY_EXISTS names the archive job Google is running for this group. It is adopted only
+   * as our own lost attempt: no other job of ours follows it, and its window is the one asked for
+   * (`exportTime` is the request's endTime, else when it was requested: not before this job).
+   */
+  private async checkAdoptable(job: Job, token: string, archiveJobId: string): Promise<void> {
+    const busy = (why: string): StepFailed =>
+      new StepFailed({ code: 'RESOURCE_GROUP_BUSY', message: `Google is already exporting this data for another request (${why}); export it again when that one has ended` });
+    const others = (await this.deps.store.jobsFollowing(archiveJobId)).filter((j) => j.id !== job.id);
+    if (others.length > 0) throw busy(`export ${others.map((j) => j.exportId).join(', ')}`);
+    const state = await this.deps.api.getState(token, archiveJobId, quotaUserOf(job.userId));
+    const same = (a: string | undefined, b: string | undefined): boolean => a === b || (a !== undefined && b !== undefined && Date.parse(a) === Date.parse(b));
+    const exportMs = state.exportTime ? Date.parse(state.exportTime) : undefined;
+    const window = job.endTime ? same(state.exportTime, job.endTime) : exportMs === undefined || exportMs >= job.createdAt - ADOPTION_SKEW_MS;
+    if (!window || (job.startTime !== undefined && !same(state.startTime, job.startTime))) throw busy('a different time window');
   }
 
   private async check(job: Job): Promise<TaskOutcome> {
