@@ -34,6 +34,8 @@
  *   download of that one URL (so concurrent copies cannot take each other's fault): the connection
  *   is cut after that fraction of the body; the URL stays valid unless `expire`. `onCut` runs when
  *   the cut happens (the chaos run kills the copying "instance" then).
+ * - `throttleDownloads(bytesPerSecond | undefined)`: downloads of that resource's archives are
+ *   sent at about that rate (a slow source, so a test can act while a copy runs). Sticky.
  */
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -115,6 +117,7 @@ export interface SimFaults {
   expireNextDownloadAfterBytes(bytes: number): void;
   expireAllUrls(): void;
   interruptDownload(url: string, opts: { afterFraction: number; expire?: boolean; onCut?: () => void }): void;
+  throttleDownloads(resource: string, bytesPerSecond: number | undefined): void;
   /** Clears every fault. */
   clear(): void;
 }
@@ -240,6 +243,7 @@ export async function startPortabilityApiSimulator(opts: PortabilityApiSimulator
   const durations = new Map<string, number>();
   const callFaults = new Map<SimMethod, { status: number; retryAfterSeconds?: number }[]>();
   let cutNextDownloadAfter: number | undefined;
+  const downloadRates = new Map<string, number>();
   const userFailJobs = new Map<string, number>();
   const urlInterruptions = new Map<string, { afterFraction: number; expire: boolean; onCut?: () => void }>();
   const urlIdOf = (url: string): string => /\/download\/([0-9a-f]{1,64})(?:\?|$)/.exec(url)?.[1] ?? url;
@@ -265,7 +269,9 @@ export async function startPortabilityApiSimulator(opts: PortabilityApiSimulator
     interruptDownload: (url, o) => {
       urlInterruptions.set(urlIdOf(url), { afterFraction: Math.min(1, Math.max(0, o.afterFraction)), expire: o.expire ?? false, ...(o.onCut ? { onCut: o.onCut } : {}) });
     },
+    throttleDownloads: (resource, rate) => void (rate === undefined ? downloadRates.delete(resource) : downloadRates.set(resource, rate)),
     clear: () => {
+      downloadRates.clear();
       failJobs.clear();
       urlCounts.clear();
       durations.clear();
@@ -766,6 +772,21 @@ export async function startPortabilityApiSimulator(opts: PortabilityApiSimulator
       expire = interruption.expire;
     } else {
       cutNextDownloadAfter = undefined;
+    }
+    const rate = job.resources.map((r) => downloadRates.get(r)).find((r) => r !== undefined);
+    if (cut === undefined && rate !== undefined) {
+      // One small chunk at a time, each after the pause the rate allows.
+      const chunk = Math.max(1, Math.min(16 * 1024, Math.floor(rate / 4)));
+      const stream = createReadStream(archive.path, { start, end, highWaterMark: chunk });
+      stream.on('data', (c) => {
+        stream.pause();
+        res.write(c);
+        setTimeout(() => stream.resume(), (c.length / rate) * 1000);
+      });
+      stream.on('end', () => res.end());
+      stream.on('error', () => res.destroy());
+      res.on('close', () => stream.destroy());
+      return;
     }
     if (cut === undefined) {
       const stream = createReadStream(archive.path, { start, end });

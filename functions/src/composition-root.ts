@@ -213,6 +213,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       queue: deferred(queue),
       logger,
       limits: config.limits,
+      copier,
       now,
     });
   });

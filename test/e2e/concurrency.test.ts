@@ -7,7 +7,8 @@ import { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { RESOURCE_GROUPS } from '../../functions/src/domain/resource-groups';
 import { startLocalStack, type LocalStack } from '../../local-stack/local-stack';
-import { api, authorizedUser, waitForExport, type ExportBody } from '../support/api-client';
+import { taskIdFor } from '../../functions/src/adapters/cloud-tasks-queue';
+import { api, authorizedUser, objectNames, waitForExport, type ExportBody } from '../support/api-client';
 
 const PROJECT = 'demo-e2e-concurrency';
 let stack: LocalStack;
@@ -235,5 +236,35 @@ describe('an export never takes over another export\'s Google job', () => {
     expect(stack.portability.jobs().find((j) => j.id === xJob?.id)?.state).toBe('IN_PROGRESS');
     expect((await api(stack, token, 'POST', `/v1/exports/${y.body.exportId}:cancel`)).status).toBe(409);
     expect(stack.portability.jobs().find((j) => j.id === xJob?.id)?.state).toBe('IN_PROGRESS');
+  });
+});
+
+describe('a reset during a copy', () => {
+  it('stops the copy, ends the job CONSENT_REVOKED and leaves no object of it in the bucket', async () => {
+    const { token } = await authorizedUser(stack, 'con-kim', ['chrome.reading_list']);
+    stack.portability.faults.jobDuration('chrome.reading_list', 200);
+    stack.portability.faults.urlsPerJob('chrome.reading_list', 2);
+    // About 4 KB a second: each 20 KB archive takes seconds to copy.
+    stack.portability.faults.throttleDownloads('chrome.reading_list', 4096);
+    const started = await api<ExportBody>(stack, token, 'POST', '/v1/exports', { resources: ['chrome.reading_list'] });
+    const copying = await waitForExport(stack, token, started.body.exportId, (e) => (e.jobs[0]?.bytesCopied ?? 0) > 0, 30_000);
+    const jobId = copying.jobs[0]?.jobId as string;
+    // Task ids start with a hash of the job id: the deliveries of this job's tasks, finished ones.
+    const jobKey = taskIdFor({ jobId, step: 'copy', seq: 0 }).split('-')[0] as string;
+    const copyTasks = (): number => stack.tasks.deliveries.filter((d) => d.taskName.includes(jobKey)).length;
+    const before = copyTasks();
+
+    expect((await api(stack, token, 'POST', '/v1/authorizations:reset')).status).toBe(200);
+    // The job ends at once, not when the copy would have finished.
+    const ended = await api<ExportBody>(stack, token, 'GET', `/v1/exports/${started.body.exportId}`);
+    expect(ended.body.state).toBe('FAILED');
+    expect(ended.body.jobs[0]?.error?.code).toBe('CONSENT_REVOKED');
+    // The copy in flight notices, stops and removes what it wrote: its delivery ends.
+    for (const deadline = Date.now() + 20_000; copyTasks() === before; ) {
+      if (Date.now() > deadline) throw new Error('the copy in flight never ended');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(await objectNames(stack, `con-kim/${started.body.exportId}/`)).toEqual([]);
+    stack.portability.faults.throttleDownloads('chrome.reading_list', undefined);
   });
 });

@@ -4,7 +4,7 @@
  * Every state change is a transaction that checks the state it expects.
  */
 import { invalid } from '../domain/errors';
-import { admitExport, type ExportAdmission } from '../domain/admission';
+import { admitExport, type ExportAdmission, type UserLedger } from '../domain/admission';
 import { deriveExportState } from '../domain/export-state';
 import { isTerminal, type Job } from '../domain/job';
 import type { HousekeepingStore } from '../domain/housekeeping-store';
@@ -195,8 +195,21 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
     if ((record.data() as ExportRecord).state !== state) tx.update(record.ref, { state, updatedAt: changed.updatedAt });
   }
 
-  async setBytesCopied(jobId: string, bytes: number): Promise<void> {
-    await this.db.doc(job(jobId)).update({ bytesCopied: bytes });
+  async recordProgress(jobId: string, seq: number, bytes: number): Promise<boolean> {
+    return this.db.runTransaction(async (tx) => {
+      const current = await this.read<Job>(job(jobId), tx);
+      if (current?.state !== 'COPYING' || current.seq !== seq) return false;
+      tx.update(this.db.doc(job(jobId)), { bytesCopied: bytes });
+      return true;
+    });
+  }
+
+  async liveJobsOfUser(userId: string): Promise<Job[]> {
+    const ledger = await this.read<Partial<UserLedger>>(paths.ledger(userId));
+    const ids = Object.values(ledger?.groups ?? {}).map((h) => h.jobId);
+    if (ids.length === 0) return [];
+    const docs = await this.db.getAll(...ids.map((id) => this.db.doc(job(id))));
+    return docs.flatMap((d) => (d.exists && !isTerminal((d.data() as Job).state) ? [d.data() as Job] : []));
   }
 
   async listOverdueJobs(dueBefore: number, limit: number): Promise<Job[]> {

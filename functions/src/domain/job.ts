@@ -212,8 +212,20 @@ export function transition(job: Job, event: JobEvent, now: number, policy: Polli
         effects: [],
       };
     case 'failed':
-      return { job: finish({ ...base, state: 'FAILED', error: event.error }), effects: [] };
+      return { job: failJob(job, event.error, now), effects: [] };
   }
+}
+
+export const CONSENT_REVOKED: JobError = {
+  code: 'CONSENT_REVOKED',
+  message: 'The Google authorization was revoked or has expired: the user must consent again',
+};
+
+/** The job ends FAILED with `error` (from any state that has not ended). */
+export function failJob(job: Job, error: JobError, now: number): Job {
+  if (!canApply(job, 'failed')) throw new InvalidTransitionError(job.state, 'failed');
+  const { lease: _l, cancelRequested: _c, nextCheckAt: _n, copy: _copy, ...rest } = job;
+  return { ...rest, state: 'FAILED', error, seq: job.seq + 1, updatedAt: now, finishedAt: now };
 }
 
 /**

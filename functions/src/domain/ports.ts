@@ -366,8 +366,13 @@ export interface ExportStore {
    * terminal state, its export's state is derived again in the same transaction.
    */
   updateJob(jobId: string, decide: (job: Job) => Job | undefined): Promise<JobUpdate | undefined>;
-  /** Progress only (not a state change): the bytes copied so far. */
-  setBytesCopied(jobId: string, bytes: number): Promise<void>;
+  /**
+   * Progress only (not a state change): the bytes copied so far, if the job is still COPYING at
+   * `seq`. False when it is not: the copy must stop (the job was revoked, or moved on).
+   */
+  recordProgress(jobId: string, seq: number, bytes: number): Promise<boolean>;
+  /** The user's jobs that have not ended (from the admission ledger: every live job holds its group). */
+  liveJobsOfUser(userId: string): Promise<Job[]>;
   /** Non-terminal jobs whose next step was due at or before `dueBefore`, oldest first (an indexed query). */
   listOverdueJobs(dueBefore: number, limit: number): Promise<Job[]>;
   /** Moves a job's due time if it is still at `seq`; false when it moved on. */

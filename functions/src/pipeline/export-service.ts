@@ -8,10 +8,11 @@ import type { ExportLimits } from '../domain/admission';
 import { classifyApiError } from '../domain/api-error-classification';
 import { conflict, invalid, isTransientError, notFound, RequestError, UnavailableError } from '../domain/errors';
 import type { ExportState } from '../domain/export-state';
-import { attemptsOf, canApply, cancelJob, newJob, type Job, type JobEffect } from '../domain/job';
+import { attemptsOf, canApply, cancelJob, CONSENT_REVOKED, failJob, isTerminal, newJob, type Job, type JobEffect } from '../domain/job';
 import {
   AuthorizationCodeError,
   ConsentRevokedError,
+  type ArchiveCopier,
   type ExportRecord,
   type ExportStore,
   type OAuthTokenClient,
@@ -19,6 +20,7 @@ import {
   type SecretCipher,
   type TaskQueue,
 } from '../domain/ports';
+import { jobObjectPrefix } from '../domain/object-names';
 import { groupsInScopes } from '../domain/resource-groups';
 import type { Logger } from '../logging';
 import { quotaUserOf, type AccessTokens } from './access-tokens';
@@ -69,6 +71,8 @@ export interface ExportServiceDeps {
   logger: Logger;
   /** Per-user abuse limits on starting exports (429 with Retry-After beyond them). */
   limits?: ExportLimits;
+  /** Made on first use: a reset removes what unfinished copies wrote. */
+  copier?: () => Promise<Pick<ArchiveCopier, 'deletePrefix'>>;
   now?: () => number;
 }
 
@@ -258,8 +262,10 @@ export class ExportService {
   }
 
   /**
-   * authorization.reset at Google, then forget the stored grant. Exports still running end with
-   * CONSENT_REVOKED at their next step.
+   * authorization.reset at Google; then every job of the user that has not ended fails
+   * CONSENT_REVOKED at once (a copy in flight sees it at its next progress write and stops), what
+   * unfinished copies wrote is removed, and last the stored grant is forgotten. Sent again after a
+   * crash, it finishes the work (the grant is still there until the end).
    */
   async resetAuthorization(userId: string): Promise<{ reset: true }> {
     const grant = await this.deps.store.getGrant(userId);
@@ -274,10 +280,24 @@ export class ExportService {
         if (cls.kind !== 'unauthenticated') throw this.apiFailure(err);
       }
     }
+    const revoked = await this.endLiveJobs(userId);
     await this.deps.store.deleteGrant(userId);
     this.deps.tokens.forget(userId);
-    this.deps.logger.info({ userId }, 'authorization reset');
+    this.deps.logger.info({ userId, jobsEnded: revoked }, 'authorization reset');
     return { reset: true };
+  }
+
+  private async endLiveJobs(userId: string): Promise<number> {
+    let ended = 0;
+    for (const live of await this.deps.store.liveJobsOfUser(userId)) {
+      const updated = await this.deps.store.updateJob(live.id, (current) =>
+        isTerminal(current.state) ? undefined : failJob(current, CONSENT_REVOKED, this.now()),
+      );
+      if (!updated) continue;
+      ended++;
+      if (updated.before.state === 'COPYING' && this.deps.copier) await (await this.deps.copier()).deletePrefix(jobObjectPrefix(live));
+    }
+    return ended;
   }
 
   private async ownExport(userId: string, exportId: string): Promise<ExportRecord> {

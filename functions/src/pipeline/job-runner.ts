@@ -6,7 +6,8 @@
  */
 import { classifyApiError, type PortabilityMethod } from '../domain/api-error-classification';
 import { partRanges } from '../domain/archive-parts';
-import { canApply, isTerminal, transition, type CopyPartsPlan, type CopyState, type Job, type JobError, type JobEvent } from '../domain/job';
+import { archiveObjectName, jobObjectPrefix } from '../domain/object-names';
+import { canApply, CONSENT_REVOKED, isTerminal, transition, type CopyPartsPlan, type CopyState, type Job, type JobError, type JobEvent } from '../domain/job';
 import { DEFAULT_COPY_LEASE_SECONDS, type PollingPolicy } from '../domain/polling-policy';
 import {
   ArchiveNeedsPartsError,
@@ -67,10 +68,6 @@ export interface JobRunnerDeps {
   onJobFinished?: (job: Job) => Promise<void>;
 }
 
-const CONSENT_REVOKED: JobError = {
-  code: 'CONSENT_REVOKED',
-  message: 'The Google authorization was revoked or has expired: the user must consent again',
-};
 
 /** Clock skew allowed between our job's creation and Google's record of when an export was requested. */
 const ADOPTION_SKEW_MS = 60_000;
@@ -84,10 +81,6 @@ class StepFailed extends Error {
 /** Parts (0-based) of a plan not copied yet. */
 function missingParts(plan: CopyPartsPlan): number[] {
   return Array.from({ length: plan.count }, (_, i) => i).filter((i) => !plan.done.includes(i));
-}
-
-export function archiveObjectName(job: Pick<Job, 'userId' | 'exportId' | 'resource'>, index: number, count: number): string {
-  return `${job.userId}/${job.exportId}/${job.resource}/archive-${index + 1}-of-${count}.zip`;
 }
 
 export class JobRunner {
@@ -266,6 +259,9 @@ export class JobRunner {
     // One invocation copies for at most a slice of time, then hands over to a fresh task.
     const deadline = new AbortController();
     const sliceTimer = setTimeout(() => deadline.abort(), this.deps.copySliceSeconds * 1000);
+    // Aborted when a progress write finds the job no longer copying (revoked, cancelled, moved on).
+    const ended = new AbortController();
+    const signal = AbortSignal.any([deadline.signal, ended.signal]);
     try {
       let urls = await freshUrls();
       const count = urls.length;
@@ -304,7 +300,11 @@ export class JobRunner {
                 const t = this.now();
                 if (t - lastProgressAt < PROGRESS_INTERVAL_MS) return;
                 lastProgressAt = t;
-                progressWrite = progressWrite.then(() => this.deps.store.setBytesCopied(job.id, doneBytes + bytes)).catch(() => undefined);
+                progressWrite = progressWrite
+                  .then(async () => {
+                    if (!(await this.deps.store.recordProgress(job.id, job.seq, doneBytes + bytes))) ended.abort();
+                  })
+                  .catch(() => undefined);
               },
               {
                 ...(checkpoint ? { checkpoint } : {}),
@@ -312,7 +312,7 @@ export class JobRunner {
                   checkpoint = cp;
                   await this.saveCopyState(job, { done: archives, session: { archive: i, checkpoint: await this.deps.cipher.encrypt(JSON.stringify(cp), job.id) } });
                 },
-                signal: deadline.signal,
+                signal,
                 chunkSize: this.deps.copyChunkBytes,
                 ...(parted && this.deps.parallelCopy ? { partsFrom: this.deps.parallelCopy.minBytes } : {}),
               },
@@ -327,6 +327,7 @@ export class JobRunner {
               await progressWrite;
               return await this.planParts(job, i, archives, err.source, this.deps.parallelCopy.parts, redelivery);
             }
+            if (err instanceof CopyInterruptedError && ended.signal.aborted) return await this.abandonCopy(job);
             if (err instanceof CopyInterruptedError && deadline.signal.aborted) {
               await progressWrite;
               return await this.continueCopy(job);
@@ -353,11 +354,23 @@ export class JobRunner {
         }
       }
       await progressWrite;
-      await this.apply(job, { type: 'copied', archives });
+      if (!(await this.apply(job, { type: 'copied', archives }))) return await this.abandonCopy(job);
       return { kind: 'done', detail: `copied ${archives.length} archive(s)` };
     } finally {
       clearTimeout(sliceTimer);
     }
+  }
+
+  /**
+   * The job ended while this step copied. Unless it SUCCEEDED (another delivery finished it), the
+   * API shows none of its archives, so none may stay: remove what its copies wrote.
+   */
+  private async abandonCopy(job: Job): Promise<TaskOutcome> {
+    const current = await this.deps.store.getJob(job.id);
+    if (current?.state === 'SUCCEEDED') return { kind: 'dropped', detail: 'another delivery finished the copy' };
+    const removed = await this.deps.copier.deletePrefix(jobObjectPrefix(job));
+    this.deps.logger.info({ jobId: job.id, state: current?.state, removed }, 'job ended during its copy; its objects were removed');
+    return { kind: 'dropped', detail: `job ended (${current?.state ?? 'gone'}) during the copy` };
   }
 
   private checkRetention(job: Job): void {
@@ -514,7 +527,11 @@ export class JobRunner {
         ...(completed ? { seq: current.seq + 1 } : {}),
       };
     });
-    if (!updated) return { kind: 'dropped', detail: `part ${part + 1} copied, but the job moved on (or another delivery recorded it)` };
+    if (!updated) {
+      const current = await this.deps.store.getJob(job.id);
+      if (current && isTerminal(current.state)) return this.abandonCopy(job);
+      return { kind: 'dropped', detail: `part ${part + 1} copied, but the job moved on (or another delivery recorded it)` };
+    }
     if (!completed) return { kind: 'done', detail: `part ${part + 1} of ${plan.count} copied` };
     await this.deps.queue.enqueue({ step: 'copy', jobId: job.id, seq: updated.after.seq, delaySeconds: 0 });
     this.deps.logger.info({ jobId: job.id, archive: plan.archive + 1, parts: plan.count }, 'every part copied; composing in a copy task');
