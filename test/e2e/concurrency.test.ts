@@ -7,7 +7,7 @@ import { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { RESOURCE_GROUPS } from '../../functions/src/domain/resource-groups';
 import { startLocalStack, type LocalStack } from '../../local-stack/local-stack';
-import { taskIdFor } from '../../functions/src/adapters/cloud-tasks-queue';
+import { scheduleRunTaskIdFor, taskIdFor } from '../../functions/src/adapters/cloud-tasks-queue';
 import { api, authorizedUser, objectNames, waitForExport, type ExportBody } from '../support/api-client';
 
 const PROJECT = 'demo-e2e-concurrency';
@@ -117,6 +117,27 @@ describe('schedules under concurrency', () => {
     while ((await db.collection('exports').where('userId', '==', 'con-fay').get()).size === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     await new Promise((r) => setTimeout(r, 1000));
     expect(await exportsOf('con-fay')).toBe(1);
+  });
+});
+
+describe('a schedule and an export of the same group', () => {
+  it('a scheduled run skips a group another export is exporting, instead of failing or taking its job over', async () => {
+    const { token } = await authorizedUser(stack, 'con-lea', ['myactivity.play'], { accessType: 'TIME_BASED' });
+    const manual = await api<ExportBody>(stack, token, 'POST', '/v1/exports', { resources: ['myactivity.play'] });
+    expect(manual.status).toBe(202);
+    const created = await api<{ scheduleId: string }>(stack, token, 'POST', '/v1/schedules', { resources: ['myactivity.play'] });
+    expect(created.status).toBe(201);
+    const runTask = scheduleRunTaskIdFor({ scheduleId: created.body.scheduleId, run: 1 });
+    for (const deadline = Date.now() + 20_000; !stack.tasks.deliveries.some((d) => d.taskName.endsWith(runTask)); ) {
+      if (Date.now() > deadline) throw new Error('the first run was never delivered');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const delivery = stack.tasks.deliveries.find((d) => d.taskName.endsWith(runTask));
+    expect(delivery?.status).toBe(200);
+    // The run found the group busy: no second export of it, and the schedule waits with its window.
+    expect(await exportsOf('con-lea')).toBe(1);
+    const schedule = await api<{ runCount: number; state: string }>(stack, token, 'GET', `/v1/schedules/${created.body.scheduleId}`);
+    expect(schedule.body).toMatchObject({ state: 'ACTIVE', runCount: 0 });
   });
 });
 

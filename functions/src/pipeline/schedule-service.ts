@@ -199,7 +199,10 @@ export class ScheduleService {
     const now = this.now();
     const grant = await this.deps.store.getGrant(s.userId);
     const previous = (await Promise.all(unsettledJobIds(s).map((id) => this.deps.store.getJob(id)))).filter((j): j is Job => j !== undefined);
-    const busy = new Set(previous.filter((j) => !isTerminal(j.state)).map((j) => j.resource));
+    // Groups another export of the user is exporting right now wait for the next run, as the
+    // schedule's own unfinished ones do (one export per group: domain/admission.ts).
+    const live = await this.deps.store.liveJobsOfUser(s.userId);
+    const busy = new Set([...previous, ...live].filter((j) => !isTerminal(j.state)).map((j) => j.resource));
     let plan: RunPlan | undefined;
     const claimed = await this.deps.schedules.updateSchedule(s.id, (cur) => {
       plan = undefined;
