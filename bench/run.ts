@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { BenchRow } from './bench-types';
 import { runColdStartBench } from './cold-start-bench';
+import { runKeySetBench } from './key-set-bench';
 import { runCopyBench } from './copy-bench';
 import { costRows, measureExportCost, PRICES } from './cost-bench';
 import { fmtDuration, pollingMatrix, POLICIES, runPollingBench } from './polling-bench';
@@ -70,6 +71,7 @@ async function main(): Promise<void> {
     log('5 cold start (npm run build first)');
     execSync('npm run build', { cwd: path.resolve(__dirname, '..'), stdio: 'ignore' });
     rows.push(...(await runColdStartBench({ repeats: Number(option('repeats') ?? (quick ? 1 : 5)), log })));
+    rows.push(...(await runKeySetBench({ repeats: quick ? 1 : 15, log })));
   }
   if (runs('cost')) {
     log('6 cost per export');
