@@ -197,9 +197,10 @@ done
 
 log "Build"
 run npm --prefix "$REPO" run build
-# Compiled lib/, the entry point and package.json only, as infra/storage.tf packages it.
+# Compiled lib/, the entry point, package.json and its lockfile (so the cloud build's npm ci installs
+# the versions the tests ran on), as infra/storage.tf packages it.
 stage="$(mktemp -d)"
-cp "$REPO/functions/package.json" "$REPO/functions/index.cjs" "$stage/"
+cp "$REPO/functions/package.json" "$REPO/functions/package-lock.json" "$REPO/functions/index.cjs" "$stage/"
 if [[ -z "$DRY_RUN" ]]; then cp -R "$REPO/functions/lib" "$stage/lib"; fi
 
 # Every function parses the same configuration schema (functions/src/config.ts): one env file.
