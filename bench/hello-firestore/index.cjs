@@ -1,9 +1,9 @@
 // A cold-start baseline of `npm run bench`: the Functions Framework plus the official Firestore
 // client (@google-cloud/firestore), created as functions/src/adapters/firestore-client.ts creates
 // it, and one query. Every function pays this much; the benchmark judges what our code adds.
-import * as ff from '@google-cloud/functions-framework';
-import { Firestore } from '@google-cloud/firestore';
-import process from 'node:process';
+// CommonJS with a .cjs entry, as the functions are.
+const ff = require('@google-cloud/functions-framework');
+const { Firestore } = require('@google-cloud/firestore');
 
 let db;
 ff.http('helloFirestore', async (_req, res) => {
