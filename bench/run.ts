@@ -6,6 +6,7 @@
  *   --sizes=a,b    archive sizes in MiB (default 100,1024)
  *   --out=FILE     where to write the report (default bench/results.md; --quick: none)
  *   --only=a,b     run only these of copy, polling, cold-start, cost (writes nothing unless --out)
+ *   --repeats=N    cold starts of each function and baseline (default 5; --quick: 1)
  */
 import { execSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { BenchRow } from './bench-types';
 import { runColdStartBench } from './cold-start-bench';
+import { runKeySetBench } from './key-set-bench';
 import { runCopyBench } from './copy-bench';
 import { costRows, measureExportCost, PRICES } from './cost-bench';
 import { fmtDuration, pollingMatrix, POLICIES, runPollingBench } from './polling-bench';
@@ -68,7 +70,8 @@ async function main(): Promise<void> {
   if (runs('cold-start')) {
     log('5 cold start (npm run build first)');
     execSync('npm run build', { cwd: path.resolve(__dirname, '..'), stdio: 'ignore' });
-    rows.push(...(await runColdStartBench({ repeats: quick ? 1 : 5, log })));
+    rows.push(...(await runColdStartBench({ repeats: Number(option('repeats') ?? (quick ? 1 : 5)), log })));
+    rows.push(...(await runKeySetBench({ repeats: quick ? 1 : 15, log })));
   }
   if (runs('cost')) {
     log('6 cost per export');

@@ -30,7 +30,7 @@ resource "google_cloudfunctions2_function" "api" {
     available_memory               = "256Mi"
     timeout_seconds                = 60
     max_instance_count             = var.function_max_instances.api
-    min_instance_count             = 0
+    min_instance_count             = var.api_min_instances
     ingress_settings               = "ALLOW_ALL"
     all_traffic_on_latest_revision = true
     environment_variables          = local.function_environment

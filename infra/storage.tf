@@ -78,8 +78,9 @@ resource "google_storage_bucket" "source" {
   depends_on = [google_project_service.enabled]
 }
 
-# Compiled JavaScript (lib/) and package.json only: the Cloud Build of the function installs the
-# production dependencies and runs no build script (GOOGLE_NODE_RUN_SCRIPTS is empty).
+# Compiled JavaScript (lib/), package.json and package-lock.json: the Cloud Build of the function
+# installs the production dependencies with `npm ci`, so exactly the locked versions the tests ran
+# on, and runs no build script (GOOGLE_NODE_RUN_SCRIPTS is empty).
 data "archive_file" "functions_source" {
   type        = "zip"
   source_dir  = local.functions_source_dir

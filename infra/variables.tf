@@ -352,6 +352,17 @@ variable "function_max_instances" {
   }
 }
 
+variable "api_min_instances" {
+  type        = number
+  description = "Instances of the API function kept warm, so a user's request does not wait for a cold start (most of which is the Firestore client loading). 0 scales to zero; each warm instance is billed while idle (about 2.70 USD a month, see infra/README.md)."
+  default     = 0
+
+  validation {
+    condition     = var.api_min_instances >= 0 && floor(var.api_min_instances) == var.api_min_instances && var.api_min_instances <= var.function_max_instances.api
+    error_message = "api_min_instances must be a whole number from 0 to function_max_instances.api."
+  }
+}
+
 variable "copy_function_memory" {
   type        = string
   description = "Memory of the copyArchives function (it streams archives, so it needs no room for a whole archive)."

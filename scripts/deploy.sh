@@ -35,12 +35,20 @@ ARCHIVE_STALL_SECONDS="${ARCHIVE_STALL_SECONDS:-60}"
 MAX_EXPORTS_PER_DAY="${MAX_EXPORTS_PER_DAY:-10}"
 MAX_CONCURRENT_EXPORTS="${MAX_CONCURRENT_EXPORTS:-3}"
 API_PUBLIC="${API_PUBLIC:-true}"
+# Warm API instances (infra/README.md states what each costs a month); the other functions scale to zero.
+API_MIN_INSTANCES="${API_MIN_INSTANCES:-0}"
 WORKER_INGRESS="${WORKER_INGRESS:-internal-only}"
 SWEEP_SCHEDULE="${SWEEP_SCHEDULE:-*/5 * * * *}"
 SCHEDULES_SCHEDULE="${SCHEDULES_SCHEDULE:-*/5 * * * *}"
 DRY_RUN="${DRY_RUN:-}"
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
+
+# As infra/variables.tf validates api_min_instances: a whole number up to the API's max instances (20).
+if ! [[ "$API_MIN_INSTANCES" =~ ^[0-9]+$ ]] || ((API_MIN_INSTANCES > 20)); then
+  echo "API_MIN_INSTANCES must be a whole number from 0 to 20, got '${API_MIN_INSTANCES}'" >&2
+  exit 1
+fi
 
 # Names: the same as infra/locals.tf.
 API_FN="${PREFIX}-api"
@@ -190,9 +198,10 @@ done
 
 log "Build"
 run npm --prefix "$REPO" run build
-# Compiled lib/, the entry point and package.json only, as infra/storage.tf packages it.
+# Compiled lib/, the entry point, package.json and its lockfile (so the cloud build's npm ci installs
+# the versions the tests ran on), as infra/storage.tf packages it.
 stage="$(mktemp -d)"
-cp "$REPO/functions/package.json" "$REPO/functions/index.cjs" "$stage/"
+cp "$REPO/functions/package.json" "$REPO/functions/package-lock.json" "$REPO/functions/index.cjs" "$stage/"
 if [[ -z "$DRY_RUN" ]]; then cp -R "$REPO/functions/lib" "$stage/lib"; fi
 
 # Every function parses the same configuration schema (functions/src/config.ts): one env file.
@@ -237,9 +246,9 @@ LOG_LEVEL: $(q "$LOG_LEVEL")
 KMS_KEY_NAME: $(q "$KMS_KEY_NAME")
 ENV
 
-deploy() { # name entry-point memory timeout max-instances ingress service-account-id
+deploy() { # name entry-point memory timeout max-instances ingress service-account-id min-instances
   gc functions deploy "$1" --gen2 --region="$REGION" --runtime=nodejs22 --source="$stage" --entry-point="$2" \
-    --trigger-http --no-allow-unauthenticated --memory="$3" --timeout="$4" --max-instances="$5" --min-instances=0 \
+    --trigger-http --no-allow-unauthenticated --memory="$3" --timeout="$4" --max-instances="$5" --min-instances="${8:-0}" \
     --ingress-settings="$6" --service-account="$(sa "$7")" \
     --build-service-account="projects/${PROJECT_ID}/serviceAccounts/${BUILD_SA}" \
     --set-build-env-vars=GOOGLE_NODE_RUN_SCRIPTS= \
@@ -248,7 +257,7 @@ deploy() { # name entry-point memory timeout max-instances ingress service-accou
 }
 
 log "Functions"
-deploy "$API_FN" api 256Mi 60s 20 all api
+deploy "$API_FN" api 256Mi 60s 20 all api "$API_MIN_INSTANCES"
 deploy "$CHECK_FN" checkArchiveJob 256Mi 300s 10 "$WORKER_INGRESS" check
 deploy "$COPY_FN" copyArchives 512Mi 3600s 5 "$WORKER_INGRESS" copy
 deploy "$SWEEP_FN" sweepJobs 256Mi 300s 1 "$WORKER_INGRESS" sweep

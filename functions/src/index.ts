@@ -20,7 +20,7 @@ const target = process.env.FUNCTION_TARGET;
 if (target) {
   try {
     const c = app();
-    c.warmUp(target).catch((e: unknown) => c.logger.debug({ err: e instanceof Error ? e.message : String(e) }, 'warm-up failed; the first request retries'));
+    c.warmUp(target).catch((e: unknown) => c.logger.debug({ err: e }, 'warm-up failed; the first request retries'));
   } catch {
     // parseConfig failed: reported on the first request
   }

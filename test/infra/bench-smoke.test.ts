@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { runCopyBench } from '../../bench/copy-bench';
+import { runKeySetBench } from '../../bench/key-set-bench';
 import { runPollingBench, simulate, POLICIES } from '../../bench/polling-bench';
 
 describe('benchmarks (smoke)', () => {
@@ -11,6 +12,12 @@ describe('benchmarks (smoke)', () => {
     const rows = await runCopyBench({ sizesMiB: [2], partsFromMiB: 0, partCounts: [2], naiveUpToMiB: 2, repeats: 1, log: () => undefined });
     expect(rows.map((r) => r.bench)).toEqual(['1 copy throughput', '1 copy throughput', '1 copy throughput', '1 copy throughput', '2 memory', '3 parallel ranges', '3 parallel ranges']);
     for (const r of rows) expect(Number.isFinite(r.ratio)).toBe(true);
+  });
+
+  it('the key-set comparison verifies a token through both key sets in fresh processes', async () => {
+    const rows = await runKeySetBench({ repeats: 1, log: () => undefined });
+    expect(rows).toHaveLength(1);
+    expect(Number.isFinite(rows[0]?.ratio)).toBe(true);
   });
 
   it('polling simulation counts calls and notice delay', () => {

@@ -259,6 +259,16 @@ describe('terraform files', () => {
     }
   });
 
+  it('scales every function to zero except the API, whose warm instances api_min_instances sets (default 0)', () => {
+    for (const fn of functions) {
+      const min = block(fn.body, 'service_config')?.min_instance_count;
+      expect(min, fn.address).toBe(entryPoint(fn) === 'api' ? hcl('var.api_min_instances') : 0);
+    }
+    const v = variables(root).api_min_instances;
+    expect(v?.default).toBe(0);
+    expect(String(blocks(v, 'validation')[0]?.condition)).toContain('var.function_max_instances.api');
+  });
+
   it('builds resource names from var.prefix', () => {
     const nameAttributes: Record<string, string> = {
       google_service_account: 'account_id',
@@ -391,6 +401,23 @@ describe('scripts/deploy.sh (the gcloud alternative)', () => {
     const excludes = /excludes\s*=\s*\[([^\]]*)\]/.exec(await readFile(path.join(INFRA_DIR, 'storage.tf'), 'utf8'))?.[1] ?? '';
     expect(excludes).toContain('"src"');
     expect(excludes).not.toContain(main);
+  });
+
+  it('keeps only the API warm, API_MIN_INSTANCES instances (default 0), and refuses a bad count', async () => {
+    const env = { ...process.env, DRY_RUN: '1', PROJECT_ID: 'demo-infra', OAUTH_CLIENT_ID: '1-a.apps.googleusercontent.com' };
+    const minimums = async (extra: Record<string, string>) => {
+      const { stdout } = await run('bash', [script], { env: { ...env, ...extra } });
+      return Object.fromEntries(
+        stdout
+          .split('\n')
+          .filter((l) => l.includes(' functions deploy '))
+          .map((l) => [/--entry-point=(\S+)/.exec(l)?.[1], /--min-instances=(\S+)/.exec(l)?.[1]]),
+      ) as Record<string, string>;
+    };
+    const zero = Object.fromEntries(ENTRY_POINTS.map((ep) => [ep, '0']));
+    expect(await minimums({})).toEqual(zero);
+    expect(await minimums({ API_MIN_INSTANCES: '2' })).toEqual({ ...zero, api: '2' });
+    for (const bad of ['-1', '1.5', '21', 'x']) await expect(run('bash', [script], { env: { ...env, API_MIN_INSTANCES: bad } }), bad).rejects.toThrow();
   });
 
   it('under DRY_RUN prints a deployment with reviewed roles, private workers and one account per function', async () => {

@@ -81,7 +81,7 @@ const task = (job: Job, seq = job.seq): PipelineTask => ({ step: 'copy', jobId: 
 beforeAll(() => {
   process.env.FIRESTORE_EMULATOR_HOST = inject('firestoreEmulatorHost');
   db = new Firestore({ projectId: 'demo-job-runner-copy', ignoreUndefinedProperties: true });
-  // The store writes through its own REST client; the official client reads what it wrote.
+  // The store has its own client (as a function does); the test reads what it wrote through another.
   store = new FirestoreExportStore(createFirestore({ projectId: 'demo-job-runner-copy' }));
 });
 

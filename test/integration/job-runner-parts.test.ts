@@ -141,7 +141,7 @@ async function drain(r: JobRunner, queued: PipelineTask[], opts: { seed?: number
 beforeAll(async () => {
   process.env.FIRESTORE_EMULATOR_HOST = inject('firestoreEmulatorHost');
   db = new Firestore({ projectId: 'demo-job-runner-parts', ignoreUndefinedProperties: true });
-  // The store writes through its own REST client; the official client reads what it wrote.
+  // The store has its own client (as a function does); the test reads what it wrote through another.
   store = new FirestoreExportStore(createFirestore({ projectId: 'demo-job-runner-parts' }));
   dir = await mkdtemp(path.join(os.tmpdir(), 'job-runner-parts-'));
   [gcs, source] = await Promise.all([startGcsServer(), startArchiveHttpServer()]);

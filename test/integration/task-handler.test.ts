@@ -94,7 +94,7 @@ async function waitingJob(userId: string): Promise<Job> {
 beforeAll(() => {
   process.env.FIRESTORE_EMULATOR_HOST = inject('firestoreEmulatorHost');
   db = new Firestore({ projectId: 'demo-task-handler', ignoreUndefinedProperties: true });
-  // The store writes through its own REST client; the official client reads what it wrote.
+  // The store has its own client (as a function does); the test reads what it wrote through another.
   store = new FirestoreExportStore(createFirestore({ projectId: 'demo-task-handler' }));
 });
 

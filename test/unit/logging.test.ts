@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger, REDACTED_KEYS, safeUrl, traceFields } from '../../functions/src/logging';
+import { createLogger, REDACTED_KEYS, REPORTED_ERROR_EVENT, RESERVED_KEYS, safeUrl, traceFields } from '../../functions/src/logging';
 
 function capture(level?: string) {
   const lines: string[] = [];
@@ -60,6 +60,66 @@ describe('the structured logger', () => {
       const c = capture();
       c.logger.info({ [key]: 'credential-value' }, 'k');
       expect(c.lines.join(''), key).not.toContain('credential-value');
+    }
+  });
+
+  it('writes Error objects itself: name, message, code, stack and cause, never their other properties', () => {
+    const { logger, entries, lines } = capture();
+    // As gaxios errors are: the request's config, with its Authorization header, enumerable on the error.
+    const err = Object.assign(new Error('upload failed', { cause: Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }) }), {
+      code: 503,
+      config: { headers: { Authorization: 'Bearer ya29.leak' } },
+    });
+    logger.warn({ jobId: 'j', err }, 'copy interrupted');
+    const e = entries()[0] as { err: Record<string, unknown> };
+    expect(e.err).toEqual({
+      name: 'Error',
+      message: 'upload failed',
+      code: 503,
+      stack: err.stack,
+      cause: { name: 'Error', message: 'socket hang up', code: 'ECONNRESET', stack: (err.cause as Error).stack },
+    });
+    expect(lines.join('')).not.toContain('ya29.leak');
+    // Nested anywhere, and a thrown non-Error, are written too.
+    logger.info({ results: [{ failure: new TypeError('bad') }], err: 'plain string' }, 'nested');
+    expect(entries()[1]).toMatchObject({ results: [{ failure: { name: 'TypeError', message: 'bad' } }], err: 'plain string' });
+  });
+
+  it('shapes ERROR and CRITICAL entries as Error Reporting events: @type, message, and the stack in stack_trace', () => {
+    const { logger, entries } = capture();
+    const err = Object.assign(new RangeError('seq out of range'), { code: 'E_SEQ' });
+    logger.child({ jobId: 'j' }).error({ err }, 'task step failed');
+    logger.fatal({ detail: 'retry budget spent' }, 'job failed');
+    logger.error({ err });
+    logger.warn({ err }, 'not an error event');
+    const [withStack, withoutError, noMessage, warning] = entries();
+    expect(withStack).toMatchObject({ severity: 'ERROR', '@type': REPORTED_ERROR_EVENT, jobId: 'j', message: 'task step failed', stack_trace: err.stack });
+    expect(String(withStack?.stack_trace)).toMatch(/^RangeError: seq out of range\n\s+at /);
+    // The stack is written once, where Error Reporting reads it.
+    expect(withStack?.err).toEqual({ name: 'RangeError', message: 'seq out of range', code: 'E_SEQ' });
+    expect(withoutError).toMatchObject({ severity: 'CRITICAL', '@type': REPORTED_ERROR_EVENT, message: 'job failed', detail: 'retry budget spent' });
+    expect(withoutError).not.toHaveProperty('stack_trace');
+    expect(noMessage).toMatchObject({ '@type': REPORTED_ERROR_EVENT, message: 'seq out of range' });
+    expect(warning).not.toHaveProperty('@type');
+    expect(warning).not.toHaveProperty('stack_trace');
+  });
+
+  it('never lets a field or binding replace severity, message, time, @type or stack_trace', () => {
+    const { logger, entries } = capture();
+    const clash = Object.fromEntries(RESERVED_KEYS.map((k) => [k, `from-field-${k}`]));
+    logger.child(clash).info({}, 'real message');
+    logger.info(clash);
+    logger.error({ ...clash, err: new Error('boom') }, 'real error');
+    const [child, noMessage, error] = entries();
+    expect(child).toMatchObject({ severity: 'INFO', message: 'real message' });
+    expect(noMessage).toMatchObject({ severity: 'INFO' });
+    expect(noMessage).not.toHaveProperty('message');
+    expect(error).toMatchObject({ severity: 'ERROR', message: 'real error', '@type': REPORTED_ERROR_EVENT });
+    expect(String(error?.stack_trace)).toMatch(/^Error: boom/);
+    for (const entry of [child, noMessage, error]) {
+      expect(Number.isNaN(Date.parse(String(entry?.time)))).toBe(false);
+      // Kept, under a name of their own.
+      for (const k of RESERVED_KEYS) expect(entry?.[`field_${k}`], k).toBe(`from-field-${k}`);
     }
   });
 

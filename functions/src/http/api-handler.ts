@@ -266,7 +266,7 @@ export function createApiHandler(deps: ApiHandlerDeps): (req: HttpRequest, res: 
         res.set('Retry-After', String(err.retryAfterSeconds));
         return sendError(res, 503, 'UNAVAILABLE', err.message);
       }
-      log.error({ err: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err) }, 'request failed');
+      log.error({ err }, 'request failed');
       if (!res.headersSent) sendError(res, 500, 'INTERNAL', 'Internal error');
     }
   };

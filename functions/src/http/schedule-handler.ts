@@ -50,7 +50,7 @@ export function createScheduleHandler(deps: ScheduleHandlerDeps): (req: HttpRequ
       log.info({ scheduleId: parsed.data.scheduleId, run: parsed.data.run, outcome: outcome.kind, detail: outcome.detail }, 'schedule run handled');
       res.status(200).json({ outcome: outcome.kind, detail: outcome.detail });
     } catch (err) {
-      log.error({ err: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err) }, 'schedule request failed');
+      log.error({ err }, 'schedule request failed');
       if (!res.headersSent) sendError(res, 500, 'INTERNAL', 'Internal error');
     }
   };

@@ -127,7 +127,7 @@ export function createTaskHandler(deps: TaskHandlerDeps): (req: HttpRequest, res
     try {
       outcome = await deps.runner.run({ ...task, delaySeconds: 0 });
     } catch (err) {
-      log.error({ err: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err) }, 'task step failed');
+      log.error({ err }, 'task step failed');
       outcome = { kind: 'retry', detail: err instanceof Error ? err.message : String(err) };
     }
     if (outcome.kind !== 'done' && outcome.kind !== 'dropped' && retryCount + 1 >= deps.retryBudget) {

@@ -345,7 +345,7 @@ export class JobRunner {
             // A dropped connection or a 5xx: try again here (resuming the upload session) before handing back to Cloud Tasks.
             if (interruptions < MAX_INTERRUPTIONS) {
               interruptions++;
-              this.deps.logger.warn({ jobId: job.id, archive: i + 1, error: errorDetail(err) }, 'archive copy interrupted; resuming');
+              this.deps.logger.warn({ jobId: job.id, archive: i + 1, err }, 'archive copy interrupted; resuming');
               await new Promise((r) => setTimeout(r, 200 * interruptions));
               continue;
             }
@@ -499,7 +499,7 @@ export class JobRunner {
         if (err instanceof StepFailed) throw err;
         if (interruptions < MAX_INTERRUPTIONS) {
           interruptions++;
-          this.deps.logger.warn({ jobId: job.id, archive: plan.archive + 1, part: part + 1, error: errorDetail(err) }, 'archive part copy interrupted; trying again');
+          this.deps.logger.warn({ jobId: job.id, archive: plan.archive + 1, part: part + 1, err }, 'archive part copy interrupted; trying again');
           await new Promise((r) => setTimeout(r, 200 * interruptions));
           continue;
         }
@@ -633,7 +633,7 @@ export class JobRunner {
     if (isTerminal(updated.after.state) && this.deps.onJobFinished) {
       // The job's own outcome is committed; a failed notification is repaired when the next run reads the job.
       await this.deps.onJobFinished(updated.after).catch((err: unknown) =>
-        this.deps.logger.warn({ jobId: job.id, error: errorDetail(err) }, 'could not report the finished job to its schedule'),
+        this.deps.logger.warn({ jobId: job.id, err }, 'could not report the finished job to its schedule'),
       );
     }
     return true;
