@@ -13,7 +13,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { exportStoreQueries } from '../../functions/src/adapters/firestore-export-store';
-import { CONSENT_STATE_COLLECTION } from '../../functions/src/adapters/firestore-consent-state-store';
+import { CONSENT_STATE_COLLECTION, consentStateQueries } from '../../functions/src/adapters/firestore-consent-state-store';
 import { ENTRY_POINTS } from '../../functions/src/composition-root';
 import type { QuerySpec as Query } from '../../functions/src/adapters/firestore-client';
 import { scheduleStoreQueries } from '../../functions/src/adapters/firestore-schedule-store';
@@ -302,8 +302,9 @@ describe('terraform files', () => {
     const queries: Array<[string, Query]> = [
       ...Object.entries(exportStoreQueries).map(([name, build]): [string, Query] => [name, (build as (...a: unknown[]) => Query)('x', 1, [1, 'x'])]),
       ...Object.entries(scheduleStoreQueries).map(([name, build]): [string, Query] => [name, (build as (...a: unknown[]) => Query)('x', 1)]),
+      ...Object.entries(consentStateQueries).map(([name, build]): [string, Query] => [name, (build as (...a: unknown[]) => Query)('x')]),
     ];
-    expect(queries.length).toBe(9);
+    expect(queries.length).toBe(10);
     const needed = queries.flatMap(([name, q]) => {
       const index = compositeIndexFor(q);
       return index ? [{ name, collection: q.collection, ...index }] : [];

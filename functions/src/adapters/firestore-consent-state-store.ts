@@ -6,6 +6,7 @@
  */
 import { FieldValue, type Firestore } from '@google-cloud/firestore';
 import { consentStateUse, type ConsentState, type ConsentStateRefusal, type ConsentStateStore } from '../domain/consent-state';
+import { runQuery, type QuerySpec as Query } from './firestore-client';
 
 /** The collection; infra/firestore.tf declares its TTL policy on `expireAt`. */
 export const CONSENT_STATE_COLLECTION = 'consentStates';
@@ -14,6 +15,12 @@ export const CONSENT_STATE_COLLECTION = 'consentStates';
 const KEEP_AFTER_EXPIRY_MS = 86_400_000;
 
 type Stored = ConsentState & { expireAt: Date };
+
+/** Every query the store runs (test/infra/terraform.test.ts derives the indexes they need from these). */
+export const consentStateQueries = {
+  // Equality only: the single-field index serves it.
+  statesOfUser: (userId: string): Query => ({ collection: CONSENT_STATE_COLLECTION, where: [['userId', '==', userId]], select: [] }),
+};
 
 export class FirestoreConsentStateStore implements ConsentStateStore {
   constructor(private readonly db: Firestore) {}
@@ -39,5 +46,12 @@ export class FirestoreConsentStateStore implements ConsentStateStore {
       const { expireAt: _ttl, ...state } = current;
       return { ok: true as const, state };
     });
+  }
+
+  async deleteOfUser(userId: string): Promise<number> {
+    const docs = await runQuery(this.db, consentStateQueries.statesOfUser(userId));
+    const writer = this.db.bulkWriter();
+    await Promise.all([...docs.map((d) => writer.delete(this.db.doc(d.path))), writer.close()]);
+    return docs.length;
   }
 }

@@ -42,4 +42,6 @@ export interface ConsentStateStore {
    * used and drops its verifier. Of any number of concurrent claims, at most one gets `ok`.
    */
   claim(key: string, userId: string, now: number): Promise<{ ok: true; state: ConsentState } | { ok: false; refusal: ConsentStateRefusal }>;
+  /** Deletes every consent the user started (on reset: nothing of theirs stays); returns how many. */
+  deleteOfUser(userId: string): Promise<number>;
 }

@@ -102,4 +102,9 @@ export class ConsentFlow {
     if (!codeVerifier) throw REFUSALS.USED(this.opts.stateTtlSeconds);
     return { redirectUri, resources, codeVerifier: await this.opts.cipher.decrypt(codeVerifier, verifierContext(userId, key)) };
   }
+
+  /** Forgets every consent the user started (after a reset nothing of theirs stays). */
+  async forget(userId: string): Promise<void> {
+    await this.opts.store.deleteOfUser(userId);
+  }
 }

@@ -279,6 +279,7 @@ export class ExportService {
       }
     }
     await this.deps.store.deleteGrant(userId);
+    await this.deps.consent.forget(userId);
     this.deps.tokens.forget(userId);
     this.deps.logger.info({ userId }, 'authorization reset');
     return { reset: true };
