@@ -233,3 +233,32 @@ describe('POST /v1/authorizations {code, state}', () => {
     expect(tokenCalls()).toBe(callsBefore + 1);
   });
 });
+
+describe('hostile bodies on the consent routes', () => {
+  it('answers 200 seeded hostile requests with a JSON 4xx naming the problem, and stores nothing', async () => {
+    const token = await stack.idToken('hostile');
+    // A real state of this user: requests carry near misses of it (one that exists would rightly be claimed).
+    const real = await startConsent(stack, token, ['myactivity.search']);
+    let seed = 20261201;
+    const r = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
+    const hostile = ["' OR '1'='1", '{"$ne": null}', '../../etc/passwd', '\u0000', 'a'.repeat(5000), '', ' ', 'javascript:alert(1)', 'http://169.254.169.254/', `${REDIRECT}#frag`, `${REDIRECT}/../cb`, REDIRECT.toUpperCase(), real.state.slice(1), `${real.state}\n`];
+    const value = (): unknown => pick([pick(hostile), 42, null, true, [pick(hostile)], { $gt: '' }, pick(RESOURCE_GROUPS), [...RESOURCE_GROUPS, 'not.a.group']]);
+    const before = await snapshot();
+    const callsBefore = tokenCalls();
+    const failures: string[] = [];
+    for (let i = 0; i < 200; i++) {
+      const start = r() < 0.5;
+      const body = start
+        ? { resources: r() < 0.5 ? [pick(RESOURCE_GROUPS)] : value(), redirectUri: value(), ...(r() < 0.2 ? { [pick(hostile)]: value() } : {}) }
+        : { code: value(), state: r() < 0.3 ? pick([real.state.toUpperCase(), ` ${real.state}`, real.state.replace(/./, '+')]) : value(), ...(r() < 0.2 ? { redirectUri: REDIRECT } : {}) };
+      const route = start ? '/v1/authorizations:start' : '/v1/authorizations';
+      const res = await api<ErrorBody>(stack, token, 'POST', route, body);
+      const ok = res.status >= 400 && res.status < 500 && typeof res.body?.error?.code === 'string' && res.body.error.message.length > 0;
+      if (!ok) failures.push(`#${i} ${route} ${JSON.stringify(body).slice(0, 200)} -> ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
+    }
+    expect(failures.slice(0, 5)).toEqual([]);
+    expect(tokenCalls()).toBe(callsBefore);
+    expect(await snapshot()).toBe(before);
+  });
+});
