@@ -87,6 +87,18 @@ resource "google_firestore_index" "exports_by_schedule" {
   }
 }
 
+# Started consents (POST /v1/authorizations:start) expire by themselves too; a day after their
+# state expired, so a replay meanwhile is told "already used" rather than "unknown".
+resource "google_firestore_field" "consent_state_ttl" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "consentStates"
+  field      = "expireAt"
+
+  ttl_config {}
+  index_config {}
+}
+
 # idempotency records expire by themselves; an empty index_config turns off single-field indexing
 # of the timestamp, which only costs writes (TTL does not need an index).
 resource "google_firestore_field" "idempotency_ttl" {

@@ -45,6 +45,9 @@ locals {
     DATAPORTABILITY_API_ROOT = "https://dataportability.googleapis.com/"
     OAUTH_CLIENT_ID          = var.oauth_client_id
     OAUTH_TOKEN_URL          = "https://oauth2.googleapis.com/token"
+    OAUTH_AUTH_URL           = "https://accounts.google.com/o/oauth2/v2/auth"
+    OAUTH_REDIRECT_URIS      = join(",", var.oauth_redirect_uris)
+    OAUTH_STATE_TTL_SECONDS  = "600"
     AUTH_ISSUER              = coalesce(var.auth_issuer, "https://securetoken.google.com/${var.project_id}")
     AUTH_AUDIENCE            = coalesce(var.auth_audience, var.project_id)
     AUTH_JWKS_URL            = var.auth_jwks_url

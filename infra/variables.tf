@@ -207,6 +207,17 @@ variable "auth_jwks_url" {
   }
 }
 
+variable "oauth_redirect_uris" {
+  type        = list(string)
+  description = "The frontend's OAuth callback URLs, exactly as registered with the OAuth client: POST /v1/authorizations:start accepts only these as redirectUri (none: no consent can start)."
+  default     = []
+
+  validation {
+    condition     = alltrue([for u in var.oauth_redirect_uris : can(regex("^(https://[^/,#\\s]+|http://(localhost|127\\.0\\.0\\.1)(:[0-9]+)?)(/[^,#\\s]*)?$", u))])
+    error_message = "Each redirect URI must be an https URL (http only for localhost) without a fragment or a comma."
+  }
+}
+
 variable "cors_origins" {
   type        = list(string)
   description = "Browser origins allowed to call the API (CORS), e.g. [\"https://app.example.com\"]."

@@ -20,6 +20,19 @@ export interface SimGrant {
   refreshToken: string;
 }
 
+/** An authorization code, with the PKCE challenge of the consent that minted it (if it had one). */
+export interface SimCode {
+  grantId: string;
+  redirectUri: string;
+  clientId: string;
+  expiresAt: number;
+  used: boolean;
+  codeChallenge?: string;
+  codeChallengeMethod?: 'S256' | 'plain';
+  /** The verifier the code was exchanged with (kept, as Google's side would, for tests to look for in logs). */
+  codeVerifier?: string;
+}
+
 export interface SimAccessToken {
   token: string;
   grantId: string;
@@ -29,7 +42,7 @@ export interface SimAccessToken {
 export class GoogleAccounts {
   readonly grants = new Map<string, SimGrant>();
   readonly accessTokens = new Map<string, SimAccessToken>();
-  readonly codes = new Map<string, { grantId: string; redirectUri: string; clientId: string; expiresAt: number; used: boolean }>();
+  readonly codes = new Map<string, SimCode>();
 
   constructor(readonly now: () => number = Date.now) {}
 

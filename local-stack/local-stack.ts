@@ -80,6 +80,8 @@ export interface LocalStack {
 const CLIENT_ID = 'local-client.apps.googleusercontent.com';
 const CLIENT_SECRET = 'local-client-secret';
 const TASKS_SA = 'tasks-invoker@local-project.iam.gserviceaccount.com';
+/** The frontend's OAuth callback on a developer's machine: the one redirect URI the local stack allows. */
+export const LOCAL_REDIRECT_URI = 'http://localhost:5173/oauth/callback';
 let registered = 0;
 
 function listen(server: http.Server, port: number): Promise<void> {
@@ -141,6 +143,8 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       OAUTH_CLIENT_ID: CLIENT_ID,
       OAUTH_CLIENT_SECRET: CLIENT_SECRET,
       OAUTH_TOKEN_URL: oauth.tokenUrl,
+      OAUTH_AUTH_URL: oauth.authUrl,
+      OAUTH_REDIRECT_URIS: LOCAL_REDIRECT_URI,
       AUTH_ISSUER: idIssuer.issuer,
       AUTH_AUDIENCE: projectId,
       AUTH_JWKS_URL: oauth.jwksUrl,

@@ -5,7 +5,8 @@
  *   authorization code Google would append to the redirect URI;
  * - `GET /auth` does the same over HTTP for a browser-driven local run (auto-approves);
  * - `POST /token` is Google's token endpoint (`authorization_code` and `refresh_token` grants,
- *   form-encoded, answers and errors shaped as Google's);
+ *   form-encoded, answers and errors shaped as Google's). A code minted with a PKCE challenge
+ *   (RFC 7636) is exchanged only with the matching `code_verifier`, else `invalid_grant`;
  * - `GET /jwks` and `issueIdToken(...)` stand in for the identity provider of the frontend's users.
  *
  * All grant/token state lives in the shared `GoogleAccounts`, so the Data Portability API
@@ -13,8 +14,8 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { GoogleAccounts, type SimAccessType, type SimGrant } from './google-accounts';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { GoogleAccounts, type SimAccessType, type SimCode, type SimGrant } from './google-accounts';
 import { createLocalOidcIssuer, type LocalOidcIssuer } from './local-oidc-issuer';
 import { groupsInScopes, scopeOf } from '../functions/src/domain/resource-groups';
 
@@ -45,6 +46,10 @@ export interface ConsentInput {
   /** Grant lifetime in days (default 7 for one-time, as a "Testing" client's tokens; 30 for time-based). */
   days?: number;
   redirectUri: string;
+  /** The PKCE challenge the consent URL carried; the code then needs its verifier. */
+  codeChallenge?: string;
+  /** Default S256 when a challenge is given (Google's default is `plain`; S256 is what apps send). */
+  codeChallengeMethod?: 'S256' | 'plain';
 }
 
 export interface IssueIdTokenOptions {
@@ -107,9 +112,11 @@ export async function startOAuthSimulator(opts: OAuthSimulatorOptions): Promise<
   const calls: TokenCall[] = [];
   const pendingFailures: number[] = [];
 
-  function mintCode(grant: SimGrant, redirectUri: string): string {
+  function mintCode(grant: SimGrant, input: ConsentInput): string {
     const code = `4/0sim-${randomBytes(24).toString('base64url')}`;
-    accounts.codes.set(code, { grantId: grant.grantId, redirectUri, clientId, expiresAt: now() + codeTtlMs, used: false });
+    const pkce: Pick<SimCode, 'codeChallenge' | 'codeChallengeMethod'> =
+      input.codeChallenge !== undefined ? { codeChallenge: input.codeChallenge, codeChallengeMethod: input.codeChallengeMethod ?? 'S256' } : {};
+    accounts.codes.set(code, { grantId: grant.grantId, redirectUri: input.redirectUri, clientId, expiresAt: now() + codeTtlMs, used: false, ...pkce });
     return code;
   }
 
@@ -121,7 +128,7 @@ export async function startOAuthSimulator(opts: OAuthSimulatorOptions): Promise<
       accessType,
       days: input.days ?? (accessType === 'TIME_BASED' ? 30 : 7),
     });
-    return mintCode(grant, input.redirectUri);
+    return mintCode(grant, input);
   }
 
   function grantedScope(grant: SimGrant): string {
@@ -168,9 +175,12 @@ export async function startOAuthSimulator(opts: OAuthSimulatorOptions): Promise<
     if ((params.get('redirect_uri') ?? '') !== entry.redirectUri) {
       throw new OAuthError(400, 'redirect_uri_mismatch', 'Bad Request');
     }
+    const verifier = params.get('code_verifier');
+    checkCodeVerifier(entry, verifier);
     const grant = accounts.grants.get(entry.grantId);
     if (!grant || grant.revoked || grant.expiresAt <= now()) throw new OAuthError(400, 'invalid_grant', 'Bad Request');
     entry.used = true;
+    if (verifier !== null) entry.codeVerifier = verifier;
     const body: Record<string, unknown> = { ...accessTokenResponse(grant), refresh_token: grant.refreshToken };
     // Google sends this only when the user chose time-based access.
     if (grant.accessType === 'TIME_BASED') {
@@ -214,23 +224,35 @@ export async function startOAuthSimulator(opts: OAuthSimulatorOptions): Promise<
   }
 
   /**
-   * `GET /auth?client_id&redirect_uri&scope&state[&login_hint=<googleUserId>]` approves at once and
-   * redirects with `code`, `scope` and `state`, as Google's consent screen does after "Allow".
+   * `GET /auth?client_id&redirect_uri&scope&state[&code_challenge&code_challenge_method]
+   * [&login_hint=<googleUserId>]` approves at once and redirects with `code`, `scope` and `state`,
+   * as Google's consent screen does after "Allow". Refused as Google refuses them (an error page,
+   * no redirect): Data Portability scopes mixed with others, `include_granted_scopes=true`, a
+   * `response_type` other than `code`, a malformed PKCE challenge or method.
    * Simulator-only knobs: `sim_access_type=ONE_TIME|TIME_BASED`, `sim_days`, `sim_grant=<groups,
    * comma-separated>` (partial consent: the intersection with the requested scopes), `sim_deny=1`.
    */
   function handleAuthorize(url: URL, res: http.ServerResponse): void {
     const q = url.searchParams;
     const redirectUri = q.get('redirect_uri');
-    if (q.get('client_id') !== clientId || !redirectUri) {
+    const refuse = (message: string) => {
       res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end('Error 401: invalid_client (unknown client_id or missing redirect_uri)');
-      return;
+      res.end(message);
+    };
+    if (q.get('client_id') !== clientId || !redirectUri) return refuse('Error 401: invalid_client (unknown client_id or missing redirect_uri)');
+    const scopes = (q.get('scope') ?? '').split(' ').filter((x) => x !== '');
+    const requested = groupsInScopes(scopes.join(' '));
+    if (requested.length > 0 && requested.length !== scopes.length) return refuse('Error 400: invalid_scope (Data Portability scopes cannot be mixed with other scopes)');
+    if (requested.length > 0 && q.get('include_granted_scopes') === 'true') return refuse('Error 400: invalid_request (Incremental auth is not allowed for the requested scopes)');
+    if ((q.get('response_type') ?? 'code') !== 'code') return refuse('Error 400: unsupported_response_type');
+    const challenge = q.get('code_challenge') ?? undefined;
+    const method = q.get('code_challenge_method') ?? (challenge !== undefined ? 'plain' : undefined);
+    if (method !== undefined && (challenge === undefined || (method !== 'S256' && method !== 'plain') || !VERIFIER_SHAPE.test(challenge))) {
+      return refuse('Error 400: invalid_request (Invalid code_challenge or code_challenge_method)');
     }
     const target = new URL(redirectUri);
     const state = q.get('state');
     if (state !== null) target.searchParams.set('state', state);
-    const requested = groupsInScopes(q.get('scope') ?? '');
     if (q.get('sim_deny') === '1' || requested.length === 0) {
       target.searchParams.set('error', requested.length === 0 ? 'invalid_scope' : 'access_denied');
     } else {
@@ -238,7 +260,14 @@ export async function startOAuthSimulator(opts: OAuthSimulatorOptions): Promise<
       const resources = only ? requested.filter((r) => only.includes(r)) : requested;
       const accessType = q.get('sim_access_type') === 'TIME_BASED' ? 'TIME_BASED' : 'ONE_TIME';
       const days = q.get('sim_days') ? Number(q.get('sim_days')) : undefined;
-      const code = consent({ googleUserId: q.get('login_hint') || 'sim-user-1', resources, accessType, days, redirectUri });
+      const code = consent({
+        googleUserId: q.get('login_hint') || 'sim-user-1',
+        resources,
+        accessType,
+        days,
+        redirectUri,
+        ...(challenge !== undefined ? { codeChallenge: challenge, codeChallengeMethod: method as 'S256' | 'plain' } : {}),
+      });
       target.searchParams.set('code', code);
       target.searchParams.set('scope', resources.map(scopeOf).join(' '));
     }
@@ -295,6 +324,25 @@ export async function startOAuthSimulator(opts: OAuthSimulatorOptions): Promise<
         server.closeAllConnections();
       }),
   };
+}
+
+/** RFC 7636 §4.1: 43 to 128 unreserved characters (a challenge, S256 or plain, has the same shape). */
+const VERIFIER_SHAPE = /^[A-Za-z0-9._~-]{43,128}$/;
+
+/**
+ * PKCE as Google checks it: a code minted with a challenge needs the verifier that hashes to it.
+ * A verifier sent for a code minted without one is refused too (OAuth 2.1, draft §4.1.3: a
+ * downgrade that would let a code from an unbound consent pass as bound).
+ */
+function checkCodeVerifier(entry: SimCode, verifier: string | null): void {
+  if (entry.codeChallenge === undefined) {
+    if (verifier !== null) throw new OAuthError(400, 'invalid_grant', 'Invalid code verifier.');
+    return;
+  }
+  if (verifier === null) throw new OAuthError(400, 'invalid_grant', 'Missing code verifier.');
+  if (!VERIFIER_SHAPE.test(verifier)) throw new OAuthError(400, 'invalid_grant', 'Invalid code verifier.');
+  const expected = entry.codeChallengeMethod === 'plain' ? verifier : createHash('sha256').update(verifier, 'ascii').digest('base64url');
+  if (!safeEqual(expected, entry.codeChallenge)) throw new OAuthError(400, 'invalid_grant', 'Invalid code verifier.');
 }
 
 function safeEqual(a: string, b: string): boolean {

@@ -2,15 +2,15 @@
  * `npm start`: the whole pipeline on this machine. Starts the local stack, runs one export for a
  * demo user through the public API, prints its progress and verifies the archives in the bucket,
  * then keeps serving with a ready-to-paste curl. `npm start -- --no-demo` skips the export.
- * Set DATAPORTABILITY_API_ROOT, OAUTH_TOKEN_URL or AUTH_JWKS_URL to use real endpoints instead of
+ * Set DATAPORTABILITY_API_ROOT, OAUTH_TOKEN_URL, OAUTH_AUTH_URL or AUTH_JWKS_URL to use real endpoints instead of
  * the simulated ones (the demo then needs a real consent, so it is skipped).
  */
 import { createWriteStream, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { CRC32C } from '@google-cloud/storage';
-import { startLocalStack, type LocalStack } from './local-stack';
+import { LOCAL_REDIRECT_URI, startLocalStack, type LocalStack } from './local-stack';
 
-const EXTERNAL = ['DATAPORTABILITY_API_ROOT', 'OAUTH_TOKEN_URL', 'AUTH_JWKS_URL', 'AUTH_ISSUER', 'AUTH_AUDIENCE', 'OAUTH_CLIENT_ID', 'OAUTH_CLIENT_SECRET'];
+const EXTERNAL = ['DATAPORTABILITY_API_ROOT', 'OAUTH_TOKEN_URL', 'OAUTH_AUTH_URL', 'OAUTH_REDIRECT_URIS', 'AUTH_JWKS_URL', 'AUTH_ISSUER', 'AUTH_AUDIENCE', 'OAUTH_CLIENT_ID', 'OAUTH_CLIENT_SECRET'];
 
 interface JobView {
   jobId: string;
@@ -53,11 +53,20 @@ async function demo(stack: LocalStack): Promise<void> {
   // A realistic run: the search archive comes as two files, and Google fails the YouTube job once.
   stack.portability.faults.urlsPerJob('myactivity.search', 2);
   stack.portability.faults.failNextJobs('youtube.subscriptions', 1);
-  const code = stack.oauth.consent({ googleUserId: 'demo-google-account', resources, redirectUri: 'http://localhost:5173/oauth/callback' });
   console.log(`\n== Demo export for user "${userId}" ==`);
+  // The frontend asks for a consent URL bound to this user (state + PKCE), sends the user there,
+  // and hands the code and state Google redirects back with to the API.
+  const consent = await call<{ authorizationUrl: string; state: string }>(stack, token, 'POST', '/v1/authorizations:start', {
+    resources,
+    redirectUri: LOCAL_REDIRECT_URI,
+  });
+  const consentScreen = new URL(consent.authorizationUrl);
+  consentScreen.searchParams.set('login_hint', 'demo-google-account');
+  const back = new URL((await fetch(consentScreen, { redirect: 'manual' })).headers.get('location') ?? LOCAL_REDIRECT_URI).searchParams;
+  console.log(`${at()}  consent given at Google (state ${back.get('state') === consent.state ? 'matches' : 'DOES NOT match'})`);
   const grant = await call<{ oneTimeResources: string[]; timeBasedResources: string[] }>(stack, token, 'POST', '/v1/authorizations', {
-    code,
-    redirectUri: 'http://localhost:5173/oauth/callback',
+    code: back.get('code'),
+    state: back.get('state'),
   });
   console.log(`${at()}  authorized: one-time ${grant.oneTimeResources.join(', ')}`);
   const started = await call<ExportView>(stack, token, 'POST', '/v1/exports', {});

@@ -23,6 +23,8 @@ AUTH_ISSUER="${AUTH_ISSUER:-https://securetoken.google.com/${PROJECT_ID}}"
 AUTH_AUDIENCE="${AUTH_AUDIENCE:-${PROJECT_ID}}"
 AUTH_JWKS_URL="${AUTH_JWKS_URL:-https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com}"
 CORS_ORIGINS="${CORS_ORIGINS:-}"
+# Comma-separated: the frontend's OAuth callback URLs, as registered with the OAuth client.
+OAUTH_REDIRECT_URIS="${OAUTH_REDIRECT_URIS:-}"
 ARCHIVE_URL_HOSTS="${ARCHIVE_URL_HOSTS:-storage.googleapis.com}"
 LOG_LEVEL="${LOG_LEVEL:-info}"
 POLL_INITIAL_SECONDS="${POLL_INITIAL_SECONDS:-300}"
@@ -123,6 +125,7 @@ create_once firestore indexes composite create --collection-group=schedules \
 create_once firestore indexes composite create --collection-group=exports \
   --field-config=field-path=scheduleId,order=ascending --field-config=field-path=createdAt,order=descending --async
 gc firestore fields ttls update expireAt --collection-group=idempotency --enable-ttl --async
+gc firestore fields ttls update expireAt --collection-group=consentStates --enable-ttl --async
 
 log "Buckets"
 exists storage buckets describe "gs://${ARCHIVE_BUCKET}" ||
@@ -212,6 +215,9 @@ FUNCTION_REGION: $(q "$REGION")
 DATAPORTABILITY_API_ROOT: 'https://dataportability.googleapis.com/'
 OAUTH_CLIENT_ID: $(q "$OAUTH_CLIENT_ID")
 OAUTH_TOKEN_URL: 'https://oauth2.googleapis.com/token'
+OAUTH_AUTH_URL: 'https://accounts.google.com/o/oauth2/v2/auth'
+OAUTH_REDIRECT_URIS: $(q "$OAUTH_REDIRECT_URIS")
+OAUTH_STATE_TTL_SECONDS: '600'
 AUTH_ISSUER: $(q "$AUTH_ISSUER")
 AUTH_AUDIENCE: $(q "$AUTH_AUDIENCE")
 AUTH_JWKS_URL: $(q "$AUTH_JWKS_URL")

@@ -20,6 +20,7 @@ import { createLogger, type Logger } from './logging';
 import type { HttpRequest, HttpResponse } from './http/http-types';
 import type { TaskCallerVerifier } from './http/task-handler';
 import { isHousekeepingStore, type HousekeepingStore } from './domain/housekeeping-store';
+import type { ConsentStateStore } from './domain/consent-state';
 
 export interface Overrides {
   logger?: Logger;
@@ -32,6 +33,7 @@ export interface Overrides {
   cipher?: SecretCipher;
   taskVerifier?: TaskCallerVerifier;
   schedules?: ScheduleStore;
+  consentStates?: ConsentStateStore;
   /** Where scheduled runs are enqueued (default: the Cloud Tasks queue, unless `queue` is overridden and is one). */
   runQueue?: ScheduleRunQueue;
   now?: () => number;
@@ -106,6 +108,11 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
     if (overrides.schedules) return overrides.schedules;
     const { FirestoreScheduleStore } = await import('./adapters/firestore-schedule-store');
     return new FirestoreScheduleStore(await firestore());
+  });
+  const consentStates = lazy<ConsentStateStore>(async () => {
+    if (overrides.consentStates) return overrides.consentStates;
+    const { FirestoreConsentStateStore } = await import('./adapters/firestore-consent-state-store');
+    return new FirestoreConsentStateStore(await firestore());
   });
   const api = lazy<PortabilityApi>(async () => {
     if (overrides.api) return overrides.api;
@@ -203,8 +210,10 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
     });
   });
   const service = lazy(async () => {
-    const { ExportService } = await import('./pipeline/export-service');
+    const [{ ExportService }, { ConsentFlow }] = await Promise.all([import('./pipeline/export-service'), import('./pipeline/consent-flow')]);
+    const consent = new ConsentFlow({ store: deferred(consentStates), cipher: deferred(cipher), clientId: config.oauth.clientId, ...config.consent, now });
     return new ExportService({
+      consent,
       store: await store(),
       api: deferred(api),
       oauth: deferred(oauth),

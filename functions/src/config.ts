@@ -18,6 +18,14 @@ const csv = z.string().transform((s) =>
     .filter((x) => x.length > 0),
 );
 
+/** Google's rules for redirect URIs: absolute, no fragment, https except on the loopback host. */
+const redirectUri = z.string().refine((s) => {
+  if (!URL.canParse(s)) return false;
+  const u = new URL(s);
+  const loopback = u.hostname === 'localhost' || u.hostname === '127.0.0.1' || u.hostname === '[::1]';
+  return u.hash === '' && !s.includes('#') && (u.protocol === 'https:' || (u.protocol === 'http:' && loopback));
+}, 'each entry must be an absolute https URL without a fragment (http only on localhost)');
+
 const schema = z
   .object({
     GOOGLE_CLOUD_PROJECT: z.string().min(1),
@@ -29,6 +37,12 @@ const schema = z
     OAUTH_CLIENT_ID: z.string().min(1),
     OAUTH_CLIENT_SECRET: z.string().min(1),
     OAUTH_TOKEN_URL: url.default('https://oauth2.googleapis.com/token'),
+    /** Google's authorization endpoint: where POST /v1/authorizations:start sends the user. */
+    OAUTH_AUTH_URL: url.default('https://accounts.google.com/o/oauth2/v2/auth'),
+    /** Comma-separated redirect URIs a consent may return to (exact match, as registered with the OAuth client). */
+    OAUTH_REDIRECT_URIS: csv.pipe(z.array(redirectUri)).default(''),
+    /** How long a started consent (its state and PKCE verifier) may take before it expires. */
+    OAUTH_STATE_TTL_SECONDS: coercedSafeInt().min(60).max(86_400).default(600),
 
     AUTH_ISSUER: z.string().min(1).optional(),
     AUTH_AUDIENCE: z.string().min(1).optional(),
@@ -105,6 +119,11 @@ const schema = z
       clientId: e.OAUTH_CLIENT_ID,
       clientSecret: e.OAUTH_CLIENT_SECRET,
       tokenUrl: e.OAUTH_TOKEN_URL,
+    },
+    consent: {
+      authUrl: e.OAUTH_AUTH_URL,
+      redirectUris: e.OAUTH_REDIRECT_URIS,
+      stateTtlSeconds: e.OAUTH_STATE_TTL_SECONDS,
     },
     auth: {
       issuer: e.AUTH_ISSUER ?? `https://securetoken.google.com/${e.GOOGLE_CLOUD_PROJECT}`,

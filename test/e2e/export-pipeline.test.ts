@@ -7,7 +7,7 @@ import { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startLocalStack, type LocalStack } from '../../local-stack/local-stack';
 import { paths } from '../../functions/src/adapters/firestore-paths';
-import { api, authorizedUser, crc32cOfObject, objectNames, waitForExport, type ExportBody } from '../support/api-client';
+import { api, authorizedUser, crc32cOfObject, objectNames, REDIRECT, waitForExport, type ExportBody } from '../support/api-client';
 
 let stack: LocalStack;
 let db: Firestore;
@@ -252,13 +252,18 @@ describe('isolation and bad input', () => {
 
   it('answers 400 naming the field on every route, and writes nothing', async () => {
     const { token } = await authorizedUser(stack, 'oscar', ['myactivity.play']);
-    const before = { exports: await countDocs('exports'), jobs: await countDocs('jobs'), grants: await countDocs('grants') };
+    const before = { exports: await countDocs('exports'), jobs: await countDocs('jobs'), grants: await countDocs('grants'), consents: await countDocs('consentStates') };
     const objectsBefore = (await objectNames(stack)).length;
     const cases: Array<[string, string, unknown, string | undefined, Record<string, string>?]> = [
       ['POST', '/v1/authorizations', {}, 'code'],
-      ['POST', '/v1/authorizations', { code: 'x', redirectUri: 'not a url' }, 'redirectUri'],
-      ['POST', '/v1/authorizations', { code: 'x', redirectUri: 'https://a.example/cb', extra: 1 }, 'extra'],
-      ['POST', '/v1/authorizations', { code: 'x', redirectUri: 'https://a.example/cb' }, 'code'],
+      ['POST', '/v1/authorizations', { code: 'x' }, 'state'],
+      ['POST', '/v1/authorizations', { code: 'x', state: 'not-issued', extra: 1 }, 'extra'],
+      ['POST', '/v1/authorizations', { code: 'x', state: 'not-issued' }, 'state'],
+      ['POST', '/v1/authorizations:start', { resources: ['myactivity.play'], redirectUri: 'not a url' }, 'redirectUri'],
+      ['POST', '/v1/authorizations:start', { resources: ['myactivity.play'], redirectUri: 'https://a.example/cb' }, 'redirectUri'],
+      ['POST', '/v1/authorizations:start', { resources: ['not.a.group'], redirectUri: REDIRECT }, 'resources.0'],
+      ['POST', '/v1/authorizations:start', { resources: [], redirectUri: REDIRECT }, 'resources'],
+      ['POST', '/v1/authorizations:start', { redirectUri: REDIRECT }, 'resources'],
       ['POST', '/v1/exports', { resources: ['not.a.group'] }, 'resources.0'],
       ['POST', '/v1/exports', { resources: [] }, 'resources'],
       ['POST', '/v1/exports', { resources: 'myactivity.play' }, 'resources'],
@@ -283,6 +288,7 @@ describe('isolation and bad input', () => {
     const odd: Array<[string, string, number]> = [
       ['GET', '/v1/nothing', 404],
       ['DELETE', '/v1/authorizations', 405],
+      ['GET', '/v1/authorizations:start', 405],
       ['GET', '/v1/exports/not-an-id', 404],
       ['GET', '/v1/exports/0123456789abcdef0123', 404],
     ];
@@ -296,6 +302,7 @@ describe('isolation and bad input', () => {
     expect(await countDocs('exports')).toBe(before.exports);
     expect(await countDocs('jobs')).toBe(before.jobs);
     expect(await countDocs('grants')).toBe(before.grants);
+    expect(await countDocs('consentStates')).toBe(before.consents);
     expect((await objectNames(stack)).length).toBe(objectsBefore);
   });
 

@@ -25,7 +25,8 @@ import { Writable } from 'node:stream';
 import { format } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startLocalStack, type LocalStack } from '../../local-stack/local-stack';
-import { api, authorizedUser, waitForExport, type ExportBody } from '../support/api-client';
+import { api, authorizedUser, consentAtGoogle, startConsent, waitForExport, type ExportBody } from '../support/api-client';
+import { pkceChallenge, randomToken } from '../../functions/src/domain/consent-url';
 
 const PROJECT = 'demo-secrets-logs';
 const REDIRECT = 'http://localhost:5173/oauth/callback';
@@ -36,6 +37,7 @@ type SecretKind =
   | 'refresh token'
   | 'access token'
   | 'authorization code'
+  | 'PKCE code verifier'
   | 'user ID token'
   | 'task OIDC token'
   | 'signed URL query string'
@@ -240,24 +242,28 @@ describe('a realistic mix through the public API, logged at trace level', () => 
     // An unknown code, shaped like Google's, is handed in: it is a secret too.
     const bogus = `4/0sim-${'Zq9'.repeat(12)}`;
     addSecret('authorization code', bogus);
-    const unknown = await api(stack, idToken, 'POST', '/v1/authorizations', { code: bogus, redirectUri: REDIRECT });
+    const unknown = await api(stack, idToken, 'POST', '/v1/authorizations', { code: bogus, state: (await startConsent(stack, idToken, ['play.installs'])).state });
     expect(unknown.status).toBe(400);
 
     // The token endpoint fails (500 then 503): the library may retry; either way the answer is JSON, never the code.
-    const code = stack.oauth.consent({ googleUserId: 'google-hank', resources: ['play.installs'], redirectUri: REDIRECT });
+    let consent = await consentAtGoogle((await startConsent(stack, idToken, ['play.installs'])).authorizationUrl, 'google-hank');
     stack.oauth.faults.failNextTokenRequests(500, 1);
     stack.oauth.faults.failNextTokenRequests(503, 5);
-    const outage = await api(stack, idToken, 'POST', '/v1/authorizations', { code, redirectUri: REDIRECT });
+    const outage = await api(stack, idToken, 'POST', '/v1/authorizations', consent);
     stack.oauth.faults.reset();
-    // (The API answers a token endpoint outage 500 INTERNAL today; 503 would suit it better.)
     expect([201, 500, 503], JSON.stringify(outage.body)).toContain(outage.status);
-    if (outage.status !== 201) expect((await api(stack, idToken, 'POST', '/v1/authorizations', { code, redirectUri: REDIRECT })).status).toBe(201);
-    // The same code again: used.
-    const reused = await api(stack, idToken, 'POST', '/v1/authorizations', { code, redirectUri: REDIRECT });
+    if (outage.status !== 201) {
+      // The state was spent on the failed exchange: the user consents again.
+      consent = await consentAtGoogle((await startConsent(stack, idToken, ['play.installs'])).authorizationUrl, 'google-hank');
+      expect((await api(stack, idToken, 'POST', '/v1/authorizations', consent)).status).toBe(201);
+    }
+    // The same code and state again: used.
+    const reused = await api(stack, idToken, 'POST', '/v1/authorizations', consent);
     expect(reused.status).toBe(400);
-    // A redirect URI that does not match the consent's.
-    const other = stack.oauth.consent({ googleUserId: 'google-hank', resources: ['play.installs'], redirectUri: REDIRECT });
-    expect((await api(stack, idToken, 'POST', '/v1/authorizations', { code: other, redirectUri: 'https://evil.example/cb' })).status).toBe(400);
+    // A code minted under another consent's PKCE challenge.
+    const started = await startConsent(stack, idToken, ['play.installs']);
+    const other = stack.oauth.consent({ googleUserId: 'google-hank', resources: ['play.installs'], redirectUri: REDIRECT, codeChallenge: pkceChallenge(randomToken()) });
+    expect((await api(stack, idToken, 'POST', '/v1/authorizations', { code: other, state: started.state })).status).toBe(400);
   });
 
   it('a signed URL that expires in the middle of a copy', async () => {
@@ -332,8 +338,9 @@ describe('a realistic mix through the public API, logged at trace level', () => 
       ['POST', '/v1/exports', { resources: ['not.a.group'] }, 400],
       ['POST', '/v1/exports', { startTime: 'yesterday' }, 400],
       ['POST', '/v1/exports', '{"resources":', 400],
-      ['POST', '/v1/authorizations', { code: token, redirectUri: REDIRECT }, 400],
-      ['POST', '/v1/authorizations', { code: 'x', redirectUri: 'not a url' }, 400],
+      ['POST', '/v1/authorizations', { code: token, state: token }, 400],
+      ['POST', '/v1/authorizations', { code: 'x' }, 400],
+      ['POST', '/v1/authorizations:start', { resources: ['play.devices'], redirectUri: 'not a url' }, 400],
       ['GET', '/v1/exports?pageToken=%24%24', undefined, 400],
       ['GET', '/v1/exports/0123456789abcdef0123', undefined, 404],
       ['DELETE', '/v1/authorizations', undefined, 405],
@@ -397,7 +404,10 @@ describe('no secret in any log line, output or API answer', () => {
     // Google's side minted these; the simulator keeps them.
     for (const g of stack.accounts.grants.values()) addSecret('refresh token', g.refreshToken);
     for (const t of stack.accounts.accessTokens.keys()) addSecret('access token', t);
-    for (const c of stack.accounts.codes.keys()) addSecret('authorization code', c);
+    for (const [c, entry] of stack.accounts.codes) {
+      addSecret('authorization code', c);
+      addSecret('PKCE code verifier', entry.codeVerifier);
+    }
     // Let deliveries still in flight finish and log (a deleted schedule may keep a task a day ahead).
     await Promise.race([stack.tasks.idle().catch(() => undefined), new Promise((r) => setTimeout(r, 2_000))]);
     const counts = Object.fromEntries([...secrets].map(([k, v]) => [k, v.size]));
@@ -409,7 +419,7 @@ describe('no secret in any log line, output or API answer', () => {
       'OAuth client secret': 1,
       'TOKEN_ENCRYPTION_KEY': 1,
     });
-    for (const kind of ['refresh token', 'access token', 'authorization code', 'user ID token', 'task OIDC token', 'signed URL query string', 'X-Goog-Signature', 'upload session id'] as const) {
+    for (const kind of ['refresh token', 'access token', 'authorization code', 'PKCE code verifier', 'user ID token', 'task OIDC token', 'signed URL query string', 'X-Goog-Signature', 'upload session id'] as const) {
       expect(counts[kind] ?? 0, kind).toBeGreaterThanOrEqual(3);
     }
     // The logs are what the functions wrote: JSON lines with a severity, at every level in use.

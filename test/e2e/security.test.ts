@@ -171,10 +171,11 @@ describe('deletion', () => {
     expect((await api(stack, token, 'GET', `/v1/exports/${id}`)).status).toBe(404);
     expect((await api(stack, token, 'DELETE', `/v1/exports/${id}`)).status).toBe(404);
 
-    // Reset, and nothing of peggy's remains: no grant, no export, no job, no object.
+    // Reset, and nothing of peggy's remains: no grant, no export, no job, no started consent, no object.
+    expect((await db.collection('consentStates').where('userId', '==', 'peggy').get()).size).toBeGreaterThan(0);
     expect((await api(stack, token, 'POST', '/v1/authorizations:reset')).status).toBe(200);
     expect((await db.doc(paths.grant('peggy')).get()).exists).toBe(false);
-    for (const c of ['exports', 'jobs', 'idempotency']) expect((await db.collection(c).where('userId', '==', 'peggy').get()).size, c).toBe(0);
+    for (const c of ['exports', 'jobs', 'idempotency', 'consentStates']) expect((await db.collection(c).where('userId', '==', 'peggy').get()).size, c).toBe(0);
     expect(await objectNames(stack, 'peggy/')).toEqual([]);
   });
 

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { exportStoreQueries } from '../../functions/src/adapters/firestore-export-store';
+import { CONSENT_STATE_COLLECTION, consentStateQueries } from '../../functions/src/adapters/firestore-consent-state-store';
 import { ENTRY_POINTS } from '../../functions/src/composition-root';
 import type { QuerySpec as Query } from '../../functions/src/adapters/firestore-client';
 import { scheduleStoreQueries } from '../../functions/src/adapters/firestore-schedule-store';
@@ -311,8 +312,9 @@ describe('terraform files', () => {
     const queries: Array<[string, Query]> = [
       ...Object.entries(exportStoreQueries).map(([name, build]): [string, Query] => [name, (build as (...a: unknown[]) => Query)('x', 1, [1, 'x'])]),
       ...Object.entries(scheduleStoreQueries).map(([name, build]): [string, Query] => [name, (build as (...a: unknown[]) => Query)('x', 1)]),
+      ...Object.entries(consentStateQueries).map(([name, build]): [string, Query] => [name, (build as (...a: unknown[]) => Query)('x')]),
     ];
-    expect(queries.length).toBe(8);
+    expect(queries.length).toBe(9);
     const needed = queries.flatMap(([name, q]) => {
       const index = compositeIndexFor(q);
       return index ? [{ name, collection: q.collection, ...index }] : [];
@@ -334,9 +336,13 @@ describe('terraform files', () => {
       fields: [...(m[2] ?? '').matchAll(/field-path=(\w+),order=(\w+)/g)].map((f) => `${f[1]} ${(f[2] ?? '').toUpperCase()}`),
     }));
     expect(scripted.map((i) => `${i.collection}: ${i.fields.join(', ')}`).sort()).toEqual(declared.map((d) => `${d.collection}: ${d.fields.join(', ')}`).sort());
-    const ttl = resources(root, 'google_firestore_field').find((r) => r.body.collection === 'idempotency');
-    expect(ttl?.body.field).toBe('expireAt');
-    expect(blocks(ttl?.body, 'ttl_config').length).toBe(1);
+    // The stores that write an `expireAt` for a TTL policy: idempotency records and started consents.
+    for (const collection of ['idempotency', CONSENT_STATE_COLLECTION]) {
+      const ttl = resources(root, 'google_firestore_field').find((r) => r.body.collection === collection);
+      expect(ttl?.body.field, collection).toBe('expireAt');
+      expect(blocks(ttl?.body, 'ttl_config').length, collection).toBe(1);
+      expect(script, collection).toContain(`ttls update expireAt --collection-group=${collection} --enable-ttl`);
+    }
   });
 
   it('runs the schedule tick from Cloud Scheduler with an OIDC token, over the indexed due-schedule query', async () => {

@@ -14,12 +14,16 @@ import { GoogleOAuthTokenClient, OAuthTokenEndpointError } from '../../functions
 import { IdTokenKeysUnavailableError, JwksIdTokenVerifier } from '../../functions/src/adapters/id-token-verifier';
 import { AuthorizationCodeError, ConsentRevokedError, UnauthenticatedError } from '../../functions/src/domain/ports';
 import { scopeOf } from '../../functions/src/domain/resource-groups';
+import { pkceChallenge } from '../../functions/src/domain/consent-url';
 
 const CLIENT_ID = 'sim-client.apps.googleusercontent.com';
 const CLIENT_SECRET = 'sim-secret';
 const REDIRECT = 'http://127.0.0.1/oauth/callback';
 const ID_ISSUER = 'https://securetoken.google.com/demo-portability';
 const ID_AUDIENCE = 'demo-portability';
+/** Every code below is minted under a PKCE challenge, as the API's consent URLs ask for. */
+const VERIFIER = 'verifier-of-the-consent-the-code-answers-0123456789';
+const PKCE = { codeChallenge: pkceChallenge(VERIFIER) };
 
 let clock = Date.now();
 const accounts = new GoogleAccounts(() => clock);
@@ -67,9 +71,9 @@ async function postForm(url: string, form: Record<string, string>, headers: Reco
 
 describe('authorization code exchange', () => {
   it('exchanges a code for tokens that carry the granted scopes and work against the shared accounts', async () => {
-    const code = sim.consent({ googleUserId: 'u1', resources: ['myactivity.search', 'chrome.history'], redirectUri: REDIRECT });
+    const code = sim.consent({ googleUserId: 'u1', resources: ['myactivity.search', 'chrome.history'], redirectUri: REDIRECT, ...PKCE });
     const before = Date.now();
-    const t = await tokens.exchangeCode(code, REDIRECT);
+    const t = await tokens.exchangeCode(code, REDIRECT, VERIFIER);
 
     expect(t.scope.split(' ').sort()).toEqual([scopeOf('chrome.history'), scopeOf('myactivity.search')]);
     expect(t.refreshToken).toBeTruthy();
@@ -82,42 +86,42 @@ describe('authorization code exchange', () => {
   });
 
   it('rejects a code used twice, without echoing the code', async () => {
-    const code = sim.consent({ googleUserId: 'u2', resources: ['myactivity.search'], redirectUri: REDIRECT });
-    await tokens.exchangeCode(code, REDIRECT);
-    const err = await failure(() => tokens.exchangeCode(code, REDIRECT));
+    const code = sim.consent({ googleUserId: 'u2', resources: ['myactivity.search'], redirectUri: REDIRECT, ...PKCE });
+    await tokens.exchangeCode(code, REDIRECT, VERIFIER);
+    const err = await failure(() => tokens.exchangeCode(code, REDIRECT, VERIFIER));
     expect(err).toBeInstanceOf(AuthorizationCodeError);
     expect(err.message).not.toContain(code);
     expect(JSON.stringify(err)).not.toContain(code);
   });
 
   it('rejects an unknown code, an expired code and a different redirect URI', async () => {
-    expect(await failure(() => tokens.exchangeCode('4/0not-a-code', REDIRECT))).toBeInstanceOf(AuthorizationCodeError);
+    expect(await failure(() => tokens.exchangeCode('4/0not-a-code', REDIRECT, VERIFIER))).toBeInstanceOf(AuthorizationCodeError);
 
-    const expiring = sim.consent({ googleUserId: 'u3', resources: ['myactivity.search'], redirectUri: REDIRECT });
+    const expiring = sim.consent({ googleUserId: 'u3', resources: ['myactivity.search'], redirectUri: REDIRECT, ...PKCE });
     clock += 11 * 60_000; // codes live 10 minutes
-    expect(await failure(() => tokens.exchangeCode(expiring, REDIRECT))).toBeInstanceOf(AuthorizationCodeError);
+    expect(await failure(() => tokens.exchangeCode(expiring, REDIRECT, VERIFIER))).toBeInstanceOf(AuthorizationCodeError);
 
-    const code = sim.consent({ googleUserId: 'u3', resources: ['myactivity.search'], redirectUri: REDIRECT });
-    const err = await failure(() => tokens.exchangeCode(code, 'http://127.0.0.1/elsewhere'));
+    const code = sim.consent({ googleUserId: 'u3', resources: ['myactivity.search'], redirectUri: REDIRECT, ...PKCE });
+    const err = await failure(() => tokens.exchangeCode(code, 'http://127.0.0.1/elsewhere', VERIFIER));
     expect(err).toBeInstanceOf(AuthorizationCodeError);
     expect(err.message).toMatch(/redirect URI/);
     // The failed attempt did not use the code up.
-    await expect(tokens.exchangeCode(code, REDIRECT)).resolves.toMatchObject({ scope: scopeOf('myactivity.search') });
+    await expect(tokens.exchangeCode(code, REDIRECT, VERIFIER)).resolves.toMatchObject({ scope: scopeOf('myactivity.search') });
   });
 
   it('rejects a wrong client secret as a configuration error, not as a bad code', async () => {
-    const code = sim.consent({ googleUserId: 'u4', resources: ['myactivity.search'], redirectUri: REDIRECT });
+    const code = sim.consent({ googleUserId: 'u4', resources: ['myactivity.search'], redirectUri: REDIRECT, ...PKCE });
     const wrong = new GoogleOAuthTokenClient({ clientId: CLIENT_ID, clientSecret: 'nope', tokenUrl: sim.tokenUrl });
-    const err = await failure(() => wrong.exchangeCode(code, REDIRECT));
+    const err = await failure(() => wrong.exchangeCode(code, REDIRECT, VERIFIER));
     expect(err).toBeInstanceOf(OAuthTokenEndpointError);
     expect(err).toMatchObject({ httpStatus: 401, oauthError: 'invalid_client', transient: false });
     expect(err.message).not.toContain('nope');
   });
 
   it('answers as Google does on the wire (form body, Basic auth, error bodies, time-based lifetime)', async () => {
-    const code = sim.consent({ googleUserId: 'u5', resources: ['myactivity.youtube'], accessType: 'TIME_BASED', redirectUri: REDIRECT });
+    const code = sim.consent({ googleUserId: 'u5', resources: ['myactivity.youtube'], accessType: 'TIME_BASED', redirectUri: REDIRECT, ...PKCE });
     const basic = 'Basic ' + Buffer.from(`${CLIENT_ID}:${CLIENT_SECRET}`).toString('base64');
-    const ok = await postForm(sim.tokenUrl, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT }, { authorization: basic });
+    const ok = await postForm(sim.tokenUrl, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: VERIFIER }, { authorization: basic });
     expect(ok.status).toBe(200);
     expect(ok.body).toMatchObject({ token_type: 'Bearer', expires_in: 60, scope: scopeOf('myactivity.youtube') });
     expect(typeof ok.body.access_token).toBe('string');
@@ -125,7 +129,7 @@ describe('authorization code exchange', () => {
     // 30 days by default for time-based access.
     expect(ok.body.refresh_token_expires_in).toBe(30 * 86_400);
 
-    const used = await postForm(sim.tokenUrl, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, client_id: CLIENT_ID, client_secret: CLIENT_SECRET });
+    const used = await postForm(sim.tokenUrl, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: VERIFIER, client_id: CLIENT_ID, client_secret: CLIENT_SECRET });
     expect(used).toEqual({ status: 400, body: { error: 'invalid_grant', error_description: 'Bad Request' } });
 
     const odd = await postForm(sim.tokenUrl, { grant_type: 'password', client_id: CLIENT_ID, client_secret: CLIENT_SECRET });
@@ -152,8 +156,10 @@ describe('authorization code exchange', () => {
       redirect_uri: REDIRECT,
       response_type: 'code',
       access_type: 'offline',
-      scope: ['openid', scopeOf('myactivity.search'), scopeOf('chrome.history')].join(' '),
+      scope: [scopeOf('myactivity.search'), scopeOf('chrome.history')].join(' '),
       state: 'xyz',
+      code_challenge: PKCE.codeChallenge,
+      code_challenge_method: 'S256',
       login_hint: 'browser-user',
       sim_grant: 'chrome.history',
       sim_access_type: 'TIME_BASED',
@@ -164,7 +170,7 @@ describe('authorization code exchange', () => {
     expect(location.origin + location.pathname).toBe(REDIRECT);
     expect(location.searchParams.get('state')).toBe('xyz');
     expect(location.searchParams.get('scope')).toBe(scopeOf('chrome.history'));
-    const t = await tokens.exchangeCode(location.searchParams.get('code')!, REDIRECT);
+    const t = await tokens.exchangeCode(location.searchParams.get('code')!, REDIRECT, VERIFIER);
     const grant = accounts.resolveAccessToken(t.accessToken)!;
     expect(grant).toMatchObject({ googleUserId: 'browser-user', resources: ['chrome.history'], accessType: 'TIME_BASED' });
 
@@ -174,10 +180,60 @@ describe('authorization code exchange', () => {
   });
 });
 
+describe('PKCE (RFC 7636), as Google checks it', () => {
+  it('exchanges a code minted under a challenge only with the verifier that hashes to it', async () => {
+    const code = sim.consent({ googleUserId: 'p1', resources: ['myactivity.search'], redirectUri: REDIRECT, ...PKCE });
+    const other = 'another-consents-verifier-0123456789-0123456789';
+    for (const wrong of [other, 'short', PKCE.codeChallenge]) {
+      expect(await failure(() => tokens.exchangeCode(code, REDIRECT, wrong))).toBeInstanceOf(AuthorizationCodeError);
+      expect(sim.calls.at(-1)).toEqual({ grantType: 'authorization_code', status: 400, error: 'invalid_grant' });
+    }
+    // No verifier at all (the old, unbound exchange).
+    const bare = await postForm(sim.tokenUrl, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, client_id: CLIENT_ID, client_secret: CLIENT_SECRET });
+    expect(bare).toEqual({ status: 400, body: { error: 'invalid_grant', error_description: 'Missing code verifier.' } });
+    await expect(tokens.exchangeCode(code, REDIRECT, VERIFIER)).resolves.toHaveProperty('refreshToken');
+  });
+
+  it('refuses a verifier for a code minted without a challenge (no downgrade to an unbound consent)', async () => {
+    const unbound = sim.consent({ googleUserId: 'p2', resources: ['myactivity.search'], redirectUri: REDIRECT });
+    expect(await failure(() => tokens.exchangeCode(unbound, REDIRECT, VERIFIER))).toBeInstanceOf(AuthorizationCodeError);
+  });
+
+  it('GET /auth refuses what Google refuses for Data Portability scopes: mixed scopes, include_granted_scopes, a bad challenge', async () => {
+    const base = {
+      client_id: CLIENT_ID,
+      redirect_uri: REDIRECT,
+      response_type: 'code',
+      scope: scopeOf('myactivity.search'),
+      state: 'xyz',
+      code_challenge: PKCE.codeChallenge,
+      code_challenge_method: 'S256',
+    };
+    const get = async (params: Record<string, string>) => {
+      const url = new URL(sim.authUrl);
+      url.search = new URLSearchParams(params).toString();
+      const res = await fetch(url, { redirect: 'manual' });
+      return { status: res.status, text: await res.text() };
+    };
+    expect((await get(base)).status).toBe(302);
+    for (const [params, error] of [
+      [{ ...base, scope: `openid ${scopeOf('myactivity.search')}` }, 'invalid_scope'],
+      [{ ...base, include_granted_scopes: 'true' }, 'Incremental auth'],
+      [{ ...base, code_challenge: 'too-short' }, 'code_challenge'],
+      [{ ...base, code_challenge_method: 'S512' }, 'code_challenge'],
+      [{ ...base, response_type: 'token' }, 'unsupported_response_type'],
+    ] as Array<[Record<string, string>, string]>) {
+      const res = await get(params);
+      expect(res.status).toBe(400);
+      expect(res.text).toContain(error);
+    }
+  });
+});
+
 describe('refresh', () => {
   it('mints a new access token; the old one expires by the clock', async () => {
-    const code = sim.consent({ googleUserId: 'r1', resources: ['myactivity.search'], redirectUri: REDIRECT });
-    const first = await tokens.exchangeCode(code, REDIRECT);
+    const code = sim.consent({ googleUserId: 'r1', resources: ['myactivity.search'], redirectUri: REDIRECT, ...PKCE });
+    const first = await tokens.exchangeCode(code, REDIRECT, VERIFIER);
     clock += 61_000;
     expect(accounts.resolveAccessToken(first.accessToken)).toBeUndefined();
 
@@ -199,8 +255,8 @@ describe('refresh', () => {
   });
 
   it('answers invalid_grant after a revoke, after the grant expires and for an unknown token -> ConsentRevokedError', async () => {
-    const code = sim.consent({ googleUserId: 'r2', resources: ['myactivity.search'], redirectUri: REDIRECT });
-    const t = await tokens.exchangeCode(code, REDIRECT);
+    const code = sim.consent({ googleUserId: 'r2', resources: ['myactivity.search'], redirectUri: REDIRECT, ...PKCE });
+    const t = await tokens.exchangeCode(code, REDIRECT, VERIFIER);
     const grant = accounts.resolveAccessToken(t.accessToken)!;
     accounts.revoke(grant.grantId);
     const err = await failure(() => tokens.refresh(t.refreshToken!));
@@ -208,8 +264,8 @@ describe('refresh', () => {
     expect(err.message).not.toContain(t.refreshToken!);
     expect(sim.calls.at(-1)).toEqual({ grantType: 'refresh_token', status: 400, error: 'invalid_grant' });
 
-    const timed = sim.consent({ googleUserId: 'r3', resources: ['myactivity.search'], accessType: 'TIME_BASED', days: 30, redirectUri: REDIRECT });
-    const t2 = await tokens.exchangeCode(timed, REDIRECT);
+    const timed = sim.consent({ googleUserId: 'r3', resources: ['myactivity.search'], accessType: 'TIME_BASED', days: 30, redirectUri: REDIRECT, ...PKCE });
+    const t2 = await tokens.exchangeCode(timed, REDIRECT, VERIFIER);
     clock += 29 * 86_400_000;
     await expect(tokens.refresh(t2.refreshToken!)).resolves.toBeTruthy();
     clock += 2 * 86_400_000;
@@ -219,8 +275,8 @@ describe('refresh', () => {
   });
 
   it('rides out one 503 (the library retries) and reports a lasting outage as transient', async () => {
-    const code = sim.consent({ googleUserId: 'r4', resources: ['myactivity.search'], redirectUri: REDIRECT });
-    const t = await tokens.exchangeCode(code, REDIRECT);
+    const code = sim.consent({ googleUserId: 'r4', resources: ['myactivity.search'], redirectUri: REDIRECT, ...PKCE });
+    const t = await tokens.exchangeCode(code, REDIRECT, VERIFIER);
 
     sim.faults.failNextTokenRequests(503, 1);
     await expect(tokens.refresh(t.refreshToken!)).resolves.toHaveProperty('accessToken');

@@ -21,6 +21,8 @@ import { DAY_MS, HOUR_MS } from '../../functions/src/domain/schedule';
 import { createLogger } from '../../functions/src/logging';
 import { AccessTokens, quotaUserOf } from '../../functions/src/pipeline/access-tokens';
 import { ExportService } from '../../functions/src/pipeline/export-service';
+import { ConsentFlow } from '../../functions/src/pipeline/consent-flow';
+import { FirestoreConsentStateStore } from '../../functions/src/adapters/firestore-consent-state-store';
 import { JobRunner } from '../../functions/src/pipeline/job-runner';
 import { ScheduleService } from '../../functions/src/pipeline/schedule-service';
 import { startGcsServer, type GcsServer } from '../../local-stack/gcs-server';
@@ -86,7 +88,16 @@ beforeAll(async () => {
   const api = new PortabilityApiClient({ apiRoot: sim.apiRoot });
   queue = new ManualQueue(clock);
   tokens = new AccessTokens(store, cipher, oauth, clock);
-  exportsSvc = new ExportService({ store, api, oauth, tokens, cipher, queue, logger, now: clock });
+  const consent = new ConsentFlow({
+    store: new FirestoreConsentStateStore(db),
+    cipher,
+    authUrl: oauthSim.authUrl,
+    clientId: 'cid',
+    redirectUris: [REDIRECT],
+    stateTtlSeconds: 600,
+    now: clock,
+  });
+  exportsSvc = new ExportService({ consent, store, api, oauth, tokens, cipher, queue, logger, now: clock });
   schedules = new ScheduleService({ schedules: scheduleStore, store, queue, runQueue: queue, logger, now: clock });
   runner = new JobRunner({
     store,
@@ -126,8 +137,10 @@ async function drain(until = Number.POSITIVE_INFINITY): Promise<void> {
 
 async function authorize(userId: string, resources: string[], days: number): Promise<{ googleUserId: string }> {
   const googleUserId = `google-${userId}`;
-  const code = oauthSim.consent({ googleUserId, resources, redirectUri: REDIRECT, accessType: 'TIME_BASED', days });
-  await exportsSvc.authorize(userId, code, REDIRECT);
+  const { authorizationUrl, state } = await exportsSvc.startAuthorization(userId, { resources, redirectUri: REDIRECT });
+  const codeChallenge = new URL(authorizationUrl).searchParams.get('code_challenge') ?? '';
+  const code = oauthSim.consent({ googleUserId, resources, redirectUri: REDIRECT, accessType: 'TIME_BASED', days, codeChallenge });
+  await exportsSvc.authorize(userId, code, state);
   return { googleUserId };
 }
 

@@ -1,6 +1,6 @@
 /** A tiny client of the public API for end-to-end tests, and helpers to drive the local stack. */
 import { CRC32C } from '@google-cloud/storage';
-import type { LocalStack } from '../../local-stack/local-stack';
+import { LOCAL_REDIRECT_URI, type LocalStack } from '../../local-stack/local-stack';
 
 export interface ApiAnswer<T = Record<string, unknown>> {
   status: number;
@@ -50,7 +50,42 @@ export async function api<T = Record<string, unknown>>(
   return { status: res.status, body: parsed as T, headers: res.headers };
 }
 
-const REDIRECT = 'http://localhost:5173/oauth/callback';
+export const REDIRECT = LOCAL_REDIRECT_URI;
+
+export interface StartedConsent {
+  authorizationUrl: string;
+  state: string;
+  expiresAt: string;
+}
+
+/** POST /v1/authorizations:start: the consent URL for `resources`, bound to this caller. */
+export async function startConsent(stack: LocalStack, token: string, resources: string[], redirectUri = REDIRECT): Promise<StartedConsent> {
+  const res = await api<StartedConsent>(stack, token, 'POST', '/v1/authorizations:start', { resources, redirectUri });
+  if (res.status !== 201) throw new Error(`authorizations:start failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+/**
+ * A Google user follows a consent URL and clicks "Allow" (the simulator's consent screen); returns
+ * the `code` and `state` Google appends to the redirect URI.
+ */
+export async function consentAtGoogle(
+  authorizationUrl: string,
+  googleUserId: string,
+  opts: { granted?: string[]; accessType?: 'ONE_TIME' | 'TIME_BASED' } = {},
+): Promise<{ code: string; state: string }> {
+  const url = new URL(authorizationUrl);
+  url.searchParams.set('login_hint', googleUserId);
+  if (opts.granted) url.searchParams.set('sim_grant', opts.granted.join(','));
+  if (opts.accessType) url.searchParams.set('sim_access_type', opts.accessType);
+  const res = await fetch(url, { redirect: 'manual' });
+  const location = res.headers.get('location');
+  if (res.status !== 302 || !location) throw new Error(`the consent screen answered ${res.status}: ${await res.text()}`);
+  const back = new URL(location).searchParams;
+  const code = back.get('code');
+  if (!code) throw new Error(`the consent screen answered error=${back.get('error')}`);
+  return { code, state: back.get('state') ?? '' };
+}
 
 /** A user of the app who consented at Google to `resources` and whose grant the API stored. */
 export async function authorizedUser(
@@ -61,13 +96,9 @@ export async function authorizedUser(
 ): Promise<{ token: string; grant: Record<string, unknown>; googleUserId: string }> {
   const token = await stack.idToken(userId);
   const googleUserId = `google-${userId}`;
-  const code = stack.oauth.consent({
-    googleUserId,
-    resources: opts.granted ?? resources,
-    redirectUri: REDIRECT,
-    ...(opts.accessType ? { accessType: opts.accessType } : {}),
-  });
-  const res = await api(stack, token, 'POST', '/v1/authorizations', { code, redirectUri: REDIRECT });
+  const started = await startConsent(stack, token, resources);
+  const { code, state } = await consentAtGoogle(started.authorizationUrl, googleUserId, opts);
+  const res = await api(stack, token, 'POST', '/v1/authorizations', { code, state });
   if (res.status !== 201) throw new Error(`authorization failed: ${res.status} ${JSON.stringify(res.body)}`);
   return { token, grant: res.body, googleUserId };
 }

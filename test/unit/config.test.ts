@@ -42,4 +42,14 @@ describe('configuration', () => {
   it('refuses an initial poll interval above the maximum', () => {
     expect(() => parseConfig({ ...minimal, POLL_INITIAL_SECONDS: '4000' })).toThrow(/POLL_INITIAL_SECONDS/);
   });
+
+  it('reads the consent settings: the authorization endpoint, the redirect URI allow-list, the state lifetime', () => {
+    expect(parseConfig(minimal).consent).toEqual({ authUrl: 'https://accounts.google.com/o/oauth2/v2/auth', redirectUris: [], stateTtlSeconds: 600 });
+    const c = parseConfig({ ...minimal, OAUTH_REDIRECT_URIS: 'https://app.example/oauth/callback, http://localhost:5173/cb', OAUTH_STATE_TTL_SECONDS: '900' });
+    expect(c.consent).toMatchObject({ redirectUris: ['https://app.example/oauth/callback', 'http://localhost:5173/cb'], stateTtlSeconds: 900 });
+    for (const bad of ['http://app.example/cb', 'https://app.example/cb#frag', 'not a url', 'javascript:alert(1)']) {
+      expect(() => parseConfig({ ...minimal, OAUTH_REDIRECT_URIS: `https://ok.example/cb,${bad}` }), bad).toThrow(/OAUTH_REDIRECT_URIS/);
+    }
+    expect(() => parseConfig({ ...minimal, OAUTH_STATE_TTL_SECONDS: '10' })).toThrow(/OAUTH_STATE_TTL_SECONDS/);
+  });
 });

@@ -58,10 +58,10 @@ export class GoogleOAuthTokenClient implements OAuthTokenClient {
     this.client = this.newClient();
   }
 
-  async exchangeCode(code: string, redirectUri: string): Promise<ExchangedTokens> {
+  async exchangeCode(code: string, redirectUri: string, codeVerifier: string): Promise<ExchangedTokens> {
     let data: unknown;
     try {
-      data = (await this.client.getToken({ code, redirect_uri: redirectUri })).tokens;
+      data = (await this.client.getToken({ code, redirect_uri: redirectUri, codeVerifier })).tokens;
     } catch (err) {
       throw mapError(err, 'exchange');
     }
@@ -118,7 +118,7 @@ function mapError(err: unknown, op: 'exchange' | 'refresh'): Error {
   if (oauthError === 'invalid_grant') {
     return op === 'refresh'
       ? new ConsentRevokedError()
-      : new AuthorizationCodeError('The authorization code is invalid, expired or already used');
+      : new AuthorizationCodeError('The authorization code is invalid, expired, already used, or not from the consent this user started');
   }
   if (op === 'exchange' && oauthError === 'redirect_uri_mismatch') {
     return new AuthorizationCodeError('The redirect URI does not match the one used for the consent');

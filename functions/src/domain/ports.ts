@@ -81,7 +81,8 @@ export interface ExchangedTokens {
 }
 
 export interface OAuthTokenClient {
-  exchangeCode(code: string, redirectUri: string): Promise<ExchangedTokens>;
+  /** `codeVerifier`: the PKCE verifier of the consent the code answers (RFC 7636). */
+  exchangeCode(code: string, redirectUri: string, codeVerifier: string): Promise<ExchangedTokens>;
   /** Throws ConsentRevokedError when the token endpoint answers invalid_grant. */
   refresh(refreshToken: string): Promise<{ accessToken: string; expiresAt: number }>;
 }
@@ -94,7 +95,7 @@ export class ConsentRevokedError extends Error {
   }
 }
 
-/** The code could not be exchanged (bad, used or expired code, wrong redirect URI). */
+/** The code could not be exchanged (bad, used or expired code, wrong redirect URI or PKCE verifier). */
 export class AuthorizationCodeError extends Error {
   constructor(message: string) {
     super(message);

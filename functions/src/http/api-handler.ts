@@ -21,9 +21,19 @@ const timestamp = z
   .regex(RFC3339, 'must be an RFC 3339 timestamp such as 2026-01-01T00:00:00Z')
   .refine((s) => !Number.isNaN(Date.parse(s)), 'is not a valid date');
 
+const resourceList = z
+  .array(z.string().max(100).refine(isKnownResourceGroup, 'is not a known Data Portability resource group'))
+  .min(1)
+  .max(100);
+
+const authorizationStartBody = z.strictObject({
+  resources: resourceList,
+  redirectUri: urlString.pipe(z.string().max(2048)),
+});
+
 const authorizationBody = z.strictObject({
   code: z.string().min(1).max(2048),
-  redirectUri: urlString.pipe(z.string().max(2048)),
+  state: z.string({ required_error: 'Required: send the state POST /v1/authorizations:start answered' }).min(1).max(200),
 });
 
 const exportBody = z.strictObject({
@@ -122,10 +132,18 @@ export function createApiHandler(deps: ApiHandlerDeps): (req: HttpRequest, res: 
   const routes: Route[] = [
     {
       method: 'POST',
+      pattern: /^\/v1\/authorizations:start$/,
+      handle: async ({ req, res, userId }) => {
+        const body = parse(authorizationStartBody, jsonBody(req, false), '');
+        res.status(201).json(await service.startAuthorization(userId, body));
+      },
+    },
+    {
+      method: 'POST',
       pattern: /^\/v1\/authorizations$/,
       handle: async ({ req, res, userId }) => {
         const body = parse(authorizationBody, jsonBody(req, false), '');
-        const result = await service.authorize(userId, body.code, body.redirectUri);
+        const result = await service.authorize(userId, body.code, body.state);
         res.status(201).json(result);
       },
     },

@@ -24,6 +24,7 @@ import { jobObjectPrefix } from '../domain/object-names';
 import { groupsInScopes } from '../domain/resource-groups';
 import type { Logger } from '../logging';
 import { quotaUserOf, type AccessTokens } from './access-tokens';
+import type { ConsentFlow, StartedConsent } from './consent-flow';
 
 export interface ExportView {
   exportId: string;
@@ -62,6 +63,8 @@ export interface StartExportInput {
 }
 
 export interface ExportServiceDeps {
+  /** Started consents: the state and PKCE verifier each code exchange must come with. */
+  consent: ConsentFlow;
   store: ExportStore;
   api: PortabilityApi;
   oauth: OAuthTokenClient;
@@ -118,15 +121,25 @@ export class ExportService {
     this.now = deps.now ?? Date.now;
   }
 
-  async authorize(userId: string, code: string, redirectUri: string): Promise<{ resources: string[]; oneTimeResources: string[]; timeBasedResources: string[] }> {
+  /** Google's consent URL for these groups, bound to this user by a single-use state and PKCE. */
+  async startAuthorization(userId: string, input: { resources: string[]; redirectUri: string }): Promise<StartedConsent> {
+    return this.deps.consent.start(userId, input);
+  }
+
+  /**
+   * Exchanges a code only under a state this user started (claimed once, before anything else), with
+   * that consent's redirect URI and PKCE verifier: a code minted for someone else's consent fails.
+   */
+  async authorize(userId: string, code: string, state: string): Promise<{ resources: string[]; oneTimeResources: string[]; timeBasedResources: string[] }> {
+    const consent = await this.deps.consent.claim(userId, state);
     let tokens;
     try {
-      tokens = await this.deps.oauth.exchangeCode(code, redirectUri);
+      tokens = await this.deps.oauth.exchangeCode(code, consent.redirectUri, consent.codeVerifier);
     } catch (err) {
       if (err instanceof AuthorizationCodeError || err instanceof ConsentRevokedError) {
         throw new RequestError(400, 'INVALID_AUTHORIZATION_CODE', `Google did not accept the authorization code: ${err.message}`, 'code');
       }
-      if (isTransientError(err)) throw new UnavailableError('Google\'s token endpoint is unavailable; try again with a new code');
+      if (isTransientError(err)) throw new UnavailableError('Google\'s token endpoint is unavailable; start the consent again');
       throw err;
     }
     if (!tokens.refreshToken) {
@@ -282,6 +295,7 @@ export class ExportService {
     }
     const revoked = await this.endLiveJobs(userId);
     await this.deps.store.deleteGrant(userId);
+    await this.deps.consent.forget(userId);
     this.deps.tokens.forget(userId);
     this.deps.logger.info({ userId, jobsEnded: revoked }, 'authorization reset');
     return { reset: true };

@@ -35,6 +35,8 @@ module "portability" {
   oauth_client_id = var.oauth_client_id
   cors_origins    = var.cors_origins
 
+  oauth_redirect_uris = var.oauth_redirect_uris
+
   # The built functions workspace (npm ci && npm run build at the repository root).
   functions_source_dir = var.functions_source_dir
 }
@@ -59,6 +61,12 @@ variable "prefix" {
 variable "oauth_client_id" {
   type        = string
   description = "OAuth client id (Web application) with the Data Portability scopes."
+}
+
+variable "oauth_redirect_uris" {
+  type        = list(string)
+  description = "The frontend's OAuth callback URLs (as registered with the OAuth client)."
+  default     = []
 }
 
 variable "cors_origins" {
