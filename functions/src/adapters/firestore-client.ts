@@ -32,16 +32,32 @@ export async function warmFirestore(db: Firestore): Promise<void> {
   await db.doc('warm-up/probe').get();
 }
 
-/** gRPC ABORTED: a transaction that still met contention after the client's own retries. */
 const ABORTED = 10;
+const INVALID_ARGUMENT = 3;
 
-/** A transaction given up on contention is the caller's to try again (503), not a server fault. */
-export async function contended<T>(transaction: Promise<T>): Promise<T> {
-  try {
-    return await transaction;
-  } catch (err) {
-    if ((err as { code?: unknown }).code === ABORTED) throw new UnavailableError('Too many changes to the same records at once; try again', 1);
-    throw err;
+/**
+ * Contention, not a bad request: ABORTED after the client's own retries, or a transaction the
+ * server closed under it (the emulator answers INVALID_ARGUMENT "Transaction is invalid or
+ * closed" to the reads of a transaction it aborted to let another one through).
+ */
+function isContention(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown };
+  return e.code === ABORTED || (e.code === INVALID_ARGUMENT && /transaction is invalid or closed|transaction has expired/i.test(String(e.message)));
+}
+
+/**
+ * Runs a transaction again, after a short random pause, when it met contention; still contended
+ * after `attempts`, it is the caller's to try again (503), never a server fault.
+ */
+export async function contended<T>(transaction: () => Promise<T>, attempts = 4): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await transaction();
+    } catch (err) {
+      if (!isContention(err)) throw err;
+      if (attempt >= attempts) throw new UnavailableError('Too many changes to the same records at once; try again', 1);
+      await new Promise((r) => setTimeout(r, Math.random() * 100 * attempt));
+    }
   }
 }
 

@@ -83,7 +83,7 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
     for (const d of [...jobs, ...idem]) batch.delete(this.db.doc(d.path));
     // The export last: if this fails midway, the export still lists and DELETE can be sent again.
     batch.delete(this.db.doc(exportDoc(exportId)));
-    await batch.commit();
+    await contended(() => batch.commit());
   }
 
   async createExport(
@@ -94,7 +94,7 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
   ): Promise<{ record: ExportRecord; jobs: Job[]; created: boolean }> {
     const idemRef = idem ? this.db.doc(idempotency(idem.userId, idem.key)) : undefined;
     const exportRef = this.db.doc(exportDoc(record.id));
-    const transact = <T>(fn: () => Promise<T>): Promise<T> => contended(admission ? this.admissions.run(record.userId, fn) : fn());
+    const transact = <T>(fn: () => Promise<T>): Promise<T> => contended(() => (admission ? this.admissions.run(record.userId, fn) : fn()));
     const outcome = await transact(() => this.db.runTransaction(async (tx) => {
       if (idemRef) {
         const existing = await this.read<{ exportId: string }>(idemRef.path, tx);

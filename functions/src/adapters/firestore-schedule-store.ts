@@ -41,7 +41,7 @@ export class FirestoreScheduleStore implements ScheduleStore {
   constructor(private readonly db: Firestore) {}
 
   async createSchedule(s: Schedule, maxActive: number): Promise<void> {
-    await contended(this.db.runTransaction(async (tx) => {
+    await contended(() => this.db.runTransaction(async (tx) => {
       const { ref, ledger } = await readLedger(this.db, tx, s.userId);
       const listed = ledger.schedules.length > 0 ? await tx.getAll(...ledger.schedules.map((id) => this.db.doc(schedule(id)))) : [];
       const active = new Map(
