@@ -79,11 +79,13 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
 
   async deleteExportRecords(exportId: string): Promise<void> {
     const [jobs, idem] = await Promise.all([runQuery(this.db, Q.jobsOfExport(exportId, true)), runQuery(this.db, Q.idempotencyOfExport(exportId))]);
-    const batch = this.db.batch();
-    for (const d of [...jobs, ...idem]) batch.delete(this.db.doc(d.path));
     // The export last: if this fails midway, the export still lists and DELETE can be sent again.
-    batch.delete(this.db.doc(exportDoc(exportId)));
-    await contended(() => batch.commit());
+    const paths = [...[...jobs, ...idem].map((d) => d.path), exportDoc(exportId)];
+    await contended(() => {
+      const batch = this.db.batch();
+      for (const p of paths) batch.delete(this.db.doc(p));
+      return batch.commit();
+    });
   }
 
   async createExport(
