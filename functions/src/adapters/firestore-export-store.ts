@@ -80,10 +80,10 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
   async deleteExportRecords(exportId: string): Promise<void> {
     const [jobs, idem] = await Promise.all([runQuery(this.db, Q.jobsOfExport(exportId, true)), runQuery(this.db, Q.idempotencyOfExport(exportId))]);
     // The export last: if this fails midway, the export still lists and DELETE can be sent again.
-    const paths = [...[...jobs, ...idem].map((d) => d.path), exportDoc(exportId)];
+    const names = [...[...jobs, ...idem].map((d) => d.path), exportDoc(exportId)];
     await contended(() => {
       const batch = this.db.batch();
-      for (const p of paths) batch.delete(this.db.doc(p));
+      for (const name of names) batch.delete(this.db.doc(name));
       return batch.commit();
     });
   }
