@@ -14,6 +14,7 @@ import type { ExportDeletion, ExportLimits } from '../pipeline/export-housekeepi
 import type { ScheduleService } from '../pipeline/schedule-service';
 import { urlString } from '../zod-helpers';
 import { header, sendError, type HttpRequest, type HttpResponse } from './http-types';
+import { BODY_TOO_LARGE_MESSAGE } from './request-body-guard';
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 const timestamp = z
@@ -94,7 +95,6 @@ function parse<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, value: unknown, w
 function jsonBody(req: HttpRequest, allowEmpty: boolean): unknown {
   if (req.bodyError) {
     const { status, type } = req.bodyError;
-    if (status === 413) throw new RequestError(413, 'BODY_TOO_LARGE', `The body exceeds ${MAX_BODY_BYTES} bytes`);
     if (status === 415) throw new RequestError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json in UTF-8 without Content-Encoding', 'body');
     throw new RequestError(400, 'INVALID_ARGUMENT', type === 'entity.parse.failed' ? 'The body is not valid JSON' : 'The body could not be read', 'body');
   }
@@ -116,8 +116,6 @@ function jsonBody(req: HttpRequest, allowEmpty: boolean): unknown {
   }
   return req.body;
 }
-
-export const MAX_BODY_BYTES = 16 * 1024;
 
 export function createApiHandler(deps: ApiHandlerDeps): (req: HttpRequest, res: HttpResponse) => Promise<void> {
   const { service } = deps;
@@ -253,7 +251,8 @@ export function createApiHandler(deps: ApiHandlerDeps): (req: HttpRequest, res: 
         res.set('Allow', matching.map((r) => r.method).join(', '));
         return sendError(res, 405, 'METHOD_NOT_ALLOWED', `Use ${matching.map((r) => r.method).join(' or ')} on this route`);
       }
-      if ((req.rawBody?.length ?? 0) > MAX_BODY_BYTES) throw new RequestError(413, 'BODY_TOO_LARGE', `The body exceeds ${MAX_BODY_BYTES} bytes`);
+      // Before the caller is even authenticated: the guard read no more than the limit and parsed nothing.
+      if (req.bodyError?.status === 413) throw new RequestError(413, 'BODY_TOO_LARGE', BODY_TOO_LARGE_MESSAGE);
       const userId = await authenticate(req, deps.verifier);
       await route.handle({ req, res, userId }, path.match(route.pattern) as RegExpMatchArray);
     } catch (err) {

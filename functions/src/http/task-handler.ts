@@ -16,7 +16,7 @@ import type { JobRunner, TaskOutcome } from '../pipeline/job-runner';
 import type { Sweeper } from '../pipeline/sweeper';
 import { createRemoteKeySet, type RemoteKeySet } from '../adapters/remote-key-set';
 import { safeInt } from '../zod-helpers';
-import { header, sendError, type HttpRequest, type HttpResponse } from './http-types';
+import { header, refusedAsTooLarge, sendError, type HttpRequest, type HttpResponse } from './http-types';
 
 const taskBody = z
   .strictObject({
@@ -89,6 +89,7 @@ export interface SweepHandlerDeps {
 /** Cloud Scheduler's tick: the same OIDC check as the task functions, then one sweep. */
 export function createSweepHandler(deps: SweepHandlerDeps): (req: HttpRequest, res: HttpResponse) => Promise<void> {
   return async (req, res) => {
+    if (refusedAsTooLarge(req, res)) return;
     const denied = await deps.verifier.check(header(req, 'authorization'));
     if (denied) return sendError(res, denied.status, denied.status === 401 ? 'UNAUTHENTICATED' : 'PERMISSION_DENIED', denied.message);
     const result = await deps.sweeper.sweep();
@@ -111,6 +112,7 @@ export function statusFor(outcome: TaskOutcome): { status: number; retryAfter?: 
 
 export function createTaskHandler(deps: TaskHandlerDeps): (req: HttpRequest, res: HttpResponse) => Promise<void> {
   return async (req, res) => {
+    if (refusedAsTooLarge(req, res)) return;
     const denied = await deps.verifier.check(header(req, 'authorization'));
     if (denied) return sendError(res, denied.status, denied.status === 401 ? 'UNAUTHENTICATED' : 'PERMISSION_DENIED', denied.message);
     if (req.method !== 'POST') return sendError(res, 405, 'METHOD_NOT_ALLOWED', 'Tasks are POSTed');
