@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { RequestError, UnavailableError } from '../domain/errors';
 import { UnauthenticatedError, type IdTokenVerifier } from '../domain/ports';
 import { isKnownResourceGroup } from '../domain/resource-groups';
+import { parseRfc3339 } from '../domain/rfc3339';
 import type { Logger } from '../logging';
 import { traceFields } from '../logging';
 import type { ExportService } from '../pipeline/export-service';
@@ -16,11 +17,11 @@ import { urlString } from '../zod-helpers';
 import { header, sendError, type HttpRequest, type HttpResponse } from './http-types';
 import { BODY_TOO_LARGE_MESSAGE } from './request-body-guard';
 
-const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
-const timestamp = z
-  .string()
-  .regex(RFC3339, 'must be an RFC 3339 timestamp such as 2026-01-01T00:00:00Z')
-  .refine((s) => !Number.isNaN(Date.parse(s)), 'is not a valid date');
+/** Strict RFC 3339 (a real date and time of day, years 0001-9999): Google refuses anything looser. */
+const timestamp = z.string().superRefine((s, ctx) => {
+  const parsed = parseRfc3339(s);
+  if (!parsed.ok) ctx.addIssue({ code: z.ZodIssueCode.custom, message: parsed.reason });
+});
 
 const authorizationBody = z.strictObject({
   code: z.string().min(1).max(2048),
@@ -227,12 +228,15 @@ export function createApiHandler(deps: ApiHandlerDeps): (req: HttpRequest, res: 
     const origin = header(req, 'origin');
     if (origin === undefined) return true;
     if (!deps.corsOrigins.includes(origin)) return false;
-    res.set('Access-Control-Allow-Origin', origin).set('Vary', 'Origin');
+    // A browser script may read these two of our headers only if told so (429/503 Retry-After, 201/202 Location).
+    res.set('Access-Control-Allow-Origin', origin).set('Vary', 'Origin').set('Access-Control-Expose-Headers', 'Retry-After, Location');
     return true;
   };
 
   return async (req, res) => {
     const log = deps.logger.child(traceFields(deps.projectId, header(req, 'x-cloud-trace-context')));
+    // On every answer, errors and 404s included: no cache keeps a user's data, no browser sniffs a type.
+    res.set('Cache-Control', 'no-store').set('X-Content-Type-Options', 'nosniff');
     try {
       if (!cors(req, res)) return sendError(res, 403, 'ORIGIN_NOT_ALLOWED', 'This origin may not call the API');
       if (req.method === 'OPTIONS') {
