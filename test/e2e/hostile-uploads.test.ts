@@ -5,6 +5,7 @@
  * withheld (a server that read the whole body first could not have answered), and the process's
  * peak memory (maxRSS), which parsing 8 MB of `[` would raise by hundreds of megabytes.
  */
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startLocalStack, type LocalStack } from '../../local-stack/local-stack';
 import { api } from '../support/api-client';
@@ -73,6 +74,16 @@ describe('oversized bodies', () => {
           upload.abort();
         }
       }
+    }
+  });
+
+  it('counts the inflated bytes of a compressed body: 8 MB of [ in 8 KB of gzip is refused with a JSON 413', async () => {
+    const bomb = gzipSync(Buffer.alloc(EIGHT_MB, '['));
+    expect(bomb.length).toBeLessThan(16 * 1024);
+    for (const url of [`${stack.apiUrl}/v1/exports`, stack.config.tasks.checkUrl]) {
+      const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' }, body: bomb });
+      expect(res.status, url).toBe(413);
+      expect(((await res.json()) as { error: { code: string } }).error.code, url).toBe('BODY_TOO_LARGE');
     }
   });
 
