@@ -5,7 +5,7 @@
  *   --full         adds the 4 GiB archive to the copy benchmarks
  *   --sizes=a,b    archive sizes in MiB (default 100,1024)
  *   --out=FILE     where to write the report (default bench/results.md; --quick: none)
- *   --only=a,b     run only these of copy, polling, cold-start, cost (writes nothing unless --out)
+ *   --only=a,b     run only these of copy, polling, cold-start, cost, uploads (writes nothing unless --out)
  *   --repeats=N    cold starts of each function and baseline (default 5; --quick: 1)
  */
 import { execSync } from 'node:child_process';
@@ -18,6 +18,7 @@ import { runKeySetBench } from './key-set-bench';
 import { runCopyBench } from './copy-bench';
 import { costRows, measureExportCost, PRICES } from './cost-bench';
 import { fmtDuration, pollingMatrix, POLICIES, runPollingBench } from './polling-bench';
+import { runUploadBench } from './upload-bench';
 
 const args = process.argv.slice(2);
 const flag = (name: string): boolean => args.includes(`--${name}`);
@@ -50,8 +51,9 @@ async function main(): Promise<void> {
   const quick = flag('quick');
   const sizes = option('sizes')?.split(',').map(Number) ?? (quick ? [8] : [100, 1024, ...(flag('full') ? [4096] : [])]);
   const only = option('only')?.split(',');
-  const unknown = only?.filter((b) => !['copy', 'polling', 'cold-start', 'cost'].includes(b)) ?? [];
-  if (unknown.length) throw new Error(`--only: unknown benchmark(s) ${unknown.join(', ')}; choose from copy, polling, cold-start, cost`);
+  const benches = ['copy', 'polling', 'cold-start', 'cost', 'uploads'];
+  const unknown = only?.filter((b) => !benches.includes(b)) ?? [];
+  if (unknown.length) throw new Error(`--only: unknown benchmark(s) ${unknown.join(', ')}; choose from ${benches.join(', ')}`);
   const runs = (bench: string): boolean => !only || only.includes(bench);
   // A partial run never overwrites the full report unless asked to.
   const out = option('out') ?? (quick || only ? undefined : path.join(__dirname, 'results.md'));
@@ -76,6 +78,10 @@ async function main(): Promise<void> {
   if (runs('cost')) {
     log('6 cost per export');
     rows.push(...costRows(await measureExportCost(log)));
+  }
+  if (runs('uploads')) {
+    log('7 a GET beside hostile 8 MB uploads');
+    rows.push(...(await runUploadBench({ gets: quick ? 5 : 50, log })));
   }
 
   const report = [

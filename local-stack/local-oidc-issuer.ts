@@ -9,6 +9,7 @@ import { exportJWK, generateKeyPair, SignJWT, type JWK, type KeyLike } from 'jos
 export interface LocalOidcIssuer {
   issuer: string;
   kid: string;
+  /** `iat` is now and `exp` now + ttlSeconds unless `claims` names them (undefined leaves one out: forged tokens in tests). */
   sign(claims: Record<string, unknown>, ttlSeconds?: number): Promise<string>;
   jwks(): { keys: JWK[] };
 }
@@ -23,11 +24,11 @@ export async function createLocalOidcIssuer(opts: { issuer?: string } = {}): Pro
     kid,
     async sign(claims, ttlSeconds = 3600) {
       const now = Math.floor(Date.now() / 1000);
-      return new SignJWT({ ...claims })
+      const payload: Record<string, unknown> = { iat: now, exp: now + ttlSeconds, ...claims };
+      for (const k of ['iat', 'exp']) if (payload[k] === undefined) delete payload[k];
+      return new SignJWT(payload)
         .setProtectedHeader({ alg: 'RS256', kid, typ: 'JWT' })
         .setIssuer(issuer)
-        .setIssuedAt(now)
-        .setExpirationTime(now + ttlSeconds)
         .sign(privateKey as KeyLike);
     },
     jwks: () => ({ keys: [publicJwk] }),

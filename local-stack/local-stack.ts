@@ -12,7 +12,7 @@ import { Storage } from '@google-cloud/storage';
 import type { Writable } from 'node:stream';
 import { createComposition, type Composition, type EntryPoint, type Overrides } from '../functions/src/composition-root';
 import { parseConfig, type Config } from '../functions/src/config';
-import { installBodyParseErrorShim } from '../functions/src/http/body-parse-errors';
+import { installRequestBodyGuard } from '../functions/src/http/request-body-guard';
 import { createLogger } from '../functions/src/logging';
 import { startCloudTasksServer, type CloudTasksServer } from './cloud-tasks-server';
 import { startFirestoreEmulator, type FirestoreEmulator } from './firestore-emulator';
@@ -184,7 +184,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     const suffix = `_${++registered}`;
     const serve = async (target: EntryPoint, port: number): Promise<void> => {
       ff.http(target + suffix, (req, res) => composition[target](req, res));
-      installBodyParseErrorShim(); // as functions/src/index.ts does in production
+      installRequestBodyGuard(); // as functions/src/index.ts does in production
       const server = getTestServer(target + suffix);
       await listen(server, port);
       stops.push(() => new Promise((r) => { server.close(() => r()); server.closeAllConnections(); }));

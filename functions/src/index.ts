@@ -5,10 +5,10 @@
 import * as ff from '@google-cloud/functions-framework';
 import { createComposition, type Composition } from './composition-root';
 import { parseConfig } from './config';
-import { installBodyParseErrorShim } from './http/body-parse-errors';
+import { installRequestBodyGuard } from './http/request-body-guard';
 
-// Before the framework builds its server: malformed bodies then reach our handlers, which answer JSON.
-installBodyParseErrorShim();
+// Before the framework builds its server: bodies are then read only up to 16 KB, and malformed ones reach our handlers, which answer JSON.
+installRequestBodyGuard();
 
 let composition: Composition | undefined;
 const app = (): Composition => (composition ??= createComposition(parseConfig(process.env)));

@@ -234,3 +234,55 @@ describe('private task endpoints', () => {
     expect(accepted).toBe(200);
   });
 });
+
+describe('token claims', () => {
+  it('the API refuses user ID tokens without iat or exp, living over an hour, or issued or signed in later than now, each by name', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+      ['no iat', { iat: undefined }, /iat claim is missing/],
+      ['no exp', { exp: undefined }, /exp claim is missing/],
+      ['iat a year ahead', { iat: now + 365 * 86_400, exp: now + 365 * 86_400 + 3600 }, /iat claim is in the future/],
+      ['exp = 1e20', { exp: 1e20 }, /lifetime \(exp - iat\) is longer than 1 hour/],
+      ['auth_time in the future', { auth_time: now + 3600 }, /auth_time claim is in the future/],
+    ];
+    for (const [what, claims, message] of cases) {
+      const token = await stack.oauth.idIssuer.sign({ sub: 'trudy', aud: stack.oauth.idTokenAudience, ...claims });
+      const res = await api<{ error: { code: string; message: string } }>(stack, token, 'GET', '/v1/exports');
+      expect(res.status, what).toBe(401);
+      expect(res.body.error.code, what).toBe('UNAUTHENTICATED');
+      expect(res.body.error.message, what).toMatch(message);
+    }
+    const genuine = await stack.idToken('trudy');
+    expect((await api(stack, genuine, 'GET', '/v1/exports')).status).toBe(200);
+  });
+
+  it('the private functions refuse OIDC tokens without exp or iat, living over an hour, or with email_verified not exactly true', async () => {
+    const issuer = stack.tasksOidcIssuer;
+    const now = Math.floor(Date.now() / 1000);
+    const { checkUrl, sweepUrl, scheduleUrl } = stack.config.tasks;
+    const claims = (aud: string, over: Record<string, unknown>): Record<string, unknown> => ({ aud, email: TASKS_SA, email_verified: true, sub: '1', ...over });
+    const cases: Array<[string, Record<string, unknown>, number, RegExp]> = [
+      ['no exp', { exp: undefined }, 401, /exp claim is missing/],
+      ['no iat', { iat: undefined }, 401, /iat claim is missing/],
+      ['exp = 1e20', { exp: 1e20 }, 401, /lifetime \(exp - iat\) is longer than 1 hour/],
+      ['iat a day ahead', { iat: now + 86_400, exp: now + 86_400 + 3600 }, 401, /iat claim is in the future/],
+      ['email_verified missing', { email_verified: undefined }, 403, /email is not verified/],
+      ['email_verified "false"', { email_verified: 'false' }, 403, /email is not verified/],
+      ['email_verified "true" (a string)', { email_verified: 'true' }, 403, /email is not verified/],
+    ];
+    for (const url of [checkUrl, sweepUrl, scheduleUrl]) {
+      for (const [what, over, status, message] of cases) {
+        const jwt = await issuer.sign(claims(url, over));
+        // An empty task body: a token that passed would reach the handler (200 DROPPED, or a tick).
+        const res = await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${jwt}`, 'Content-Type': 'application/json' }, body: '{}' });
+        const body = (await res.json()) as { error: { code: string; message: string } };
+        expect(res.status, `${url} ${what}`).toBe(status);
+        expect(body.error.code, `${url} ${what}`).toBe(status === 401 ? 'UNAUTHENTICATED' : 'PERMISSION_DENIED');
+        expect(body.error.message, `${url} ${what}`).toMatch(message);
+      }
+    }
+    // The same request with a genuine token gets through (so the refusals above were the claims').
+    const ok = await fetch(checkUrl, { method: 'POST', headers: { Authorization: `Bearer ${await issuer.sign(claims(checkUrl, {}))}`, 'Content-Type': 'application/json' }, body: '{}' });
+    expect(ok.status).toBe(200);
+  });
+});

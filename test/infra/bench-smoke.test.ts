@@ -2,10 +2,11 @@
  * The benchmarks' code paths run (tiny sizes, no timing assertions), so `npm run bench` cannot rot.
  * The figures themselves live in bench/results.md.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { runCopyBench } from '../../bench/copy-bench';
 import { runKeySetBench } from '../../bench/key-set-bench';
 import { runPollingBench, simulate, POLICIES } from '../../bench/polling-bench';
+import { runUploadBench } from '../../bench/upload-bench';
 
 describe('benchmarks (smoke)', () => {
   it('copy, upload, download, buffering and ranged legs each run and produce a row', async () => {
@@ -24,5 +25,11 @@ describe('benchmarks (smoke)', () => {
     expect(simulate(3600, POLICIES['fixed 5 min'])).toEqual({ calls: 12, noticeDelaySeconds: 0 });
     expect(simulate(100, POLICIES['fixed 1 min'])).toEqual({ calls: 2, noticeDelaySeconds: 20 });
     expect(runPollingBench().filter((r) => r.pass === false)).toEqual([]);
+  });
+
+  it('the hostile-upload benchmark times GETs beside 8 MB bodies and produces a row', async () => {
+    const rows = await runUploadBench({ gets: 2, log: () => undefined, firestoreEmulatorHost: inject('firestoreEmulatorHost') });
+    expect(rows.map((r) => r.bench)).toEqual(['7 hostile uploads']);
+    expect(Number.isFinite(rows[0]?.ratio)).toBe(true);
   });
 });

@@ -346,6 +346,31 @@ describe('ID tokens', () => {
     expect(await rejection(later, fresh)).toBeInstanceOf(UnauthenticatedError);
   });
 
+  it('requires iat and exp, bounds the lifetime to 1 hour and refuses iat or auth_time in the future, each by name', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const sign = (claims: Record<string, unknown>): Promise<string> => sim.idIssuer.sign({ sub: 'user-1', aud: ID_AUDIENCE, ...claims });
+    const refused: Array<[string, Record<string, unknown>, RegExp]> = [
+      ['no iat', { iat: undefined }, /^ID token iat claim is missing$/],
+      ['no exp', { exp: undefined }, /^ID token exp claim is missing$/],
+      ['iat as a string', { iat: String(now) }, /^ID token iat claim is not valid$/],
+      ['iat a year ahead', { iat: now + 365 * 86_400, exp: now + 365 * 86_400 + 3600 }, /^ID token iat claim is in the future$/],
+      ['iat 31 s ahead (beyond the 30 s skew)', { iat: now + 31 + 1, exp: now + 3600 }, /^ID token iat claim is in the future$/],
+      ['exp = 1e20', { exp: 1e20 }, /^ID token lifetime \(exp - iat\) is longer than 1 hour$/],
+      ['a lifetime of 2 hours', { iat: now - 60, exp: now - 60 + 7200 }, /^ID token lifetime \(exp - iat\) is longer than 1 hour$/],
+      ['auth_time an hour ahead', { auth_time: now + 3600 }, /^ID token auth_time claim is in the future$/],
+      ['auth_time as a string', { auth_time: 'yesterday' }, /^ID token auth_time claim is not a time$/],
+    ];
+    for (const [what, claims, message] of refused) {
+      const err = await rejection(verifier(), await sign(claims));
+      expect(err, what).toBeInstanceOf(UnauthenticatedError);
+      expect(err.message, what).toMatch(message);
+    }
+    // Within the skew, and a Firebase token as Firebase issues it (1 hour, signed in earlier), pass.
+    for (const claims of [{ iat: now + 20, exp: now + 20 + 3600 }, { iat: now - 600, exp: now - 600 + 3600, auth_time: now - 86_400 }, { auth_time: now + 20 }]) {
+      await expect(verifier().verify(await sign(claims)), JSON.stringify(claims)).resolves.toEqual({ userId: 'user-1' });
+    }
+  });
+
   it('rejects garbage, a foreign key, another algorithm and a token without subject', async () => {
     const v = verifier();
     for (const junk of ['', 'garbage', 'a.b.c', 'eyJhbGciOiJSUzI1NiJ9.e30.AAAA']) {

@@ -10,13 +10,14 @@ import { jwtVerify } from 'jose/jwt/verify';
 import { UnavailableError } from '../domain/errors';
 import { UnauthenticatedError, type IdTokenVerifier } from '../domain/ports';
 import { createRemoteKeySet, type RemoteKeySet } from './remote-key-set';
+import { REQUIRED_TIME_CLAIMS, timeClaimProblem, TOKEN_CLOCK_SKEW_SECONDS } from './token-time-claims';
 
 export interface JwksIdTokenVerifierOptions {
   issuer: string;
   /** Firebase: the project id. */
   audience: string | string[];
   jwksUrl: string;
-  /** Seconds of clock skew tolerated on exp/nbf/iat (default 30). */
+  /** Seconds of clock skew tolerated on exp/nbf/iat/auth_time (default 30). */
   clockToleranceSeconds?: number;
   /** The clock tokens are checked against (default Date.now); tests move it. */
   now?: () => number;
@@ -55,18 +56,22 @@ export class JwksIdTokenVerifier implements IdTokenVerifier {
       throw new UnauthenticatedError('ID token is missing or malformed');
     }
     let payload: JWTPayload;
+    const now = this.opts.now?.() ?? Date.now();
+    const skew = this.opts.clockToleranceSeconds ?? TOKEN_CLOCK_SKEW_SECONDS;
     try {
       ({ payload } = await jwtVerify(idToken, this.jwks, {
         algorithms: ['RS256'],
         issuer: this.opts.issuer,
         audience: this.opts.audience,
-        clockTolerance: this.opts.clockToleranceSeconds ?? 30,
-        requiredClaims: ['sub', 'exp'],
-        currentDate: this.opts.now ? new Date(this.opts.now()) : undefined,
+        clockTolerance: skew,
+        requiredClaims: ['sub', ...REQUIRED_TIME_CLAIMS],
+        currentDate: new Date(now),
       }));
     } catch (err) {
       throw toSafeError(err);
     }
+    const problem = timeClaimProblem(payload, Math.floor(now / 1000), skew);
+    if (problem) throw new UnauthenticatedError(`ID token ${problem}`);
     if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 128) {
       throw new UnauthenticatedError('ID token has no valid subject');
     }
@@ -81,6 +86,8 @@ function toSafeError(err: unknown): Error {
     if (claim === 'iss') return new UnauthenticatedError('ID token issuer is not accepted');
     if (claim === 'aud') return new UnauthenticatedError('ID token audience is not accepted');
     if (claim === 'sub') return new UnauthenticatedError('ID token has no subject');
+    if (err.reason === 'missing') return new UnauthenticatedError(`ID token ${claim} claim is missing`);
+    if (err.reason === 'invalid') return new UnauthenticatedError(`ID token ${claim} claim is not valid`);
     if (claim === 'nbf' || claim === 'iat') return new UnauthenticatedError('ID token is not valid yet');
     return new UnauthenticatedError('ID token claims are not valid');
   }

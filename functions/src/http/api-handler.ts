@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { RequestError, UnavailableError } from '../domain/errors';
 import { UnauthenticatedError, type IdTokenVerifier } from '../domain/ports';
 import { isKnownResourceGroup } from '../domain/resource-groups';
+import { parseRfc3339 } from '../domain/rfc3339';
 import type { Logger } from '../logging';
 import { traceFields } from '../logging';
 import type { ExportService } from '../pipeline/export-service';
@@ -14,12 +15,13 @@ import type { ExportDeletion } from '../pipeline/export-housekeeping';
 import type { ScheduleService } from '../pipeline/schedule-service';
 import { urlString } from '../zod-helpers';
 import { header, sendError, type HttpRequest, type HttpResponse } from './http-types';
+import { BODY_TOO_LARGE_MESSAGE } from './request-body-guard';
 
-const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
-const timestamp = z
-  .string()
-  .regex(RFC3339, 'must be an RFC 3339 timestamp such as 2026-01-01T00:00:00Z')
-  .refine((s) => !Number.isNaN(Date.parse(s)), 'is not a valid date');
+/** Strict RFC 3339 (a real date and time of day, years 0001-9999): Google refuses anything looser. */
+const timestamp = z.string().superRefine((s, ctx) => {
+  const parsed = parseRfc3339(s);
+  if (!parsed.ok) ctx.addIssue({ code: z.ZodIssueCode.custom, message: parsed.reason });
+});
 
 const resourceList = z
   .array(z.string().max(100).refine(isKnownResourceGroup, 'is not a known Data Portability resource group'))
@@ -102,7 +104,6 @@ function parse<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, value: unknown, w
 function jsonBody(req: HttpRequest, allowEmpty: boolean): unknown {
   if (req.bodyError) {
     const { status, type } = req.bodyError;
-    if (status === 413) throw new RequestError(413, 'BODY_TOO_LARGE', `The body exceeds ${MAX_BODY_BYTES} bytes`);
     if (status === 415) throw new RequestError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json in UTF-8 without Content-Encoding', 'body');
     throw new RequestError(400, 'INVALID_ARGUMENT', type === 'entity.parse.failed' ? 'The body is not valid JSON' : 'The body could not be read', 'body');
   }
@@ -124,8 +125,6 @@ function jsonBody(req: HttpRequest, allowEmpty: boolean): unknown {
   }
   return req.body;
 }
-
-export const MAX_BODY_BYTES = 16 * 1024;
 
 export function createApiHandler(deps: ApiHandlerDeps): (req: HttpRequest, res: HttpResponse) => Promise<void> {
   const { service } = deps;
@@ -244,12 +243,15 @@ export function createApiHandler(deps: ApiHandlerDeps): (req: HttpRequest, res: 
     const origin = header(req, 'origin');
     if (origin === undefined) return true;
     if (!deps.corsOrigins.includes(origin)) return false;
-    res.set('Access-Control-Allow-Origin', origin).set('Vary', 'Origin');
+    // A browser script may read these two of our headers only if told so (429/503 Retry-After, 201/202 Location).
+    res.set('Access-Control-Allow-Origin', origin).set('Vary', 'Origin').set('Access-Control-Expose-Headers', 'Retry-After, Location');
     return true;
   };
 
   return async (req, res) => {
     const log = deps.logger.child(traceFields(deps.projectId, header(req, 'x-cloud-trace-context')));
+    // On every answer, errors and 404s included: no cache keeps a user's data, no browser sniffs a type.
+    res.set('Cache-Control', 'no-store').set('X-Content-Type-Options', 'nosniff');
     try {
       if (!cors(req, res)) return sendError(res, 403, 'ORIGIN_NOT_ALLOWED', 'This origin may not call the API');
       if (req.method === 'OPTIONS') {
@@ -268,7 +270,8 @@ export function createApiHandler(deps: ApiHandlerDeps): (req: HttpRequest, res: 
         res.set('Allow', matching.map((r) => r.method).join(', '));
         return sendError(res, 405, 'METHOD_NOT_ALLOWED', `Use ${matching.map((r) => r.method).join(' or ')} on this route`);
       }
-      if ((req.rawBody?.length ?? 0) > MAX_BODY_BYTES) throw new RequestError(413, 'BODY_TOO_LARGE', `The body exceeds ${MAX_BODY_BYTES} bytes`);
+      // Before the caller is even authenticated: the guard read no more than the limit and parsed nothing.
+      if (req.bodyError?.status === 413) throw new RequestError(413, 'BODY_TOO_LARGE', BODY_TOO_LARGE_MESSAGE);
       const userId = await authenticate(req, deps.verifier);
       await route.handle({ req, res, userId }, path.match(route.pattern) as RegExpMatchArray);
     } catch (err) {

@@ -1,5 +1,6 @@
 /** The slice of Express's request/response that our handlers use (functions-framework passes Express objects). */
 import type { IncomingHttpHeaders } from 'node:http';
+import { BODY_TOO_LARGE_MESSAGE } from './request-body-guard';
 
 export interface HttpRequest {
   method: string;
@@ -8,7 +9,7 @@ export interface HttpRequest {
   query: Record<string, unknown>;
   body?: unknown;
   rawBody?: Buffer;
-  /** Set when body-parser could not read the body (see body-parse-errors.ts). */
+  /** Set when the body was refused or could not be parsed (see request-body-guard.ts). */
   bodyError?: { status: number; type: string };
 }
 
@@ -28,4 +29,11 @@ export function header(req: HttpRequest, name: string): string | undefined {
 
 export function sendError(res: HttpResponse, status: number, code: string, message: string, field?: string): void {
   res.status(status).json({ error: { code, message, ...(field ? { field } : {}) } });
+}
+
+/** Answers 413 when the body guard refused the body; every function checks this before anything else. */
+export function refusedAsTooLarge(req: HttpRequest, res: HttpResponse): boolean {
+  if (req.bodyError?.status !== 413) return false;
+  sendError(res, 413, 'BODY_TOO_LARGE', BODY_TOO_LARGE_MESSAGE);
+  return true;
 }

@@ -10,7 +10,7 @@ import type { Logger } from '../logging';
 import { traceFields } from '../logging';
 import type { ScheduleService } from '../pipeline/schedule-service';
 import { safeInt } from '../zod-helpers';
-import { header, sendError, type HttpRequest, type HttpResponse } from './http-types';
+import { header, refusedAsTooLarge, sendError, type HttpRequest, type HttpResponse } from './http-types';
 import type { TaskCallerVerifier } from './task-handler';
 
 const runBody = z.strictObject({
@@ -30,6 +30,7 @@ const isEmpty = (body: unknown): boolean =>
 
 export function createScheduleHandler(deps: ScheduleHandlerDeps): (req: HttpRequest, res: HttpResponse) => Promise<void> {
   return async (req, res) => {
+    if (refusedAsTooLarge(req, res)) return;
     const denied = await deps.verifier.check(header(req, 'authorization'));
     if (denied) return sendError(res, denied.status, denied.status === 401 ? 'UNAUTHENTICATED' : 'PERMISSION_DENIED', denied.message);
     if (req.method !== 'POST') return sendError(res, 405, 'METHOD_NOT_ALLOWED', 'POST only');

@@ -7,6 +7,8 @@
  *   failed transiently                                   -> 500 (Cloud Tasks retries)
  * and once a task's retry budget is spent, the failure is recorded on the job and answered 200.
  */
+import type { JWTPayload } from 'jose';
+import * as errors from 'jose/errors';
 import { jwtVerify } from 'jose/jwt/verify';
 import { z } from 'zod';
 import type { TaskStep } from '../domain/ports';
@@ -15,8 +17,9 @@ import { traceFields } from '../logging';
 import type { JobRunner, TaskOutcome } from '../pipeline/job-runner';
 import type { Sweeper } from '../pipeline/sweeper';
 import { createRemoteKeySet, type RemoteKeySet } from '../adapters/remote-key-set';
+import { REQUIRED_TIME_CLAIMS, timeClaimProblem, TOKEN_CLOCK_SKEW_SECONDS } from '../adapters/token-time-claims';
 import { safeInt } from '../zod-helpers';
-import { header, sendError, type HttpRequest, type HttpResponse } from './http-types';
+import { header, refusedAsTooLarge, sendError, type HttpRequest, type HttpResponse } from './http-types';
 
 const taskBody = z
   .strictObject({
@@ -54,20 +57,25 @@ export class TaskCallerVerifier {
   async check(authorization: string | undefined): Promise<{ status: 401 | 403; message: string } | undefined> {
     const m = authorization?.match(/^Bearer (\S+)$/);
     if (!m) return { status: 401, message: 'An OIDC bearer token is required' };
+    let payload: JWTPayload;
     try {
-      const { payload } = await jwtVerify(m[1] as string, this.keys, {
+      ({ payload } = await jwtVerify(m[1] as string, this.keys, {
         issuer: this.opts.issuer,
         audience: this.opts.audience,
         algorithms: ['RS256'],
-        clockTolerance: 30,
-      });
-      if (payload.email !== this.opts.serviceAccountEmail || payload.email_verified === false) {
-        return { status: 403, message: 'The caller is not the configured task invoker' };
-      }
-      return undefined;
-    } catch {
+        clockTolerance: TOKEN_CLOCK_SKEW_SECONDS,
+        requiredClaims: REQUIRED_TIME_CLAIMS,
+      }));
+    } catch (err) {
+      if (err instanceof errors.JWTClaimValidationFailed && err.reason === 'missing') return { status: 401, message: `The OIDC token's ${err.claim} claim is missing` };
       return { status: 401, message: 'The OIDC token is not valid for this function' };
     }
+    const problem = timeClaimProblem(payload, Math.floor(Date.now() / 1000));
+    if (problem) return { status: 401, message: `The OIDC token's ${problem}` };
+    if (payload.email !== this.opts.serviceAccountEmail) return { status: 403, message: 'The caller is not the configured task invoker' };
+    // Google sets it to the boolean true for a service account; anything else (missing, "true") is refused.
+    if (payload.email_verified !== true) return { status: 403, message: "The caller's email is not verified (email_verified must be true)" };
+    return undefined;
   }
 }
 
@@ -89,6 +97,7 @@ export interface SweepHandlerDeps {
 /** Cloud Scheduler's tick: the same OIDC check as the task functions, then one sweep. */
 export function createSweepHandler(deps: SweepHandlerDeps): (req: HttpRequest, res: HttpResponse) => Promise<void> {
   return async (req, res) => {
+    if (refusedAsTooLarge(req, res)) return;
     const denied = await deps.verifier.check(header(req, 'authorization'));
     if (denied) return sendError(res, denied.status, denied.status === 401 ? 'UNAUTHENTICATED' : 'PERMISSION_DENIED', denied.message);
     const result = await deps.sweeper.sweep();
@@ -111,6 +120,7 @@ export function statusFor(outcome: TaskOutcome): { status: number; retryAfter?: 
 
 export function createTaskHandler(deps: TaskHandlerDeps): (req: HttpRequest, res: HttpResponse) => Promise<void> {
   return async (req, res) => {
+    if (refusedAsTooLarge(req, res)) return;
     const denied = await deps.verifier.check(header(req, 'authorization'));
     if (denied) return sendError(res, denied.status, denied.status === 401 ? 'UNAUTHENTICATED' : 'PERMISSION_DENIED', denied.message);
     if (req.method !== 'POST') return sendError(res, 405, 'METHOD_NOT_ALLOWED', 'Tasks are POSTed');

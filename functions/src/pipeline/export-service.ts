@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { ExportLimits } from '../domain/admission';
 import { classifyApiError } from '../domain/api-error-classification';
 import { conflict, invalid, isTransientError, notFound, RequestError, UnavailableError } from '../domain/errors';
+import { exportWindowProblem } from '../domain/export-window';
 import type { ExportState } from '../domain/export-state';
 import { attemptsOf, canApply, cancelJob, CONSENT_REVOKED, failJob, isTerminal, newJob, type Job, type JobEffect } from '../domain/job';
 import {
@@ -186,9 +187,8 @@ export class ExportService {
     const missing = resources.filter((r) => !grant.resources.includes(r));
     if (missing.length > 0) throw invalid('resources', `Not granted by the user: ${missing.join(', ')}`);
     if (resources.length === 0) throw invalid('resources', 'At least one resource group is required');
-    if (input.startTime && input.endTime && Date.parse(input.startTime) >= Date.parse(input.endTime)) {
-      throw invalid('startTime', 'startTime must be before endTime');
-    }
+    const window = exportWindowProblem(input, this.now());
+    if (window) throw invalid(window.field, window.message);
     const requestHash = createHash('sha256').update(JSON.stringify({ resources, startTime: input.startTime, endTime: input.endTime })).digest('hex');
     const now = this.now();
     const exportId = newId();
