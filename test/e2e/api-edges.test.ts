@@ -69,11 +69,12 @@ describe('timestamps and windows', () => {
 describe('headers on every answer', () => {
   it('no-store and nosniff on successes, errors and 404s alike; CORS answers expose Retry-After and Location', async () => {
     const cors = { Origin: ORIGIN };
-    const { token } = await authorizedUser(stack, 'eddie', ['myactivity.search']);
+    const { token } = await authorizedUser(stack, 'eddie', ['myactivity.search', 'chrome.history']);
     const answers: Array<[string, ApiAnswer<unknown>]> = [
       ['200 list', await api(stack, token, 'GET', '/v1/exports', undefined, cors)],
-      ['202 start', await api(stack, token, 'POST', '/v1/exports', {}, cors)],
-      ['429 over the limit (one a day)', await api(stack, token, 'POST', '/v1/exports', {}, cors)],
+      ['202 start', await api(stack, token, 'POST', '/v1/exports', { resources: ['myactivity.search'] }, cors)],
+      // Another group: the same one would be 409 RESOURCE_GROUP_BUSY.
+      ['429 over the limit (one a day)', await api(stack, token, 'POST', '/v1/exports', { resources: ['chrome.history'] }, cors)],
       ['400 bad body', await api(stack, token, 'POST', '/v1/exports', '{', cors)],
       ['401 no token', await api(stack, undefined, 'GET', '/v1/exports', undefined, cors)],
       ['404 unknown route', await api(stack, token, 'GET', '/v1/nothing', undefined, cors)],

@@ -225,6 +225,9 @@ describe('cancel while a Google job is being started', () => {
     const before = stack.portability.calls.length;
     stack.portability.faults.failNextCalls('retry', 503, 1, 2);
     const started = await api<ExportBody>(stack, token, 'POST', '/v1/exports', { resources: ['maps.photos_videos'] });
+    // The original fails within 300 ms; the job its retry starts runs long, so the cancel finds it running.
+    await until('the original job at Google', () => stack.portability.jobs().some((j) => j.googleUserId === googleUserId));
+    stack.portability.faults.jobDuration('maps.photos_videos', 600_000);
     await until('the first retry', () => stack.portability.calls.slice(before).some((c) => c.method === 'retry' && c.status === 503));
     expect((await api(stack, token, 'POST', `/v1/exports/${started.body.exportId}:cancel`)).status).toBe(200);
     const done = await waitForExport(stack, token, started.body.exportId);

@@ -49,7 +49,7 @@ function isContention(err: unknown): boolean {
  * Runs a transaction again, after a short random pause, when it met contention; still contended
  * after `attempts`, it is the caller's to try again (503), never a server fault.
  */
-export async function contended<T>(transaction: () => Promise<T>, attempts = 4): Promise<T> {
+export async function contended<T>(transaction: () => Promise<T>, attempts = 6): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await transaction();
