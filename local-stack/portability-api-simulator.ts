@@ -34,6 +34,8 @@
  *   download of that one URL (so concurrent copies cannot take each other's fault): the connection
  *   is cut after that fraction of the body; the URL stays valid unless `expire`. `onCut` runs when
  *   the cut happens (the chaos run kills the copying "instance" then).
+ * - `retriesAllowed(n)`: Google lets each original job be retried n times from now on instead of
+ *   `maxRetries` (3), so a test can tell the pipeline's own retry cap from Google's. Sticky.
  */
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -115,6 +117,7 @@ export interface SimFaults {
   expireNextDownloadAfterBytes(bytes: number): void;
   expireAllUrls(): void;
   interruptDownload(url: string, opts: { afterFraction: number; expire?: boolean; onCut?: () => void }): void;
+  retriesAllowed(n: number): void;
   /** Clears every fault. */
   clear(): void;
 }
@@ -224,7 +227,7 @@ export async function startPortabilityApiSimulator(opts: PortabilityApiSimulator
   const dataTtlMs = opts.dataTtlMs ?? 14 * 86_400_000;
   const archiveBytes = opts.archiveBytes ?? 2 * 1024 * 1024;
   const dayMs = opts.dayMs ?? 86_400_000;
-  const maxRetries = opts.maxRetries ?? 3;
+  let maxRetries = opts.maxRetries ?? 3;
   const ownDir = opts.dataDir === undefined;
   const dataDir = opts.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'portability-sim-')));
   const urlSecret = randomBytes(32);
@@ -265,7 +268,11 @@ export async function startPortabilityApiSimulator(opts: PortabilityApiSimulator
     interruptDownload: (url, o) => {
       urlInterruptions.set(urlIdOf(url), { afterFraction: Math.min(1, Math.max(0, o.afterFraction)), expire: o.expire ?? false, ...(o.onCut ? { onCut: o.onCut } : {}) });
     },
+    retriesAllowed: (n) => {
+      maxRetries = Math.max(0, Math.floor(n));
+    },
     clear: () => {
+      maxRetries = opts.maxRetries ?? 3;
       failJobs.clear();
       urlCounts.clear();
       durations.clear();

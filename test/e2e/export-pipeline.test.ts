@@ -81,12 +81,23 @@ describe('an export through the public API', () => {
   });
 
   it('gives up after Google FAILED four times (three retries) with a clear job error', async () => {
-    const { token } = await authorizedUser(stack, 'carol', ['youtube.comments']);
-    stack.portability.faults.failNextJobs('youtube.comments', 4);
-    const res = await start(token);
-    const done = await waitForExport(stack, token, res.body.exportId);
-    expect(done.state).toBe('FAILED');
-    expect(done.jobs[0]).toMatchObject({ state: 'FAILED', attempts: 4, error: { code: 'ARCHIVE_FAILED' } });
+    const { token, googleUserId } = await authorizedUser(stack, 'carol', ['youtube.comments']);
+    // Google here would retry more often than the real one, so only the pipeline's own cap stops it.
+    stack.portability.faults.retriesAllowed(10);
+    stack.portability.faults.failNextJobs('youtube.comments', 6, googleUserId);
+    try {
+      const res = await start(token);
+      const done = await waitForExport(stack, token, res.body.exportId);
+      expect(done.state).toBe('FAILED');
+      expect(done.jobs[0]).toMatchObject({ state: 'FAILED', attempts: 4, error: { code: 'ARCHIVE_FAILED' } });
+      expect(done.jobs[0]?.error?.message).toMatch(/failed 4 times, retries exhausted/);
+      const carols = new Set(stack.portability.jobs().filter((j) => j.googleUserId === googleUserId).map((j) => j.id));
+      expect(carols.size).toBe(4);
+      const retries = stack.portability.calls.filter((c) => c.method === 'retry' && c.jobId !== undefined && carols.has(c.jobId));
+      expect(retries.map((c) => c.status)).toEqual([200, 200, 200]);
+    } finally {
+      stack.portability.faults.retriesAllowed(3);
+    }
   });
 
   it('cancels a running export at Google', async () => {
