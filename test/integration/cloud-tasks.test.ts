@@ -146,7 +146,7 @@ describe('Cloud Tasks stand-in through the real client', () => {
     // A token minted for the check function must not be accepted by the copy function.
     await expect(
       jwtVerify((copy.headers.authorization ?? '').slice(7), createLocalJWKSet(issuer.jwks()), { issuer: issuer.issuer, audience: `${baseUrl}/check` }),
-    ).rejects.toThrow();
+    ).rejects.toMatchObject({ code: 'ERR_JWT_CLAIM_VALIDATION_FAILED', claim: 'aud' });
   });
 
   it('treats a duplicate enqueue as a no-op, before and after delivery', async () => {
