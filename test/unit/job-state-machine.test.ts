@@ -81,6 +81,30 @@ describe('job state machine', () => {
     }
   });
 
+  it('polls in proportion to the wait, counts checks, and ends a job with no further step', () => {
+    const waiting = transition(fresh(), { type: 'initiated', archiveJobId: 'g1' }, 0, policy).job;
+    // Waited 50 minutes: the next check comes after a fifth of that (10 minutes).
+    const later = transition(waiting, { type: 'still-running' }, 50 * MIN, policy);
+    expect(later.job.nextCheckAt).toBe(60 * MIN);
+    expect(later.effects).toEqual([{ type: 'enqueue', step: 'check', delaySeconds: 600 }]);
+    const ready = transition(later.job, { type: 'archive-complete' }, 55 * MIN, policy).job;
+    expect(ready.checks).toBe(2);
+    expect(ready).not.toHaveProperty('exportTime');
+    for (const [state, event, ends] of [
+      ['WAITING', { type: 'archive-cancelled' }, 'CANCELLED'],
+      ['INITIATING', { type: 'cancelled' }, 'CANCELLED'],
+      ['COPYING', { type: 'failed', error: { code: 'ARCHIVE_FAILED', message: 'x' } }, 'FAILED'],
+    ] as const) {
+      const t = transition({ ...waiting, state, nextCheckAt: 1 }, event, 70 * MIN, policy);
+      expect(t.job.state).toBe(ends);
+      expect(t.job.finishedAt).toBe(70 * MIN);
+      expect(t.job).not.toHaveProperty('nextCheckAt');
+      expect(t.effects).toEqual([]);
+    }
+    expect(fresh()).toMatchObject({ archiveJobIds: [], archives: [], retries: 0, checks: 0, bytesCopied: 0 });
+    expect(fresh().archiveJobIds).toHaveLength(0);
+  });
+
   it('cannot cancel a job that is already copying', () => {
     const copying = { ...fresh(), state: 'COPYING' as const };
     expect(canApply(copying, 'cancelled')).toBe(false);
