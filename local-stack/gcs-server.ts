@@ -35,6 +35,8 @@ export interface GcsFaults {
    * uploader declared, reporting the size and hashes of what they kept (a store that rots bytes).
    */
   corruptUploads(prefix: string): void;
+  /** Uploads to names starting with `prefix` are kept intact, but their metadata reports a wrong MD5 or size. */
+  misreportUploads(prefix: string, field: 'md5Hash' | 'size'): void;
   clear(): void;
 }
 
@@ -368,6 +370,7 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
   };
   const corruptPrefixes: string[] = [];
   const corrupts = (name: string): boolean => corruptPrefixes.some((p) => name.startsWith(p));
+  const misreports: Array<{ prefix: string; field: 'md5Hash' | 'size' }> = [];
 
   const bucketOr404 = (name: string): BucketRecord => {
     const b = buckets.get(name);
@@ -475,6 +478,11 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
         updated: now,
         file,
       };
+      for (const m of misreports) {
+        if (!intent.name.startsWith(m.prefix)) continue;
+        if (m.field === 'md5Hash') obj.md5Hash = Buffer.alloc(16).toString('base64');
+        else obj.size += 1;
+      }
       bucket.objects.set(intent.name, obj);
       countWrite(obj);
       if (current) removeObjectFiles(current);
@@ -919,8 +927,12 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
       corruptUploads(prefix) {
         corruptPrefixes.push(prefix);
       },
+      misreportUploads(prefix, field) {
+        misreports.push({ prefix, field });
+      },
       clear() {
         corruptPrefixes.length = 0;
+        misreports.length = 0;
       },
     },
     async stop() {

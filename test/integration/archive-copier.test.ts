@@ -104,6 +104,13 @@ describe('CloudStorageArchiveCopier', () => {
     expect(m2.generation).toBe(m1.generation);
   });
 
+  it('copies a source that declares only a CRC32C, or only an MD5', async () => {
+    source.serve('/crc-only.zip', { fixture: small, googHash: `crc32c=${small.crc32c}` });
+    expect(await copier().copy(signed('/crc-only.zip'), 'exports/u1/crc-only.zip')).toMatchObject({ size: small.size, crc32c: small.crc32c, md5Hash: small.md5 });
+    source.serve('/md5-only.zip', { fixture: small, googHash: `md5=${small.md5}` });
+    expect(await copier().copy(signed('/md5-only.zip'), 'exports/u1/md5-only.zip')).toMatchObject({ size: small.size, crc32c: small.crc32c, md5Hash: small.md5 });
+  });
+
   it('copies a source that sends no Content-Length (chunked)', async () => {
     source.serve('/chunked.zip', { fixture: small, omitLength: true });
     const stored = await copier().copy(signed('/chunked.zip'), 'exports/u1/chunked.zip');
@@ -234,6 +241,16 @@ describe('CloudStorageArchiveCopier', () => {
         expect(e).toBeInstanceOf(ArchiveRejectedError);
         expect(e.message).toMatch(/does not match the bytes sent/);
         expect(gcs.writesOf(BUCKET, name)).toBe(1);
+        expect(await exists(name)).toBe(false);
+      }
+      // The bytes kept intact, but the object's MD5 or size reported wrong: caught too.
+      gcs.faults.misreportUploads('exports/u1/misreport-md5', 'md5Hash');
+      gcs.faults.misreportUploads('exports/u1/misreport-size', 'size');
+      for (const name of ['exports/u1/misreport-md5.zip', 'exports/u1/misreport-size.zip']) {
+        source.serve(`/${name}`, { fixture: small });
+        const e = await failure(copier().copy(signed(`/${name}`), name));
+        expect(e, name).toBeInstanceOf(ArchiveRejectedError);
+        expect(e.message).toMatch(/does not match the bytes sent/);
         expect(await exists(name)).toBe(false);
       }
     } finally {
