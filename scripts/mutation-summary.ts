@@ -13,7 +13,7 @@ interface Mutant {
   mutatorName: string;
   replacement?: string;
   status: Status;
-  location: { start: { line: number; column: number } };
+  location: { start: { line: number; column: number }; end: { line: number; column: number } };
 }
 
 interface Report {
@@ -21,6 +21,8 @@ interface Report {
 }
 
 const ROOT = path.join(__dirname, '..');
+const mutantKey = (m: Mutant): string =>
+  `${m.location.start.line}:${m.location.start.column}-${m.location.end.line}:${m.location.end.column}:${m.mutatorName}:${m.replacement ?? ''}`;
 const OUT = path.join(ROOT, 'bench', 'mutation-results.md');
 
 interface Counts {
@@ -64,7 +66,13 @@ async function main(): Promise<void> {
     const mutants = Object.values(report.files).flatMap((x) => x.mutants);
     const c = count(mutants);
     runs.push(`| ${path.basename(f, '.json')} | ${Object.keys(report.files).length} | ${mutants.length} | ${score(c)} |`);
-    for (const [name, { mutants: ms }] of Object.entries(report.files)) byFile.set(path.relative(ROOT, path.resolve(ROOT, name)), ms);
+    // Runs over different lines of one file add up; the same mutant in two runs counts once (the later run's result).
+    for (const [name, { mutants: ms }] of Object.entries(report.files)) {
+      const key = path.relative(ROOT, path.resolve(ROOT, name));
+      const merged = new Map((byFile.get(key) ?? []).map((m) => [mutantKey(m), m]));
+      for (const m of ms) merged.set(mutantKey(m), m);
+      byFile.set(key, [...merged.values()]);
+    }
   }
   const names = [...byFile.keys()].sort();
   const rows: string[] = [];
