@@ -2,7 +2,7 @@ import eslint from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', 'functions/lib/**', '.cache/**', 'coverage/**'] },
+  { ignores: ['**/node_modules/**', 'functions/lib/**', '.cache/**', 'coverage/**', '.stryker-tmp/**', 'reports/**'] },
   eslint.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -50,6 +50,8 @@ export interface TaskSnapshot {
   method: string;
   headers: Record<string, string>;
   body: Buffer;
+  /** Epoch ms when the server created it. */
+  createTime: number;
   /** Epoch ms, as reported through the API (unscaled). */
   scheduleTime: number;
   /** Epoch ms at which the dispatcher will actually send it (scaled). */
@@ -663,6 +665,7 @@ export async function startCloudTasksServer(opts: CloudTasksServerOptions): Prom
         method: r.method,
         headers: { ...r.headers },
         body: Buffer.from(r.body),
+        createTime: r.createTime,
         scheduleTime: r.scheduleTime,
         dueAt: r.dueAt,
         dispatchCount: r.dispatchCount,

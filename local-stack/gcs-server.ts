@@ -22,7 +22,22 @@ export interface GcsServer {
   port: number;
   /** Where object bytes are kept (removed on stop when the server made it). */
   dataDir: string;
+  /** How many times an upload or compose made a new generation of this object (refused ones do not count). */
+  writesOf(bucket: string, name: string): number;
+  faults: GcsFaults;
   stop(): Promise<void>;
+}
+
+/** Ways the stand-in can misbehave, so tests reach the checks that a well-behaved store makes redundant. */
+export interface GcsFaults {
+  /**
+   * Uploads to names starting with `prefix` keep their first byte flipped and ignore the hashes the
+   * uploader declared, reporting the size and hashes of what they kept (a store that rots bytes).
+   */
+  corruptUploads(prefix: string): void;
+  /** Uploads to names starting with `prefix` are kept intact, but their metadata reports a wrong MD5 or size. */
+  misreportUploads(prefix: string, field: 'md5Hash' | 'size'): void;
+  clear(): void;
 }
 
 interface StoredObject {
@@ -96,6 +111,8 @@ class HashingCounter extends Transform {
     private readonly crc: CRC32C,
     private readonly md5: Hash,
     private skip = 0,
+    /** Flip the first byte kept (the `corruptUploads` fault). */
+    private flipFirst = false,
   ) {
     super();
   }
@@ -105,6 +122,11 @@ class HashingCounter extends Transform {
       const n = Math.min(this.skip, data.length);
       this.skip -= n;
       data = data.subarray(n);
+    }
+    if (data.length > 0 && this.flipFirst) {
+      data = Buffer.from(data);
+      data[0] ^= 0xff;
+      this.flipFirst = false;
     }
     if (data.length > 0) {
       this.crc.update(data);
@@ -341,6 +363,14 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
   // Generations grow like GCS's (microseconds since the epoch), strictly increasing.
   let lastGeneration = 0;
   const nextGeneration = (): number => (lastGeneration = Math.max(lastGeneration + 1, Date.now() * 1000));
+  const writes = new Map<string, number>();
+  const countWrite = (o: StoredObject): void => {
+    const key = `${o.bucket}/${o.name}`;
+    writes.set(key, (writes.get(key) ?? 0) + 1);
+  };
+  const corruptPrefixes: string[] = [];
+  const corrupts = (name: string): boolean => corruptPrefixes.some((p) => name.startsWith(p));
+  const misreports: Array<{ prefix: string; field: 'md5Hash' | 'size' }> = [];
 
   const bucketOr404 = (name: string): BucketRecord => {
     const b = buckets.get(name);
@@ -420,9 +450,10 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
       if (intent.expectedSize !== undefined && intent.expectedSize !== size) {
         throw new HttpError(400, `Upload size ${size} does not match the declared size ${intent.expectedSize}`, 'invalid');
       }
-      // The JSON API validates hashes given in the object resource of an upload.
-      const wantCrc = sent.crc32c ?? intent.resource.crc32c;
-      const wantMd5 = sent.md5 ?? intent.resource.md5Hash;
+      // The JSON API validates hashes given in the object resource of an upload (unless it misbehaves).
+      const validates = !corrupts(intent.name);
+      const wantCrc = validates ? (sent.crc32c ?? intent.resource.crc32c) : undefined;
+      const wantMd5 = validates ? (sent.md5 ?? intent.resource.md5Hash) : undefined;
       if (typeof wantCrc === 'string' && wantCrc !== crc32c) {
         throw new HttpError(400, `Provided CRC32C "${wantCrc}" doesn't match calculated CRC32C "${crc32c}".`, 'invalid');
       }
@@ -447,7 +478,13 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
         updated: now,
         file,
       };
+      for (const m of misreports) {
+        if (!intent.name.startsWith(m.prefix)) continue;
+        if (m.field === 'md5Hash') obj.md5Hash = Buffer.alloc(16).toString('base64');
+        else obj.size += 1;
+      }
       bucket.objects.set(intent.name, obj);
+      countWrite(obj);
       if (current) removeObjectFiles(current);
       return obj;
     } catch (e) {
@@ -484,7 +521,7 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
     const file = path.join(dataDir, randomUUID());
     const crc = new CRC32C();
     const md5 = createHash('md5');
-    const counter = new HashingCounter(crc, md5);
+    const counter = new HashingCounter(crc, md5, 0, corrupts(q.get('name') ?? ''));
     let resource: Record<string, unknown> = {};
     try {
       if (uploadType === 'multipart') {
@@ -575,7 +612,7 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
     }
     s.busy = true;
     const before = { received: s.received, crc: s.crc.valueOf(), md5: s.md5.copy() };
-    const counter = new HashingCounter(s.crc, s.md5, s.received - start);
+    const counter = new HashingCounter(s.crc, s.md5, s.received - start, s.received === 0 && corrupts(s.intent.name));
     try {
       await pipeline(req, counter, createWriteStream(s.file, { flags: 'a' }));
     } catch (e) {
@@ -706,6 +743,7 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
       componentCount: components.reduce((n, c) => n + (c.componentCount ?? 1), 0),
     };
     bucket.objects.set(destName, obj);
+    countWrite(obj);
     if (current) removeObjectFiles(current);
     return obj;
   };
@@ -884,6 +922,19 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
     endpoint: `http://127.0.0.1:${port}`,
     port,
     dataDir,
+    writesOf: (bucket, name) => writes.get(`${bucket}/${name}`) ?? 0,
+    faults: {
+      corruptUploads(prefix) {
+        corruptPrefixes.push(prefix);
+      },
+      misreportUploads(prefix, field) {
+        misreports.push({ prefix, field });
+      },
+      clear() {
+        corruptPrefixes.length = 0;
+        misreports.length = 0;
+      },
+    },
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -36,6 +36,8 @@
  *   the cut happens (the chaos run kills the copying "instance" then).
  * - `throttleDownloads(bytesPerSecond | undefined)`: downloads of that resource's archives are
  *   sent at about that rate (a slow source, so a test can act while a copy runs). Sticky.
+ * - `retriesAllowed(n)`: Google lets each original job be retried n times from now on instead of
+ *   `maxRetries` (3), so a test can tell the pipeline's own retry cap from Google's. Sticky.
  */
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -118,6 +120,7 @@ export interface SimFaults {
   expireAllUrls(): void;
   interruptDownload(url: string, opts: { afterFraction: number; expire?: boolean; onCut?: () => void }): void;
   throttleDownloads(resource: string, bytesPerSecond: number | undefined): void;
+  retriesAllowed(n: number): void;
   /** Clears every fault. */
   clear(): void;
 }
@@ -227,7 +230,7 @@ export async function startPortabilityApiSimulator(opts: PortabilityApiSimulator
   const dataTtlMs = opts.dataTtlMs ?? 14 * 86_400_000;
   const archiveBytes = opts.archiveBytes ?? 2 * 1024 * 1024;
   const dayMs = opts.dayMs ?? 86_400_000;
-  const maxRetries = opts.maxRetries ?? 3;
+  let maxRetries = opts.maxRetries ?? 3;
   const ownDir = opts.dataDir === undefined;
   const dataDir = opts.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'portability-sim-')));
   const urlSecret = randomBytes(32);
@@ -270,7 +273,11 @@ export async function startPortabilityApiSimulator(opts: PortabilityApiSimulator
       urlInterruptions.set(urlIdOf(url), { afterFraction: Math.min(1, Math.max(0, o.afterFraction)), expire: o.expire ?? false, ...(o.onCut ? { onCut: o.onCut } : {}) });
     },
     throttleDownloads: (resource, rate) => void (rate === undefined ? downloadRates.delete(resource) : downloadRates.set(resource, rate)),
+    retriesAllowed: (n) => {
+      maxRetries = Math.max(0, Math.floor(n));
+    },
     clear: () => {
+      maxRetries = opts.maxRetries ?? 3;
       downloadRates.clear();
       failJobs.clear();
       urlCounts.clear();

@@ -505,6 +505,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     if (new Set(names).size !== names.length) problem('archive once', 'the bucket lists an object twice');
     for (const name of names) if (!expectedObjects.has(name)) problem('orphaned object', name);
     for (const name of expectedObjects.keys()) if (!names.includes(name)) problem('missing object', name);
+    // Duplicate and late deliveries race to write the same name; ifGenerationMatch 0 lets one finish.
+    for (const name of names) {
+      const writes = stack.gcs.writesOf(cfg.archive.bucket, name);
+      if (writes !== 1) problem('archive once', `${name} was written ${writes} times`);
+    }
     for (let i = 0; i < names.length; i += 16) {
       await Promise.all(
         names.slice(i, i + 16).map(async (name) => {

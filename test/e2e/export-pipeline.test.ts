@@ -35,6 +35,11 @@ async function start(token: string, body: unknown = {}, headers: Record<string, 
   return api<ExportBody>(stack, token, 'POST', '/v1/exports', body, headers);
 }
 
+async function objectGenerations(prefix: string): Promise<Record<string, string>> {
+  const [files] = await stack.storage.bucket(stack.config.archive.bucket).getFiles({ prefix });
+  return Object.fromEntries(files.map((f) => [f.name, String(f.metadata.generation)]));
+}
+
 async function countDocs(collection: string): Promise<number> {
   return (await db.collection(collection).count().get()).data().count;
 }
@@ -82,12 +87,23 @@ describe('an export through the public API', () => {
   });
 
   it('gives up after Google FAILED four times (three retries) with a clear job error', async () => {
-    const { token } = await authorizedUser(stack, 'carol', ['youtube.comments']);
-    stack.portability.faults.failNextJobs('youtube.comments', 4);
-    const res = await start(token);
-    const done = await waitForExport(stack, token, res.body.exportId);
-    expect(done.state).toBe('FAILED');
-    expect(done.jobs[0]).toMatchObject({ state: 'FAILED', attempts: 4, error: { code: 'ARCHIVE_FAILED' } });
+    const { token, googleUserId } = await authorizedUser(stack, 'carol', ['youtube.comments']);
+    // Google here would retry more often than the real one, so only the pipeline's own cap stops it.
+    stack.portability.faults.retriesAllowed(10);
+    stack.portability.faults.failNextJobs('youtube.comments', 6, googleUserId);
+    try {
+      const res = await start(token);
+      const done = await waitForExport(stack, token, res.body.exportId);
+      expect(done.state).toBe('FAILED');
+      expect(done.jobs[0]).toMatchObject({ state: 'FAILED', attempts: 4, error: { code: 'ARCHIVE_FAILED' } });
+      expect(done.jobs[0]?.error?.message).toMatch(/failed 4 times, retries exhausted/);
+      const carols = new Set(stack.portability.jobs().filter((j) => j.googleUserId === googleUserId).map((j) => j.id));
+      expect(carols.size).toBe(4);
+      const retries = stack.portability.calls.filter((c) => c.method === 'retry' && c.jobId !== undefined && carols.has(c.jobId));
+      expect(retries.map((c) => c.status)).toEqual([200, 200, 200]);
+    } finally {
+      stack.portability.faults.retriesAllowed(3);
+    }
   });
 
   it('cancels a running export at Google', async () => {
@@ -199,12 +215,15 @@ describe('lost work is found again', () => {
     const { token } = await authorizedUser(stack, 'kim', ['play.playpoints']);
     stack.tasks.dropNext(1); // the initiate task vanishes, as if its delivery never happened
     const res = await start(token);
-    await new Promise((r) => setTimeout(r, 1_000));
+    // Nothing else moves the job: its only task is gone. (The grace period itself is tested on a
+    // controllable clock in test/integration/sweeper.test.ts.)
     expect((await api<ExportBody>(stack, token, 'GET', `/v1/exports/${res.body.exportId}`)).body.jobs[0]?.state).toBe('INITIATING');
-    expect(await stack.sweep()).toEqual({ overdue: 0, requeued: 0 }); // not overdue yet: within the grace period
-    await new Promise((r) => setTimeout(r, stack.config.tasks.sweepGraceSeconds * 1000));
-    const swept = await stack.sweep();
-    expect(swept.requeued).toBeGreaterThanOrEqual(1);
+    let requeued = 0;
+    for (let i = 0; i < 60 && requeued === 0; i++) {
+      requeued = (await stack.sweep()).requeued;
+      if (requeued === 0) await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(requeued).toBeGreaterThanOrEqual(1);
     expect((await waitForExport(stack, token, res.body.exportId)).state).toBe('SUCCEEDED');
     const job = (await db.collection('jobs').where('exportId', '==', res.body.exportId).get()).docs[0]?.data();
     expect(job?.nextCheckAt).toBeUndefined();
@@ -217,6 +236,8 @@ describe('lost work is found again', () => {
     const jobId = done.jobs[0]!.jobId;
     const before = (await db.doc(`jobs/${jobId}`).get()).data();
     const objects = await objectNames(stack, `leo/`);
+    const generations = await objectGenerations(`leo/`);
+    expect(objects.length).toBeGreaterThan(0);
     // Deliver every step again, at every seq the job went through, with the invoker's token.
     for (let seq = 0; seq <= (before?.seq as number); seq++) {
       for (const step of ['initiate', 'check', 'copy'] as const) {
@@ -226,6 +247,9 @@ describe('lost work is found again', () => {
     }
     expect((await db.doc(`jobs/${jobId}`).get()).data()).toEqual(before);
     expect(await objectNames(stack, `leo/`)).toEqual(objects);
+    // Not rewritten either: the same generations, each written once.
+    expect(await objectGenerations(`leo/`)).toEqual(generations);
+    for (const name of objects) expect(stack.gcs.writesOf(stack.config.archive.bucket, name), name).toBe(1);
   });
 });
 
@@ -310,11 +334,26 @@ describe('isolation and bad input', () => {
     const before = await countDocs('jobs');
     const body = JSON.stringify({ jobId: '0123456789abcdef0123', step: 'check', seq: 0 });
     const userToken = await stack.idToken('alice');
-    for (const url of [stack.config.tasks.checkUrl, stack.config.tasks.copyUrl]) {
-      for (const auth of [undefined, 'Bearer nope', `Bearer ${userToken}`]) {
-        const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json', ...(auth ? { Authorization: auth } : {}) }, body });
-        expect(res.status).toBe(401);
-      }
+    const { checkUrl, copyUrl, serviceAccount } = stack.config.tasks;
+    const invoker = (aud: string, email = serviceAccount) => stack.tasksOidcIssuer.sign({ aud, email, email_verified: true, sub: '1000' }, 300);
+    const post = (url: string, auth?: string) =>
+      fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json', ...(auth ? { Authorization: auth } : {}) }, body });
+    for (const [url, other] of [
+      [checkUrl, copyUrl],
+      [copyUrl, checkUrl],
+    ] as const) {
+      const refused = [
+        undefined,
+        'Bearer nope',
+        `Bearer ${userToken}`,
+        // Correctly signed by the tasks issuer for the invoker, but minted for the other function.
+        `Bearer ${await invoker(other)}`,
+      ];
+      for (const auth of refused) expect((await post(url, auth)).status, auth?.slice(0, 20)).toBe(401);
+      // The right audience, signed for another service account: authenticated, not the invoker.
+      expect((await post(url, `Bearer ${await invoker(url, 'someone-else@demo-portability.iam.gserviceaccount.com')}`)).status).toBe(403);
+      // The invoker's token for this function passes (an unknown job is then dropped with 200).
+      expect((await post(url, `Bearer ${await invoker(url)}`)).status).toBe(200);
     }
     expect(await countDocs('jobs')).toBe(before);
   });

@@ -362,11 +362,7 @@ describe('terraform files', () => {
   });
 
   it('is formatted (terraform fmt -check)', async () => {
-    const found = await run('terraform', ['version']).then(
-      () => true,
-      () => false,
-    );
-    if (!found) return; // no terraform on PATH: npm test's fmt step reports it
+    // terraform must be on PATH (it is on the machine image and in CI): a missing binary fails here.
     await expect(run('terraform', ['fmt', '-check', '-recursive', INFRA_DIR])).resolves.toBeDefined();
   });
 });
@@ -492,11 +488,16 @@ describe('cloudbuild.yaml', () => {
   }
   let build: { steps: Step[]; substitutions?: Record<string, string> } | undefined;
   let text = '';
-  let yamlAvailable = false;
+  let yamlError: unknown;
+  /** The parsed file; PyYAML is required (.ci/run installs python3-yaml), so its absence fails the tests that need it. */
+  const parsed = (): NonNullable<typeof build> => {
+    if (!build) throw new Error(`cloudbuild.yaml was not parsed by python3 with PyYAML (apt-get install python3-yaml): ${String(yamlError)}`);
+    return build;
+  };
 
   beforeAll(async () => {
     text = await readFile(path.join(REPO, 'cloudbuild.yaml'), 'utf8');
-    // No YAML package in node_modules; python3 with PyYAML parses it when the machine has both.
+    // No YAML package in node_modules; python3 with PyYAML parses it.
     const py = 'import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))';
     try {
       const child = execFile('python3', ['-c', py]);
@@ -508,15 +509,13 @@ describe('cloudbuild.yaml', () => {
         child.on('close', (code) => (code === 0 ? resolve(s) : reject(new Error(`python3 exited ${code}`))));
       });
       build = JSON.parse(out) as typeof build;
-      yamlAvailable = true;
-    } catch {
-      yamlAvailable = false;
+    } catch (e) {
+      yamlError = e;
     }
   });
 
-  it('parses, and every step has a unique id and waits only for earlier steps', (ctx) => {
-    if (!yamlAvailable) ctx.skip();
-    const steps = build?.steps ?? [];
+  it('parses, and every step has a unique id and waits only for earlier steps', () => {
+    const steps = parsed().steps;
     const seen = new Set<string>();
     for (const s of steps) {
       expect(s.id, JSON.stringify(s).slice(0, 80)).toBeTruthy();
@@ -533,19 +532,18 @@ describe('cloudbuild.yaml', () => {
     expect(byId.get('typecheck')?.waitFor).toEqual(['install']);
   });
 
-  it('applies only behind the _APPLY substitution', (ctx) => {
-    if (!yamlAvailable) ctx.skip();
-    expect(build?.substitutions?._APPLY).toBe('false');
-    const apply = build?.steps.find((s) => s.id === 'terraform-apply');
+  it('applies only behind the _APPLY substitution', () => {
+    expect(parsed().substitutions?._APPLY).toBe('false');
+    const apply = parsed().steps.find((s) => s.id === 'terraform-apply');
     expect(JSON.stringify(apply)).toMatch(/\$_APPLY|\$\{_APPLY\}/);
   });
 
   it('uses only declared or built-in substitutions (shell variables are written $$NAME)', () => {
     const builtIn = new Set(['PROJECT_ID', 'BUILD_ID', 'PROJECT_NUMBER', 'LOCATION', 'COMMIT_SHA', 'SHORT_SHA', 'BRANCH_NAME', 'TAG_NAME', 'REF_NAME', 'REPO_NAME', 'REPO_FULL_NAME', 'REVISION_ID', 'SERVICE_ACCOUNT_EMAIL', 'SERVICE_ACCOUNT']);
-    // Read the declarations with a regex too, so this check runs without PyYAML.
+    // The declarations read with a regex too, and compared with what PyYAML parsed.
     const section = text.slice(text.search(/^substitutions:/m));
     const declared = new Set([...section.matchAll(/^ {2}(_[A-Z0-9_]+):/gm)].map((m) => m[1]));
-    if (yamlAvailable) expect([...declared].sort()).toEqual(Object.keys(build?.substitutions ?? {}).sort());
+    expect([...declared].sort()).toEqual(Object.keys(parsed().substitutions ?? {}).sort());
     const used = [...text.replace(/\$\$/g, '').matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?/g)].map((m) => m[1]);
     expect(used.filter((u) => !builtIn.has(u) && !declared.has(u))).toEqual([]);
     expect(used.length).toBeGreaterThan(0);

@@ -57,13 +57,13 @@ describe('KmsSecretCipher', () => {
   it('refuses ciphertext moved to another user (associated data), tampered, or under a disabled version', async () => {
     const cipher = new KmsSecretCipher({ client, keyName: OTHER_KEY });
     const s = await cipher.encrypt(SECRET, 'carol');
-    await expect(cipher.decrypt(s, 'mallory')).rejects.toThrow();
+    await expect(cipher.decrypt(s, 'mallory')).rejects.toThrow(/INVALID_ARGUMENT: Decryption failed/);
     const body = Buffer.from(s.ciphertext, 'base64');
     body[14] = (body[14] as number) ^ 1;
-    await expect(cipher.decrypt({ ...s, ciphertext: body.toString('base64') }, 'carol')).rejects.toThrow();
+    await expect(cipher.decrypt({ ...s, ciphertext: body.toString('base64') }, 'carol')).rejects.toThrow('unable to authenticate data');
     const wrapped = Buffer.from(s.wrappedKey, 'base64');
     wrapped[wrapped.length - 1] = (wrapped[wrapped.length - 1] as number) ^ 1;
-    await expect(cipher.decrypt({ ...s, wrappedKey: wrapped.toString('base64') }, 'carol')).rejects.toThrow();
+    await expect(cipher.decrypt({ ...s, wrappedKey: wrapped.toString('base64') }, 'carol')).rejects.toThrow(/INVALID_ARGUMENT: Decryption failed/);
     kms.disableVersion(s.keyVersion);
     await expect(cipher.decrypt(s, 'carol')).rejects.toThrow(/FAILED_PRECONDITION|not enabled/);
   });

@@ -4,7 +4,7 @@
  * (JwksIdTokenVerifier) against the simulated identity provider.
  */
 import http from 'node:http';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SignJWT } from 'jose';
 import { GoogleAccounts } from '../../local-stack/google-accounts';
 import { createLocalOidcIssuer } from '../../local-stack/local-oidc-issuer';
@@ -72,13 +72,19 @@ async function postForm(url: string, form: Record<string, string>, headers: Reco
 describe('authorization code exchange', () => {
   it('exchanges a code for tokens that carry the granted scopes and work against the shared accounts', async () => {
     const code = sim.consent({ googleUserId: 'u1', resources: ['myactivity.search', 'chrome.history'], redirectUri: REDIRECT, ...PKCE });
-    const before = Date.now();
-    const t = await tokens.exchangeCode(code, REDIRECT, VERIFIER);
+    // Date frozen (timers stay real): the expiry the client reports is the token's lifetime from now, exactly.
+    const frozen = Date.now();
+    vi.useFakeTimers({ toFake: ['Date'], now: frozen });
+    let t: Awaited<ReturnType<typeof tokens.exchangeCode>>;
+    try {
+      t = await tokens.exchangeCode(code, REDIRECT, VERIFIER);
+    } finally {
+      vi.useRealTimers();
+    }
 
     expect(t.scope.split(' ').sort()).toEqual([scopeOf('chrome.history'), scopeOf('myactivity.search')]);
     expect(t.refreshToken).toBeTruthy();
-    expect(t.expiresAt).toBeGreaterThanOrEqual(before + 59_000);
-    expect(t.expiresAt).toBeLessThanOrEqual(Date.now() + 61_000);
+    expect(t.expiresAt).toBe(frozen + 60_000);
     const grant = accounts.resolveAccessToken(t.accessToken);
     expect(grant?.googleUserId).toBe('u1');
     expect(grant?.accessType).toBe('ONE_TIME');

@@ -116,7 +116,6 @@ describe('createRemoteKeySet', () => {
 
   it('refuses a URL that is not http(s)', async () => {
     const keys = createRemoteKeySet(new URL('file:///etc/passwd'));
-    await expect(jwtVerify('a.b.c', keys)).rejects.toThrow();
     const k1 = await signingKey('k1');
     await expect(jwtVerify(await k1.sign(), keys)).rejects.toThrow('Unsupported URL protocol');
   });

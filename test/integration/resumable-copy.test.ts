@@ -92,11 +92,15 @@ describe('resumable copies', () => {
   });
 
   it('starts over when the session is gone or the archive changed, and still verifies', async () => {
-    const copier = new CloudStorageArchiveCopier({ storage, bucket: BUCKET, allowedHosts: [source.host], allowHttp: true });
+    const net = countingFetch();
+    const copier = new CloudStorageArchiveCopier({ storage, bucket: BUCKET, allowedHosts: [source.host], allowHttp: true, fetchImpl: net.fetchImpl });
     const url = `${source.origin}/big.zip?X-Goog-Signature=abc`;
     const gone: CopyCheckpoint = { uploadUri: `${gcs.endpoint}/upload/storage/v1/b/${BUCKET}/o?uploadType=resumable&upload_id=nope`, size: big.size, crc32c: big.crc32c };
     const a = await copier.copy(url, 'u/e/r/gone.zip', undefined, { checkpoint: gone, chunkSize: CHUNK });
     expect(a.crc32c).toBe(big.crc32c);
+    // From the first byte: no Range asked for, the whole archive downloaded.
+    expect(net.ranges.at(-1)).toBeNull();
+    expect(net.downloaded()).toBe(big.size);
 
     const stop = new AbortController();
     let checkpoint: CopyCheckpoint | undefined;
@@ -108,16 +112,29 @@ describe('resumable copies', () => {
       }),
     ).rejects.toBeInstanceOf(CopyInterruptedError);
     // Pretend the session began on another archive: its bytes must not be mixed with these.
+    const beforeRestart = net.downloaded();
     const b = await copier.copy(url, 'u/e/r/changed.zip', undefined, { checkpoint: { ...checkpoint!, crc32c: 'AAAAAA==' }, chunkSize: CHUNK });
     expect(b).toMatchObject({ size: big.size, crc32c: big.crc32c });
+    expect(net.ranges.at(-1)).toBeNull();
+    expect(net.downloaded() - beforeRestart).toBe(big.size);
+    expect(gcs.writesOf(BUCKET, 'u/e/r/changed.zip')).toBe(1);
   });
 
   it('returns the finished object when the session had completed before the crash was noticed', async () => {
     let checkpoint: CopyCheckpoint | undefined;
-    const copier = new CloudStorageArchiveCopier({ storage, bucket: BUCKET, allowedHosts: [source.host], allowHttp: true });
+    const net = countingFetch();
+    const copier = new CloudStorageArchiveCopier({ storage, bucket: BUCKET, allowedHosts: [source.host], allowHttp: true, fetchImpl: net.fetchImpl });
     const url = `${source.origin}/big.zip?X-Goog-Signature=abc`;
     await copier.copy(url, 'u/e/r/done.zip', undefined, { chunkSize: CHUNK, onCheckpoint: async (cp) => void (checkpoint = cp) });
+    const [before] = await storage.bucket(BUCKET).file('u/e/r/done.zip').getMetadata();
+    const firstLeg = net.downloaded();
+    expect(firstLeg).toBe(big.size);
     const again = await copier.copy(url, 'u/e/r/done.zip', undefined, { checkpoint, chunkSize: CHUNK });
     expect(again).toMatchObject({ size: big.size, crc32c: big.crc32c });
+    // Nothing moved again and nothing was rewritten.
+    expect(net.downloaded()).toBe(firstLeg);
+    const [after] = await storage.bucket(BUCKET).file('u/e/r/done.zip').getMetadata();
+    expect(after.generation).toBe(before.generation);
+    expect(gcs.writesOf(BUCKET, 'u/e/r/done.zip')).toBe(1);
   });
 });

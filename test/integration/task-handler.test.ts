@@ -9,13 +9,12 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createFirestore } from '../../functions/src/adapters/firestore-client';
 import { FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
 import { LocalKeySecretCipher } from '../../functions/src/adapters/local-key-secret-cipher';
-import { newJob, type Job } from '../../functions/src/domain/job';
+import type { Job } from '../../functions/src/domain/job';
 import { PortabilityApiError, type PortabilityApi } from '../../functions/src/domain/ports';
 import type { HttpRequest, HttpResponse } from '../../functions/src/http/http-types';
 import { createTaskHandler, type TaskCallerVerifier } from '../../functions/src/http/task-handler';
 import { createLogger } from '../../functions/src/logging';
-import { AccessTokens } from '../../functions/src/pipeline/access-tokens';
-import { JobRunner } from '../../functions/src/pipeline/job-runner';
+import { testRunner, waitingJob } from '../support/job-fixtures';
 
 let db: Firestore;
 let store: FirestoreExportStore;
@@ -34,20 +33,7 @@ const api: PortabilityApi = {
 };
 
 function handler() {
-  const tokens = new AccessTokens(store, cipher, { exchangeCode: async () => { throw new Error('unused'); }, refresh: async () => ({ accessToken: 'ya29.t', expiresAt: Date.now() + 3_600_000 }) });
-  const runner = new JobRunner({
-    store,
-    api,
-    tokens,
-    queue: { enqueue: async () => undefined },
-    copier: { copy: async () => { throw new Error('unused'); }, deletePrefix: async () => 0 },
-    policy: { initialSeconds: 300, maxSeconds: 3600 },
-    maxArchiveRetries: 3,
-    cipher,
-    copySliceSeconds: 60,
-    copyChunkBytes: 262_144,
-    logger: createLogger({ level: 'silent' }),
-  });
+  const runner = testRunner(store, cipher, api);
   const verifier = { check: async () => undefined } as unknown as TaskCallerVerifier;
   return createTaskHandler({ runner, verifier, steps: ['initiate', 'check'], retryBudget: 5, projectId: 'demo-task-handler', logger: createLogger({ level: 'silent' }) });
 }
@@ -83,13 +69,7 @@ async function deliver(job: Job, retryCount: number): Promise<{ status: number; 
   return out;
 }
 
-async function waitingJob(userId: string): Promise<Job> {
-  await store.putGrant({ userId, refreshToken: await cipher.encrypt('1//r', userId), resources: ['myactivity.search'], oneTimeResources: [], timeBasedResources: [], state: 'ACTIVE', createdAt: 0, updatedAt: 0 });
-  const exportId = randomBytes(10).toString('hex');
-  const job: Job = { ...newJob({ id: randomBytes(10).toString('hex'), exportId, userId, resource: 'myactivity.search' }, Date.now()), state: 'WAITING', seq: 1, archiveJobId: 'g1', archiveJobIds: ['g1'] };
-  await store.createExport({ id: exportId, userId, state: 'RUNNING', resources: ['myactivity.search'], createdAt: Date.now(), updatedAt: Date.now() }, [job]);
-  return job;
-}
+const waiting = (userId: string): Promise<Job> => waitingJob(store, cipher, userId);
 
 beforeAll(() => {
   process.env.FIRESTORE_EMULATOR_HOST = inject('firestoreEmulatorHost');
@@ -104,14 +84,14 @@ afterAll(async () => {
 
 describe('the task handler table', () => {
   it('answers 500 to a transient failure, leaving the job as it was', async () => {
-    const job = await waitingJob('transient');
+    const job = await waiting('transient');
     nextError = new PortabilityApiError(500, 'INTERNAL', 'backend error');
     expect((await deliver(job, 0)).status).toBe(500);
     expect((await db.doc(`jobs/${job.id}`).get()).data()).toMatchObject({ state: 'WAITING', seq: 1 });
   });
 
   it('answers 503 with Retry-After when Google asks to slow down', async () => {
-    const job = await waitingJob('throttled');
+    const job = await waiting('throttled');
     nextError = new PortabilityApiError(429, 'RESOURCE_EXHAUSTED', 'quota', undefined, {}, 120);
     const res = await deliver(job, 0);
     expect(res.status).toBe(503);
@@ -119,7 +99,7 @@ describe('the task handler table', () => {
   });
 
   it('records RETRY_BUDGET_EXHAUSTED and answers 200 once the budget is spent', async () => {
-    const job = await waitingJob('exhausted');
+    const job = await waiting('exhausted');
     nextError = new PortabilityApiError(500, 'INTERNAL', 'backend error');
     expect((await deliver(job, 3)).status).toBe(500);
     const last = await deliver(job, 4);

@@ -74,7 +74,7 @@ describe('warmUp(target)', () => {
     await expect(composition.warmUp('noSuchFunction')).resolves.toBeUndefined();
 
     const broken = createComposition(parseConfig({ ...env, TASKS_OIDC_JWKS_URL: 'http://127.0.0.1:9/' }), { logger: createLogger({ level: 'silent' }) });
-    await expect(broken.warmUp('checkArchiveJob')).rejects.toThrow();
+    await expect(broken.warmUp('checkArchiveJob')).rejects.toThrow(/ECONNREFUSED/);
     const config = parseConfig(env);
     const token = await issuer.sign({ aud: config.tasks.checkUrl, email: config.tasks.serviceAccount, email_verified: true, sub: '1' }, 600);
     // The keys are unreachable: the request is refused as it would be without a warm-up, not crashed.

@@ -138,7 +138,57 @@ describe('parseJobIdList', () => {
     ['["a","b"]', ['a', 'b']],
     ['a', ['a']],
     ['', []],
+    [' [ "a" , \'b\' ]  ', ['a', 'b']],
+    ['a  b,,c', ['a', 'b', 'c']],
+    ['[1, 2]', ['1', '2']],
+    ['["a", ""]', ['a']],
+    ['[]', []],
+    ['{"a":1}', ['{"a":1}']],
   ])('%j → %j', (input, out) => {
     expect(parseJobIdList(input)).toEqual(out);
+  });
+});
+
+describe('classifyApiError: edges', () => {
+  it('keeps only a usable Retry-After (finite, not negative)', () => {
+    expect(classifyApiError(api(503, 'UNAVAILABLE', undefined, {}, 0))).toEqual({ kind: 'transient', retryAfterSeconds: 0 });
+    for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY]) expect(classifyApiError(api(503, 'UNAVAILABLE', undefined, {}, bad)), String(bad)).toEqual({ kind: 'transient' });
+    expect(classifyApiError(api(503, 'UNAVAILABLE'))).toEqual({ kind: 'transient' });
+  });
+
+  it('a cooldown keeps Google\'s timestamp only when it is RFC 3339', () => {
+    const cool = (at?: string) => classifyApiError(api(429, 'RESOURCE_EXHAUSTED', 'RESOURCE_EXHAUSTED_TIME_BASED', at === undefined ? {} : { timestamp_after_24hrs: at }));
+    expect(cool('2026-01-02T03:04:05Z')).toEqual({ kind: 'time-based-cooldown', retryAt: '2026-01-02T03:04:05Z' });
+    expect(cool('2026-01-02T03:04:05.123+01:00')).toEqual({ kind: 'time-based-cooldown', retryAt: '2026-01-02T03:04:05.123+01:00' });
+    for (const bad of [undefined, '', 'tomorrow', '2026-01-02', 'x2026-01-02T03:04:05Z', '2026-01-02T03:04:05Zx', '2026-13-45T99:99:99Z']) {
+      expect(cool(bad), String(bad)).toEqual({ kind: 'time-based-cooldown' });
+    }
+  });
+
+  it('reasons decide before statuses; unknown reasons fall back to status, then HTTP code', () => {
+    expect(classifyApiError(api(401, 'UNAUTHENTICATED', 'ACCESS_TOKEN_EXPIRED'))).toEqual({ kind: 'unauthenticated' });
+    expect(classifyApiError(api(400, 'INVALID_ARGUMENT', 'BACKEND_UNAVAILABLE'))).toEqual({ kind: 'transient' });
+    expect(classifyApiError(api(503, 'UNAVAILABLE', 'API_KEY_INVALID'))).toMatchObject({ kind: 'invalid' });
+    expect(classifyApiError(api(500, 'INTERNAL', 'SOMETHING_NEW'))).toEqual({ kind: 'transient' });
+    expect(classifyApiError(api(400, 'NOT_FOUND', 'SOMETHING_NEW'))).toEqual({ kind: 'invalid', message: 'HTTP 400 NOT_FOUND' });
+    expect(classifyApiError(api(409, 'ALREADY_EXISTS'))).toEqual({ kind: 'invalid', message: 'HTTP 409 ALREADY_EXISTS' });
+    expect(classifyApiError(api(401, ''))).toEqual({ kind: 'unauthenticated' });
+    expect(classifyApiError(api(403, ''))).toEqual({ kind: 'not-authorized' });
+    for (const code of [0, 408, 409, 425, 429, 500, 502, 599]) expect(classifyApiError(api(code, '')), String(code)).toEqual({ kind: 'transient' });
+    for (const code of [400, 404, 410, 499]) expect(classifyApiError(api(code, '')), String(code)).toEqual({ kind: 'invalid', message: `HTTP ${code} ` });
+  });
+
+  it('an API error from another copy of the module is still an API error; other errors by name and code', () => {
+    const foreign = Object.assign(new Error('HTTP 503'), { name: 'PortabilityApiError', httpStatus: 503, status: 'UNAVAILABLE', metadata: {} });
+    expect(classifyApiError(foreign)).toEqual({ kind: 'transient' });
+    expect(classifyApiError(Object.assign(new Error('x'), { name: 'PortabilityApiError' }))).toEqual({ kind: 'invalid', message: 'x' });
+    expect(classifyApiError(Object.assign(new Error('revoked'), { name: 'ConsentRevokedError' }))).toEqual({ kind: 'unauthenticated' });
+    expect(classifyApiError(new TypeError('fetch failed'))).toEqual({ kind: 'transient' });
+    expect(classifyApiError(new TypeError('something else'))).toEqual({ kind: 'invalid', message: 'something else' });
+    expect(classifyApiError(new Error('fetch failed'))).toEqual({ kind: 'invalid', message: 'fetch failed' });
+    expect(classifyApiError(Object.assign(new Error('x'), { code: 'ENOENT' }))).toEqual({ kind: 'invalid', message: 'x' });
+    expect(classifyApiError(Object.assign(new Error('x'), { code: 42 }))).toEqual({ kind: 'invalid', message: 'x' });
+    expect(classifyApiError(new Error('x', { cause: { code: 'ETIMEDOUT' } }))).toEqual({ kind: 'transient' });
+    expect(classifyApiError(new Error('x', { cause: 'ETIMEDOUT' }))).toEqual({ kind: 'invalid', message: 'x' });
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { deriveExportState } from '../../functions/src/domain/export-state';
-import { canApply, InvalidTransitionError, newJob, transition, type Job } from '../../functions/src/domain/job';
+import { canApply, InvalidTransitionError, newJob, transition, type Job, type JobEvent, type JobState } from '../../functions/src/domain/job';
 import { nextCheckDelaySeconds } from '../../functions/src/domain/polling-policy';
 
 const policy = { initialSeconds: 300, maxSeconds: 3600 };
@@ -36,12 +36,73 @@ describe('job state machine', () => {
     expect(t.effects[0]).toMatchObject({ step: 'check' });
   });
 
-  it('refuses events that do not apply, so stale deliveries change nothing', () => {
+  it('refuses events that do not apply, and moves seq on with every transition, so stale deliveries change nothing', () => {
     const job = fresh();
     expect(canApply(job, 'copied')).toBe(false);
     expect(() => transition(job, { type: 'copied', archives: [] }, 0, policy)).toThrow(InvalidTransitionError);
     const done = transition(job, { type: 'failed', error: { code: 'ARCHIVE_FAILED', message: 'x' } }, 0, policy).job;
     for (const type of ['initiated', 'still-running', 'cancelled', 'failed'] as const) expect(canApply(done, type)).toBe(false);
+    // The whole table: which state each event applies in.
+    const states = ['INITIATING', 'WAITING', 'COPYING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] as const;
+    const allowed: Record<JobEvent['type'], readonly JobState[]> = {
+      initiated: ['INITIATING'],
+      'still-running': ['WAITING'],
+      'archive-complete': ['WAITING'],
+      'archive-retried': ['WAITING'],
+      'archive-cancelled': ['WAITING'],
+      copied: ['COPYING'],
+      cancelled: ['INITIATING', 'WAITING'],
+      failed: ['INITIATING', 'WAITING', 'COPYING'],
+    };
+    for (const [event, where] of Object.entries(allowed) as [JobEvent['type'], readonly JobState[]][]) {
+      expect(states.filter((state) => canApply({ ...job, state }, event)), event).toEqual(where);
+    }
+    // Every applied event moves seq on by one: a task made for the seq before is stale from then on
+    // (the job runner compares seq inside its transaction; test/integration/job-runner-races.test.ts).
+    const events: JobEvent[] = [
+      { type: 'initiated', archiveJobId: 'g1' },
+      { type: 'still-running' },
+      { type: 'archive-retried', archiveJobId: 'g2' },
+      { type: 'archive-complete' },
+      { type: 'copied', archives: [] },
+    ];
+    let j: Job = { ...job, seq: 7 };
+    for (const e of events) {
+      const next = transition(j, e, MIN, policy).job;
+      expect(next.seq, e.type).toBe(j.seq + 1);
+      j = next;
+    }
+    for (const [state, e] of [
+      ['WAITING', { type: 'archive-cancelled' }],
+      ['INITIATING', { type: 'cancelled' }],
+      ['COPYING', { type: 'failed', error: { code: 'ARCHIVE_FAILED', message: 'x' } }],
+    ] as const) {
+      expect(transition({ ...job, state, seq: 3 }, e, 0, policy).job.seq).toBe(4);
+    }
+  });
+
+  it('polls in proportion to the wait, counts checks, and ends a job with no further step', () => {
+    const waiting = transition(fresh(), { type: 'initiated', archiveJobId: 'g1' }, 0, policy).job;
+    // Waited 50 minutes: the next check comes after a fifth of that (10 minutes).
+    const later = transition(waiting, { type: 'still-running' }, 50 * MIN, policy);
+    expect(later.job.nextCheckAt).toBe(60 * MIN);
+    expect(later.effects).toEqual([{ type: 'enqueue', step: 'check', delaySeconds: 600 }]);
+    const ready = transition(later.job, { type: 'archive-complete' }, 55 * MIN, policy).job;
+    expect(ready.checks).toBe(2);
+    expect(ready).not.toHaveProperty('exportTime');
+    for (const [state, event, ends] of [
+      ['WAITING', { type: 'archive-cancelled' }, 'CANCELLED'],
+      ['INITIATING', { type: 'cancelled' }, 'CANCELLED'],
+      ['COPYING', { type: 'failed', error: { code: 'ARCHIVE_FAILED', message: 'x' } }, 'FAILED'],
+    ] as const) {
+      const t = transition({ ...waiting, state, nextCheckAt: 1 }, event, 70 * MIN, policy);
+      expect(t.job.state).toBe(ends);
+      expect(t.job.finishedAt).toBe(70 * MIN);
+      expect(t.job).not.toHaveProperty('nextCheckAt');
+      expect(t.effects).toEqual([]);
+    }
+    expect(fresh()).toMatchObject({ archiveJobIds: [], archives: [], retries: 0, checks: 0, bytesCopied: 0 });
+    expect(fresh().archiveJobIds).toHaveLength(0);
   });
 
   it('cannot cancel a job that is already copying', () => {

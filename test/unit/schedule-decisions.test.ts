@@ -65,4 +65,37 @@ describe('schedule decisions', () => {
     expect(revoked).toMatchObject({ state: 'NEEDS_CONSENT', endReason: 'CONSENT_REVOKED' });
     expect(revoked?.nextRunAt).toBeUndefined();
   });
+  it('settles a job: the cursor only moves forward and only for incremental groups; only the latest job of an active schedule ends it', () => {
+    const s = (run(newSchedule({ id: 's', userId: 'u', resources: ['youtube.comments', 'myactivity.search'], startTime: '2025-12-01T00:00:00Z' }, T0), T0) as { schedule: Schedule }).schedule;
+    const ok = (resource: string, exportTime: string) => finished(s, resource, { state: 'SUCCEEDED', exportTime });
+    // Not terminal, or a group the schedule does not have: nothing.
+    expect(settleJob(s, finished(s, 'myactivity.search', { state: 'WAITING' }), T0)).toBeUndefined();
+    expect(settleJob(s, { ...ok('myactivity.search', '2026-01-01T00:00:00Z'), resource: 'chrome.history' }, T0)).toBeUndefined();
+    const moved = settleJob(s, ok('myactivity.search', '2026-01-01T00:00:05Z'), T0 + 1) as Schedule;
+    expect(moved.groups.find((g) => g.resource === 'myactivity.search')).toMatchObject({ cursor: '2026-01-01T00:00:05Z', lastJobSettled: true });
+    expect(moved.updatedAt).toBe(T0 + 1);
+    expect(moved.nextRunAt).toBe(T0 + DAY_MS);
+    // An older job of the group (not its latest) finishing later: the cursor does not go back.
+    const older = { ...ok('myactivity.search', '2025-12-15T00:00:00Z'), id: 'older-job' };
+    expect(settleJob(moved, older, T0 + 2)).toBeUndefined();
+    // A newer export time from an older job still moves it forward, without settling the latest.
+    const newer = settleJob(moved, { ...ok('myactivity.search', '2026-01-01T00:00:09Z'), id: 'older-job' }, T0 + 3) as Schedule;
+    expect(newer.groups.find((g) => g.resource === 'myactivity.search')?.cursor).toBe('2026-01-01T00:00:09Z');
+    // A full (non-filtered) group never gets a cursor, but its latest job is settled.
+    const full = settleJob(s, ok('youtube.comments', '2026-01-01T00:00:05Z'), T0 + 1) as Schedule;
+    expect(full.groups.find((g) => g.resource === 'youtube.comments')).toMatchObject({ lastJobSettled: true });
+    expect(full.groups.find((g) => g.resource === 'youtube.comments')).not.toHaveProperty('cursor');
+    // A revocation seen on an older job, or once the schedule has ended, does not end it (again).
+    const revoked = (patch: Partial<Job>) => finished(s, 'myactivity.search', { state: 'FAILED', error: { code: 'CONSENT_REVOKED', message: 'x' }, ...patch });
+    expect(settleJob(moved, revoked({ id: 'older-job' }), T0 + 4)).toBeUndefined();
+    const ended = { ...s, state: 'ENDED' as const };
+    const after = settleJob(ended, revoked({}), T0 + 4) as Schedule;
+    expect(after.state).toBe('ENDED');
+    expect(after.nextRunAt).toBe(s.nextRunAt);
+    // Another failure of the latest job only settles it: the next run asks for the same window.
+    const failed = settleJob(s, finished(s, 'myactivity.search', { state: 'FAILED', error: { code: 'ARCHIVE_FAILED', message: 'x' } }), T0 + 5) as Schedule;
+    expect(failed.state).toBe('ACTIVE');
+    expect(failed.groups.find((g) => g.resource === 'myactivity.search')).toMatchObject({ lastJobSettled: true, dueAt: T0 + DAY_MS });
+    expect(failed.groups.find((g) => g.resource === 'myactivity.search')).not.toHaveProperty('cursor');
+  });
 });
