@@ -102,17 +102,31 @@ describe('the initiate step', () => {
     expect(calls).toHaveLength(1);
   });
 
-  it('passes the time window, and adopts the job Google says is already running', async () => {
+  // Google's running job, as getState describes it: the window it was asked for.
+  const alreadyRunning = (window: { startTime: string; exportTime: string }): PortabilityApi => ({
+    ...apiWith(async () => {
+      throw new PortabilityApiError(409, 'ALREADY_EXISTS', 'running', 'ALREADY_EXISTS_ONE_TIME', { job_id: 'g-running' });
+    }),
+    getState: async () => ({ name: 'archiveJobs/g-running/portabilityArchiveState', state: 'IN_PROGRESS', urls: [], ...window }),
+  });
+
+  it('passes the time window, and adopts the job Google says is already running when its window is this job\'s', async () => {
     const job = await initiating('init-adopt');
     await db.doc(`jobs/${job.id}`).update({ startTime: '2026-01-01T00:00:00Z', endTime: '2026-02-01T00:00:00Z' });
     const seen: unknown[] = [];
-    const runner = testRunner(store, cipher, apiWith(async (_t, req) => {
-      seen.push(req);
-      throw new PortabilityApiError(409, 'ALREADY_EXISTS', 'running', 'ALREADY_EXISTS_ONE_TIME', { job_id: 'g-running' });
-    }));
+    const api = alreadyRunning({ startTime: '2026-01-01T00:00:00Z', exportTime: '2026-02-01T00:00:00.000Z' });
+    const runner = testRunner(store, cipher, { ...api, initiate: async (t, req, q) => (seen.push(req), api.initiate(t, req, q)) });
     expect(await runner.run(task(job.id))).toEqual({ kind: 'done', detail: 'initiated' });
     expect(seen).toEqual([{ resources: ['myactivity.search'], startTime: '2026-01-01T00:00:00Z', endTime: '2026-02-01T00:00:00Z' }]);
     expect((await db.doc(`jobs/${job.id}`).get()).data()).toMatchObject({ state: 'WAITING', archiveJobId: 'g-running' });
+  });
+
+  it('does not adopt a running job whose window is another request\'s: RESOURCE_GROUP_BUSY', async () => {
+    const job = await initiating('init-foreign');
+    await db.doc(`jobs/${job.id}`).update({ startTime: '2026-01-01T00:00:00Z', endTime: '2026-02-01T00:00:00Z' });
+    const runner = testRunner(store, cipher, alreadyRunning({ startTime: '2025-01-01T00:00:00Z', exportTime: '2025-06-01T00:00:00Z' }));
+    expect(await runner.run(task(job.id))).toEqual({ kind: 'done', detail: 'job failed: RESOURCE_GROUP_BUSY' });
+    expect((await db.doc(`jobs/${job.id}`).get()).data()).toMatchObject({ state: 'FAILED', archiveJobIds: [], error: { code: 'RESOURCE_GROUP_BUSY' } });
   });
 
   it('on a transient failure answers retry and releases the lease, so the redelivery can call again', async () => {
