@@ -2,7 +2,7 @@
  * The deletion of an export with everything it left behind, for one verified caller; another
  * user's export answers exactly like a missing one.
  */
-import { conflict, notFound } from '../domain/errors';
+import { conflict, notFound, RequestError } from '../domain/errors';
 import type { HousekeepingStore } from '../domain/housekeeping-store';
 import { isTerminal } from '../domain/job';
 import type { ArchiveCopier, ExportStore } from '../domain/ports';
@@ -31,7 +31,12 @@ export class ExportDeletion {
     if (!ID_PATTERN.test(exportId)) throw notFound('Export');
     const record = await this.deps.store.getExport(exportId);
     if (!record || record.userId !== userId) throw notFound('Export');
-    if (record.state === 'RUNNING') await this.deps.cancel(userId, exportId);
+    if (record.state === 'RUNNING') {
+      // The export may end between the read above and the cancel's own: then there is nothing to cancel.
+      await this.deps.cancel(userId, exportId).catch((err: unknown) => {
+        if (!(err instanceof RequestError && err.code === 'EXPORT_FINISHED')) throw err;
+      });
+    }
     const jobs = await this.deps.store.listJobs(exportId);
     if (jobs.some((j) => !isTerminal(j.state))) {
       throw conflict('EXPORT_BUSY', 'A copy into the bucket is in progress; delete the export again when it has finished');
