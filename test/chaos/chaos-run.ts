@@ -757,12 +757,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
 }
 
 /**
- * Problems the chaos run found in code this run does not own, reported and not yet fixed: a
- * duplicate check delivery that sees FAILED calls `retry` at Google too (the call comes before the
- * compare-and-set), so Google makes an extra archive job and the chain runs out of retries early;
- * Google's "already retried 3 times" refusal (FAILED_PRECONDITION on retry) is then read as
- * TIME_BASED_COOLDOWN because the job runner classifies it without the method. Remove an entry
- * once its fix lands.
+ * Problems the chaos run found in code this run does not own, reported and not yet fixed (the
+ * audit reports them; remove an entry once its fix lands): a DELETE of a RUNNING export that ends
+ * while the DELETE runs (its copy finishes, or a reset sent with it fails its jobs) answers 409
+ * EXPORT_FINISHED: ExportDeletion.delete read the export RUNNING and calls cancelExport, which
+ * reads it again, finds it ended and refuses; the same DELETE a moment later answers 204.
  */
 
 /** The report as a table for a terminal. */
