@@ -45,7 +45,9 @@ export function planActions(chance: (key: string) => number, index: number, rate
   const m = chance(`action-moment/${index}`);
   const moment: ActionMoment = m < 0.4 ? 'waiting' : m < 0.7 ? 'copying' : 'delay';
   const longJobs = moment !== 'copying' && (kinds.includes('cancel') || kinds.includes('delete')) && !kinds.includes('reset');
-  return { kinds, moment, delayMs: Math.floor(chance(`action-delay/${index}`) * 1500), ...(duplicate ? { duplicate } : {}), longJobs };
+  // With long Google jobs a later moment still meets them running, and more likely past their initiate.
+  const delayMs = Math.floor(chance(`action-delay/${index}`) * 1500) + (longJobs ? 2000 : 0);
+  return { kinds, moment, delayMs, ...(duplicate ? { duplicate } : {}), longJobs };
 }
 
 /** How one action was answered (after retrying documented "try again" answers). */
