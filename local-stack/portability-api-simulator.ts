@@ -24,6 +24,7 @@
  * - `urlsPerJob(resource, n)`: jobs created from now on for the resource return n archives
  *   (n >= 2: the first is a small archive-browser zip, then data zips). Sticky.
  * - `jobDuration(resource, ms)`: jobs created from now on for the resource take ms. Sticky.
+ * - `jobDurationFor(googleUserId, ms)`: the same for one Google user's jobs (wins over the above).
  * - `failNextCalls(method, status, count, retryAfterSeconds?)`: the next count calls of a method
  *   ('download' included) answer status (429/500/503/…) with Google's body and `Retry-After`.
  * - `expireNextDownloadAfterBytes(n)`: "the URL expired during the copy": the next download sends
@@ -115,6 +116,8 @@ export interface SimFaults {
   failNextJobs(resource: string, times: number, googleUserId?: string): void;
   urlsPerJob(resource: string, n: number): void;
   jobDuration(resource: string, ms: number): void;
+  /** Jobs created from now on for this Google user take ms, whatever the resource. Sticky; wins over jobDuration. */
+  jobDurationFor(googleUserId: string, ms: number): void;
   failNextCalls(method: SimMethod, status: number, count: number, retryAfterSeconds?: number): void;
   expireNextDownloadAfterBytes(bytes: number): void;
   expireAllUrls(): void;
@@ -244,6 +247,7 @@ export async function startPortabilityApiSimulator(opts: PortabilityApiSimulator
   const failJobs = new Map<string, number>();
   const urlCounts = new Map<string, number>();
   const durations = new Map<string, number>();
+  const userDurations = new Map<string, number>();
   const callFaults = new Map<SimMethod, { status: number; retryAfterSeconds?: number }[]>();
   let cutNextDownloadAfter: number | undefined;
   const downloadRates = new Map<string, number>();
@@ -258,6 +262,7 @@ export async function startPortabilityApiSimulator(opts: PortabilityApiSimulator
     },
     urlsPerJob: (resource, n) => void urlCounts.set(resource, Math.max(1, Math.floor(n))),
     jobDuration: (resource, ms) => void durations.set(resource, ms),
+    jobDurationFor: (googleUserId, ms) => void userDurations.set(googleUserId, ms),
     failNextCalls: (method, status, count, retryAfterSeconds) => {
       const q = callFaults.get(method) ?? [];
       for (let i = 0; i < count; i++) q.push({ status, retryAfterSeconds });
@@ -282,6 +287,7 @@ export async function startPortabilityApiSimulator(opts: PortabilityApiSimulator
       failJobs.clear();
       urlCounts.clear();
       durations.clear();
+      userDurations.clear();
       callFaults.clear();
       cutNextDownloadAfter = undefined;
       userFailJobs.clear();
@@ -322,7 +328,7 @@ export async function startPortabilityApiSimulator(opts: PortabilityApiSimulator
       originalJobId: base.originalJobId ?? id,
       state: 'IN_PROGRESS',
       createdAt: now(),
-      durationMs: Math.max(0, ...base.resources.map((r) => durations.get(r) ?? defaultDurationMs)),
+      durationMs: userDurations.get(base.googleUserId) ?? Math.max(0, ...base.resources.map((r) => durations.get(r) ?? defaultDurationMs)),
       willFail,
       archiveCount: Math.max(1, ...base.resources.map((r) => urlCounts.get(r) ?? 1)),
     };

@@ -2,7 +2,11 @@
  * A seeded fault-injection run through the real local stack: many exports at once, while Cloud
  * Tasks drops and duplicates deliveries, copy instances die mid-stream, signed URLs expire
  * mid-stream, Google's API throttles and fails, and archive jobs end FAILED (some for good).
- * Afterwards an audit checks that nothing was lost or written twice.
+ * Meanwhile users act on some exports in flight (cancel, delete, reset their authorization, a
+ * duplicate export or schedule sent in parallel; test/support/chaos-user-actions.ts). Afterwards
+ * an audit checks that nothing was lost or written twice, that each export ended as what its users
+ * did allows, that no Google job is held by two exports, and that no object stays that the API
+ * does not show.
  *
  * Determinism: the plan (users, resources, FAILED jobs, multi-URL resources, API fault bursts) comes
  * from a PRNG seeded with `seed`; per-task and per-copy faults are decided by hashing the seed with
@@ -19,9 +23,21 @@ import { Storage } from '@google-cloud/storage';
 import { CloudStorageArchiveCopier } from '../../functions/src/adapters/archive-copier';
 import type { ArchiveCopier } from '../../functions/src/domain/ports';
 import type { DispatchFault } from '../../local-stack/cloud-tasks-server';
+import { deriveExportState } from '../../functions/src/domain/export-state';
+import type { JobState } from '../../functions/src/domain/job';
 import { startLocalStack, type LocalStack } from '../../local-stack/local-stack';
 import type { SimMethod } from '../../local-stack/portability-api-simulator';
 import { api, authorizedUser, crc32cOfObject, type ExportBody } from '../support/api-client';
+import {
+  duplicateSchedules,
+  fireActions,
+  planActions,
+  USER_ACTION_KINDS,
+  type ActionAnswer,
+  type FiredActions,
+  type PlannedActions,
+  type UserActionKind,
+} from '../support/chaos-user-actions';
 
 export type FaultKind =
   | 'task-dropped'
@@ -49,6 +65,10 @@ export interface FaultRates {
   apiBurstsPerExport: number;
   /** Share of exports that ask for two resource groups. */
   twoResources: number;
+  /** Share of exports a user acts on while they run (cancel, delete, reset, duplicate export). */
+  userActions: number;
+  /** Users (per export, at least one when > 0) who send two schedules at once. */
+  duplicateSchedules: number;
 }
 
 export const DEFAULT_RATES: FaultRates = {
@@ -60,6 +80,8 @@ export const DEFAULT_RATES: FaultRates = {
   failJobUnrecoverable: 0.04,
   apiBurstsPerExport: 0.15,
   twoResources: 0.4,
+  userActions: 0.3,
+  duplicateSchedules: 0.04,
 };
 
 export interface ChaosOptions {
@@ -100,10 +122,18 @@ export interface ChaosReport {
   /** What the plan put in (API bursts: calls armed), and what actually happened. */
   faultsPlanned: Record<FaultKind, number>;
   faultsInjected: Record<FaultKind, number>;
+  /**
+   * User actions planned, and those that acted (cancel 200, delete 204, reset 200, a duplicate
+   * refused); `late`: sent after their export had ended; `unavailable`: 503 + Retry-After answers
+   * retried on the way.
+   */
+  actions: { planned: Record<UserActionKind, number>; injected: Record<UserActionKind, number>; late: number; unavailable: number };
   exportStates: Record<string, number>;
   jobStates: Record<string, number>;
   jobErrors: Record<string, number>;
+  /** Over the exports no user action touched (those end as their Google faults say). */
   expected: { recoverableExports: number; unrecoverableExports: number; unrecoverableJobs: number };
+  untouched: { succeeded: number; archiveFailedJobs: number };
   deliveries: { total: number; byOutcome: Record<string, number>; byStatus: Record<string, number> };
   sweeps: { runs: number; requeued: number };
   tasksLeft: number;
@@ -186,6 +216,10 @@ interface PlannedExport {
   token?: string;
   /** resource -> pipeline job id */
   jobIds: Record<string, string>;
+  actions?: PlannedActions;
+  /** The duplicate POST /v1/exports sent with the first. */
+  duplicate?: ActionAnswer;
+  fired?: FiredActions;
 }
 
 export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
@@ -224,6 +258,19 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     }
     plan.push({ index: i, userId: `chaos-user-${i}`, googleUserId: `google-chaos-user-${i}`, resources, failures, jobIds: {} });
   }
+  const actionsPlanned = count(USER_ACTION_KINDS);
+  const actionsInjected = count(USER_ACTION_KINDS);
+  for (const p of plan) {
+    p.actions = planActions((key) => chance(seed, key), p.index, rates.userActions);
+    for (const k of p.actions?.kinds ?? []) actionsPlanned[k]++;
+    if (p.actions?.duplicate) actionsPlanned['duplicate-export']++;
+  }
+  const scheduleUsers = Array.from({ length: rates.duplicateSchedules > 0 ? Math.max(1, Math.round(opts.exports * rates.duplicateSchedules)) : 0 }, (_, k) => ({
+    userId: `chaos-schedule-user-${k}`,
+    resource: RESOURCE_POOL[Math.floor(chance(seed, `schedule/${k}`) * RESOURCE_POOL.length)] as string,
+    created: false,
+  }));
+  actionsPlanned['duplicate-schedule'] = scheduleUsers.length;
   const bursts: Array<{ atFraction: number; method: SimMethod; status: 429 | 500; count: number }> = [];
   for (let b = 0; b < Math.round(opts.exports * rates.apiBurstsPerExport); b++) {
     const method = API_FAULT_METHODS[Math.floor(rand() * API_FAULT_METHODS.length)] as SimMethod;
@@ -372,6 +419,23 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     for (const b of bursts) {
       burstTimers.push(setTimeout(() => stack.portability.faults.failNextCalls(b.method, b.status, b.count, b.status === 429 ? 1 : undefined), b.atFraction * createMs * 2));
     }
+    const actionRuns: Array<Promise<void>> = [];
+    let unavailable = 0;
+    // Users with time-based access send the same schedule twice at once, while the exports start.
+    const schedulesSent = Promise.all(
+      scheduleUsers.map(async (u) => {
+        const { token } = await authorizedUser(stack, u.userId, [u.resource], { accessType: 'TIME_BASED' });
+        const answers = await duplicateSchedules(stack, token, [u.resource]);
+        const by = answers.map((a) => a.status).sort();
+        unavailable += answers.reduce((n, a) => n + a.unavailable, 0);
+        if (by.join() === '201,409' && answers.some((a) => a.status === 409 && JSON.stringify(a.body).includes('SCHEDULE_EXISTS'))) {
+          actionsInjected['duplicate-schedule']++;
+        } else {
+          problem('one schedule per group', `${u.userId} ${u.resource}: two schedules at once answered ${by.join(', ')}, expected one 201 and one 409 SCHEDULE_EXISTS`);
+        }
+        u.created = by.includes(201);
+      }),
+    );
     const batch = opts.batchSize ?? 10;
     for (let i = 0; i < plan.length; i += batch) {
       const group = plan.slice(i, i + batch);
@@ -382,8 +446,22 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           group.map(async (p) => {
             const { token } = await authorizedUser(stack, p.userId, p.resources);
             for (const [r, n] of Object.entries(p.failures)) stack.portability.faults.failNextJobs(r, n, p.googleUserId);
-            const res = await api<ExportBody>(stack, token, 'POST', '/v1/exports', {});
-            if (res.status !== 202) throw new Error(`creating export ${p.index} answered ${res.status}: ${JSON.stringify(res.body)}`);
+            if (p.actions?.longJobs) stack.portability.faults.jobDurationFor(p.googleUserId, 120_000);
+            const dup = p.actions?.duplicate;
+            const sent = await Promise.all([
+              api<ExportBody>(stack, token, 'POST', '/v1/exports', {}),
+              ...(dup ? [api<ExportBody>(stack, token, 'POST', '/v1/exports', dup === 'same-body' ? {} : { resources: [p.resources[0]] })] : []),
+            ]);
+            // With a duplicate, either may win: the other must be refused (group busy, or the running limit), never 5xx.
+            const res = sent.find((a) => a.status === 202) ?? (sent[0] as (typeof sent)[number]);
+            if (res.status !== 202) throw new Error(`creating export ${p.index} answered ${sent.map((a) => `${a.status}: ${JSON.stringify(a.body)}`).join('; ')}`);
+            const other = sent.find((a) => a !== res);
+            if (other) {
+              p.duplicate = { kind: 'duplicate-export', status: other.status, body: other.body, unavailable: 0 };
+              const refused = (other.status === 409 && JSON.stringify(other.body).includes('RESOURCE_GROUP_BUSY')) || other.status === 429;
+              if (refused) actionsInjected['duplicate-export']++;
+              else problem('one export per group', `export ${p.index}: a duplicate sent with it answered ${other.status} ${JSON.stringify(other.body)}, expected 409 RESOURCE_GROUP_BUSY or 429`);
+            }
             p.token = token;
             p.exportId = res.body.exportId;
             for (const j of res.body.jobs) {
@@ -395,18 +473,36 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       } finally {
         stack.tasks.resume();
       }
+      for (const p of group) {
+        const a = p.actions;
+        if (!a || a.kinds.length === 0) continue;
+        actionRuns.push(
+          fireActions(stack, p.token as string, p.exportId as string, a).then((f) => {
+            p.fired = f;
+            const at = f.before ? `${f.before.state} [${f.before.jobs.map((j) => j.state).join(', ')}]` : 'unread';
+            log(`export ${p.index}: ${a.kinds.join('+')} at ${a.moment}${a.longJobs ? ' (long Google jobs)' : ''} met ${at}, answered ${f.answers.map((x) => `${x.status}${x.kind === 'cancel' && x.status === 200 ? ` [${(x.body as ExportBody).jobs.map((j) => j.state).join(', ')}]` : ''}`).join('+')}`);
+          }),
+        );
+      }
       log(`created ${Math.min(i + batch, plan.length)}/${plan.length} exports`);
     }
+
+    await schedulesSent;
+    await Promise.all(actionRuns);
+    log(`user actions sent: ${plan.filter((p) => p.fired).length} exports acted on`);
 
     // ---------- wait for terminal states ----------
     const deadline = started + (opts.timeoutMs ?? 240_000);
     const exportIds = plan.map((p) => p.exportId as string);
+    const scheduled = scheduleUsers.filter((u) => u.created).map((u) => u.userId);
     let running = exportIds.length;
     while (Date.now() < deadline) {
-      const snap = await db.collection('exports').where('state', '==', 'RUNNING').select().get();
+      const snap = await db.collection('exports').where('state', '==', 'RUNNING').select('userId').get();
       const ours = new Set(exportIds);
-      running = snap.docs.filter((d) => ours.has(d.id)).length;
-      if (running === 0) break;
+      running = snap.docs.filter((d) => ours.has(d.id) || scheduled.includes(d.get('userId') as string)).length;
+      // A schedule's first run is a task: wait until each created schedule has started its export.
+      const runsSeen = scheduled.length === 0 ? 0 : (await db.collection('exports').where('userId', 'in', scheduled).select('userId').get()).docs.length;
+      if (running === 0 && runsSeen >= scheduled.length) break;
       const flying = stack.tasks.tasks().filter((t) => t.inFlight);
       log(`${running} exports still running; ${flying.length} deliveries in flight (${flying.filter((t) => t.url === cfg.tasks.copyUrl).length} copies), ${stack.tasks.pendingCount()} tasks queued`);
       await sleep(1000);
@@ -422,12 +518,37 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     const tasksLeft = stack.tasks.pendingCount();
 
     // ---------- audit ----------
+    // What the users' actions did, by their answers: the audit's expectations follow them.
+    const acted = new Map<PlannedExport, { cancel?: ExportBody; reset: boolean; deleted: boolean }>();
+    let late = 0;
+    for (const p of plan) {
+      const f = p.fired;
+      if (!f) continue;
+      if (f.late) late++;
+      const a = { reset: false, deleted: false } as { cancel?: ExportBody; reset: boolean; deleted: boolean };
+      for (const ans of f.answers) {
+        unavailable += ans.unavailable;
+        const code = JSON.stringify(ans.body ?? null);
+        const what = `export ${p.index} (${p.actions?.kinds.join('+')} at ${p.actions?.moment}): ${ans.kind} answered ${ans.status} ${code}`;
+        if (ans.status >= 500) problem('no 5xx', what);
+        else if (ans.kind === 'cancel' && ans.status === 200) a.cancel = ans.body as ExportBody;
+        else if (ans.kind === 'reset' && ans.status === 200) a.reset = true;
+        else if (ans.kind === 'delete' && ans.status === 204) a.deleted = true;
+        // A cancel after the export ended, or after a delete sent with it removed it.
+        else if (ans.kind === 'cancel' && ((ans.status === 409 && code.includes('EXPORT_FINISHED')) || (ans.status === 404 && p.actions?.kinds.includes('delete')))) continue;
+        else problem('user action answer', what);
+        if (ans.status < 300) actionsInjected[ans.kind]++;
+      }
+      if (a.cancel || a.reset || a.deleted) acted.set(p, a);
+    }
     const finals = new Map<string, ExportBody>();
     for (let i = 0; i < plan.length; i += 20) {
       await Promise.all(
         plan.slice(i, i + 20).map(async (p) => {
           const res = await api<ExportBody>(stack, p.token, 'GET', `/v1/exports/${p.exportId}`);
-          if (res.status === 200) finals.set(p.exportId as string, res.body);
+          if (acted.get(p)?.deleted) {
+            if (res.status !== 404) problem('deleted export', `export ${p.index} answered ${res.status} after its DELETE answered 204`);
+          } else if (res.status === 200) finals.set(p.exportId as string, res.body);
           else problem('export readable', `export ${p.index} answered ${res.status}`);
         }),
       );
@@ -438,72 +559,140 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     const stuck: ChaosReport['stuck'] = [];
     const expectedObjects = new Map<string, { crc32c: string; size: number }>();
     const simJobs = stack.portability.jobs();
-    // Which Google archive job each pipeline job followed in the end (kept on the job document).
+    // Every pipeline job of the run, with the Google archive jobs it followed (the official client, not the API).
+    const jobDocs = (await db.collection('jobs').select('archiveJobId', 'archiveJobIds', 'userId', 'exportId').get()).docs;
     const followed = new Map<string, string>();
-    const jobRefs = plan.flatMap((p) => Object.values(p.jobIds)).map((id) => db.collection('jobs').doc(id));
-    for (let i = 0; i < jobRefs.length; i += 100) {
-      for (const snap of await db.getAll(...jobRefs.slice(i, i + 100))) {
-        const a = snap.get('archiveJobId') as string | undefined;
-        if (a) followed.set(snap.id, a);
+    const holders = new Map<string, string[]>();
+    for (const d of jobDocs) {
+      const a = d.get('archiveJobId') as string | undefined;
+      if (a) followed.set(d.id, a);
+      for (const id of new Set([...((d.get('archiveJobIds') as string[] | undefined) ?? []), ...(a ? [a] : [])])) holders.set(id, [...(holders.get(id) ?? []), d.id]);
+    }
+    // No export holds another's Google job: each archive job is followed by one pipeline job, of its own Google user.
+    const docById = new Map(jobDocs.map((d) => [d.id, d]));
+    for (const [archiveJobId, held] of holders) {
+      if (held.length > 1) problem('one holder per Google job', `archive job ${archiveJobId} is in the archiveJobIds of ${held.length} jobs: ${held.join(', ')}`);
+      const sim = simJobs.find((s) => s.id === archiveJobId);
+      for (const h of held) {
+        const owner = docById.get(h)?.get('userId') as string | undefined;
+        if (!sim) problem('one holder per Google job', `job ${h} follows archive job ${archiveJobId}, which Google never made`);
+        else if (sim.googleUserId !== `google-${owner}`) problem('one holder per Google job', `job ${h} of ${owner} follows archive job ${archiveJobId} of ${sim.googleUserId}`);
       }
     }
+    const isActive = (p: PlannedExport): boolean => acted.has(p);
     let archives = 0;
     let bytesCopied = 0;
     let recoverableExports = 0;
+    let unrecoverableExports = 0;
     let unrecoverableJobs = 0;
+    const untouched = { succeeded: 0, archiveFailedJobs: 0 };
+    const checkArchives = (label: string, googleUserId: string, job: ExportBody['jobs'][number], failures: number): void => {
+      if (job.attempts !== failures + 1) problem('archive retries', `${label} ${job.resource}: ${job.attempts} attempts, Google failed it ${failures} times`);
+      const source = simJobs.find((s) => s.id === followed.get(job.jobId));
+      if (!source?.archives || source.state !== 'COMPLETE') {
+        problem('source archive', `${label} ${job.resource}: the archive job it followed is ${source?.state ?? 'unknown'}`);
+        return;
+      }
+      // Google made exactly the jobs the pipeline asked for: the first and one per recorded retry.
+      const atGoogle = simJobs.filter((s) => s.googleUserId === googleUserId && s.resources.includes(job.resource));
+      if (atGoogle.length !== job.attempts) {
+        problem('archive jobs at Google', `${label} ${job.resource}: ${atGoogle.length} archive jobs at Google (${atGoogle.map((s) => s.state).join(', ')}) for ${job.attempts} attempts`);
+      }
+      const src = source.archives;
+      const got = job.archives ?? [];
+      if (got.length !== src.length) problem('archive count', `${label} ${job.resource}: ${got.length} archives recorded, Google has ${src.length}`);
+      got.forEach((a, i) => {
+        archives++;
+        bytesCopied += a.size;
+        const s = src[i];
+        if (expectedObjects.has(a.name)) problem('archive once', `${a.name} recorded twice`);
+        expectedObjects.set(a.name, { crc32c: s?.crc32c ?? '?', size: s?.size ?? -1 });
+        if (!s || a.crc32c !== s.crc32c || a.size !== s.size) problem('recorded checksum', `${a.name}: recorded ${a.crc32c}/${a.size}, source ${s?.crc32c}/${s?.size}`);
+      });
+    };
     for (const p of plan) {
+      const did = acted.get(p);
+      const label = `export ${p.index}${did ? ` (${[did.cancel ? 'cancelled' : '', did.reset ? 'reset' : '', did.deleted ? 'deleted' : ''].filter(Boolean).join('+')} at ${p.actions?.moment})` : ''}`;
+      // A user with a cancel or a delete that Google could still act on (no reset took the grant) has no Google job left running.
+      if ((did?.cancel || did?.deleted) && !p.actions?.kinds.includes('reset')) {
+        const left = simJobs.filter((s) => s.googleUserId === p.googleUserId && s.state === 'IN_PROGRESS');
+        if (left.length > 0) problem('Google job left running', `${label}: archive jobs ${left.map((s) => s.id).join(', ')} still IN_PROGRESS at Google`);
+      }
+      if (did?.deleted) {
+        // Deleted: nothing of it in Firestore (the bucket is checked below: none of its objects is expected).
+        if ((await db.collection('exports').doc(p.exportId as string).get()).exists) problem('deleted export', `${label}: its export document remains`);
+        const left = Object.values(p.jobIds).filter((id) => docById.has(id));
+        if (left.length > 0) problem('deleted export', `${label}: job documents ${left.join(', ')} remain`);
+        continue;
+      }
       const fin = finals.get(p.exportId as string);
       if (!fin) continue;
       bump(exportStates, fin.state);
       if (fin.state === 'RUNNING') stuck.push({ exportId: fin.exportId, jobs: fin.jobs.map((j) => `${j.resource}:${j.state}`) });
       const doomed = Object.entries(p.failures).filter(([, n]) => n > 3).map(([r]) => r);
-      unrecoverableJobs += doomed.length;
-      if (doomed.length === 0) recoverableExports++;
-      const expectedState = doomed.length === 0 ? 'SUCCEEDED' : doomed.length === p.resources.length ? 'FAILED' : 'PARTIAL';
-      if (fin.state !== expectedState) problem('export outcome', `export ${p.index} (${p.resources.join('+')}) is ${fin.state}, expected ${expectedState}`);
+      if (!isActive(p)) {
+        unrecoverableJobs += doomed.length;
+        if (doomed.length === 0) recoverableExports++;
+        else unrecoverableExports++;
+        if (fin.state === 'SUCCEEDED') untouched.succeeded++;
+        untouched.archiveFailedJobs += fin.jobs.filter((j) => j.error?.code === 'ARCHIVE_FAILED').length;
+        const expectedState = doomed.length === 0 ? 'SUCCEEDED' : doomed.length === p.resources.length ? 'FAILED' : 'PARTIAL';
+        if (fin.state !== expectedState) problem('export outcome', `${label} (${p.resources.join('+')}) is ${fin.state}, expected ${expectedState}`);
+      } else if (fin.state !== deriveExportState(fin.jobs.map((j) => j.state as JobState))) {
+        problem('export outcome', `${label} is ${fin.state} with jobs ${fin.jobs.map((j) => j.state).join(', ')}`);
+      }
       for (const job of fin.jobs) {
         bump(jobStates, job.state);
         if (job.error) bump(jobErrors, job.error.code);
         const failures = p.failures[job.resource] ?? 0;
+        // What the job looked like in the cancel's answer: one that had not reached its archive must end CANCELLED, one copying must finish.
+        const atCancel = did?.cancel?.jobs.find((j) => j.jobId === job.jobId)?.state;
+        const why = `${label} ${job.resource}: ${job.state} ${JSON.stringify(job.error ?? null)}${atCancel ? ` (${atCancel} in the cancel's answer)` : ''}`;
+        if (job.state === 'CANCELLED' && did?.cancel) {
+          if (atCancel === 'COPYING' || atCancel === 'SUCCEEDED') problem('cancel outcome', `${why}: a job already copying must finish`);
+          continue;
+        }
+        if (job.state === 'FAILED' && job.error?.code === 'CONSENT_REVOKED' && did?.reset) continue;
         if (failures > 3) {
-          if (job.state !== 'FAILED' || job.error?.code !== 'ARCHIVE_FAILED' || !job.error.message) {
-            problem('unrecoverable job', `export ${p.index} ${job.resource}: ${job.state} ${JSON.stringify(job.error ?? null)}, expected FAILED with ARCHIVE_FAILED`);
-          }
+          if (job.state !== 'FAILED' || job.error?.code !== 'ARCHIVE_FAILED' || !job.error.message) problem('unrecoverable job', `${why}, expected FAILED with ARCHIVE_FAILED`);
           continue;
         }
         if (job.state !== 'SUCCEEDED') {
-          problem('recoverable job', `export ${p.index} ${job.resource}: ${job.state} ${JSON.stringify(job.error ?? null)}`);
+          problem('recoverable job', why);
           continue;
         }
-        if (job.attempts !== failures + 1) problem('archive retries', `export ${p.index} ${job.resource}: ${job.attempts} attempts, Google failed it ${failures} times`);
-        const source = simJobs.find((s) => s.id === followed.get(job.jobId));
-        if (!source?.archives || source.state !== 'COMPLETE') {
-          problem('source archive', `export ${p.index} ${job.resource}: the archive job it followed is ${source?.state ?? 'unknown'}`);
-          continue;
-        }
-        // Google made exactly the jobs the pipeline asked for: the first and one per recorded retry.
-        const atGoogle = simJobs.filter((s) => s.googleUserId === p.googleUserId && s.resources.includes(job.resource));
-        if (atGoogle.length !== job.attempts) {
-          problem('archive jobs at Google', `export ${p.index} ${job.resource}: ${atGoogle.length} archive jobs at Google (${atGoogle.map((s) => s.state).join(', ')}) for ${job.attempts} attempts`);
-        }
-        const src = source.archives;
-        const got = job.archives ?? [];
-        if (got.length !== src.length) problem('archive count', `export ${p.index} ${job.resource}: ${got.length} archives recorded, Google has ${src.length}`);
-        got.forEach((a, i) => {
-          archives++;
-          bytesCopied += a.size;
-          const s = src[i];
-          if (expectedObjects.has(a.name)) problem('archive once', `${a.name} recorded twice`);
-          expectedObjects.set(a.name, { crc32c: s?.crc32c ?? '?', size: s?.size ?? -1 });
-          if (!s || a.crc32c !== s.crc32c || a.size !== s.size) problem('recorded checksum', `${a.name}: recorded ${a.crc32c}/${a.size}, source ${s?.crc32c}/${s?.size}`);
-        });
+        if (atCancel === 'INITIATING' || atCancel === 'WAITING' || atCancel === 'CANCELLED') problem('cancel outcome', `${why}: it had not reached its archive when cancelled`);
+        checkArchives(label, p.googleUserId, job, failures);
       }
     }
-    // Every object in the bucket is one SUCCEEDED job's archive, byte for byte what Google served.
+    // The schedules' runs: each created schedule started one export, which ends SUCCEEDED with its archives.
+    for (const u of scheduleUsers.filter((x) => x.created)) {
+      const token = await stack.idToken(u.userId);
+      const list = await api<{ exports: ExportBody[] }>(stack, token, 'GET', '/v1/exports');
+      const runs = list.body.exports ?? [];
+      if (list.status !== 200 || runs.length !== 1) problem('schedule runs', `${u.userId}: GET /v1/exports answered ${list.status} with ${runs.length} exports, expected its schedule's one run`);
+      for (const e of runs) {
+        bump(exportStates, e.state);
+        if (e.state !== 'SUCCEEDED') problem('schedule runs', `${u.userId}: its run ${e.exportId} is ${e.state}`);
+        for (const job of e.jobs) {
+          bump(jobStates, job.state);
+          if (job.error) bump(jobErrors, job.error.code);
+          if (job.state === 'SUCCEEDED') checkArchives(`${u.userId}'s run`, `google-${u.userId}`, job, 0);
+        }
+      }
+    }
+    // Every object in the bucket is one SUCCEEDED job's archive as GET shows it, byte for byte what Google served:
+    // nothing of a deleted export, of a reset one's unfinished copies, or of a cancelled job.
+    const ownerOf = new Map(plan.map((p) => [`${p.userId}/${p.exportId}/`, p]));
     const [files] = await stack.storage.bucket(cfg.archive.bucket).getFiles();
     const names = files.map((f) => f.name);
     if (new Set(names).size !== names.length) problem('archive once', 'the bucket lists an object twice');
-    for (const name of names) if (!expectedObjects.has(name)) problem('orphaned object', name);
+    for (const name of names) {
+      if (expectedObjects.has(name)) continue;
+      const p = ownerOf.get(name.split('/').slice(0, 2).join('/') + '/');
+      const did = p ? acted.get(p) : undefined;
+      problem('orphaned object', `${name}${p ? ` (export ${p.index}${did ? `: ${JSON.stringify({ cancelled: !!did.cancel, reset: did.reset, deleted: did.deleted })}` : ''})` : ''}`);
+    }
     for (const name of expectedObjects.keys()) if (!names.includes(name)) problem('missing object', name);
     // Duplicate and late deliveries race to write the same name; ifGenerationMatch 0 lets one finish.
     for (const name of names) {
@@ -553,7 +742,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       exportStates,
       jobStates,
       jobErrors,
-      expected: { recoverableExports, unrecoverableExports: plan.length - recoverableExports, unrecoverableJobs },
+      actions: { planned: actionsPlanned, injected: actionsInjected, late, unavailable },
+      expected: { recoverableExports, unrecoverableExports, unrecoverableJobs },
+      untouched,
       deliveries: { total: stack.tasks.deliveries.length, byOutcome, byStatus },
       sweeps,
       tasksLeft,
@@ -571,12 +762,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
 }
 
 /**
- * Problems the chaos run found in code this run does not own, reported and not yet fixed: a
- * duplicate check delivery that sees FAILED calls `retry` at Google too (the call comes before the
- * compare-and-set), so Google makes an extra archive job and the chain runs out of retries early;
- * Google's "already retried 3 times" refusal (FAILED_PRECONDITION on retry) is then read as
- * TIME_BASED_COOLDOWN because the job runner classifies it without the method. Remove an entry
- * once its fix lands.
+ * Problems the chaos run found in code this run does not own, reported and not yet fixed (the
+ * audit reports them; remove an entry once its fix lands): a DELETE of a RUNNING export that ends
+ * while the DELETE runs (its copy finishes, or a reset sent with it fails its jobs) answers 409
+ * EXPORT_FINISHED: ExportDeletion.delete read the export RUNNING and calls cancelExport, which
+ * reads it again, finds it ended and refuses; the same DELETE a moment later answers 204.
  */
 
 /** The report as a table for a terminal. */
@@ -586,12 +776,14 @@ export function formatChaosReport(r: ChaosReport): string {
     ['exports / jobs / archives', `${r.exports} / ${r.jobs} / ${r.archives}`],
     ['bytes copied', String(r.bytesCopied)],
     ['duration', `${(r.durationMs / 1000).toFixed(1)} s`],
-    ['expected', `${r.expected.recoverableExports} recoverable, ${r.expected.unrecoverableExports} with an unrecoverable job (${r.expected.unrecoverableJobs} jobs)`],
+    ['expected (untouched)', `${r.expected.recoverableExports} recoverable, ${r.expected.unrecoverableExports} with an unrecoverable job (${r.expected.unrecoverableJobs} jobs)`],
   ];
   for (const k of FAULT_KINDS) {
     const how = ON_THE_FLY[k] ? ON_THE_FLY[k] : `${r.faultsPlanned[k]} planned`;
     rows.push([`fault ${k}`, `${r.faultsInjected[k]} injected (${how})`]);
   }
+  for (const k of USER_ACTION_KINDS) rows.push([`action ${k}`, `${r.actions.injected[k]} acted (${r.actions.planned[k]} planned)`]);
+  rows.push(['actions late / 503s retried', `${r.actions.late} / ${r.actions.unavailable}`]);
   for (const [k, v] of Object.entries(r.exportStates)) rows.push([`exports ${k}`, String(v)]);
   for (const [k, v] of Object.entries(r.jobStates)) rows.push([`jobs ${k}`, String(v)]);
   for (const [k, v] of Object.entries(r.jobErrors)) rows.push([`job error ${k}`, String(v)]);

@@ -1,9 +1,10 @@
 /**
  * The chaos run, small: 30 exports through the local stack under every kind of injected fault,
- * then the audit (test/chaos/chaos-run.ts). The full run is `npm run chaos`.
+ * some cancelled, deleted, reset or duplicated by their users in flight, then the audit (test/chaos/chaos-run.ts). The full run is `npm run chaos`.
  */
 import { describe, expect, inject, it } from 'vitest';
 import { formatChaosReport, runChaos, type FaultKind } from '../chaos/chaos-run';
+import { USER_ACTION_KINDS } from '../support/chaos-user-actions';
 
 describe('the pipeline under injected faults', () => {
   it('ends every export in the right state with every archive copied once, verified, nothing left over', async () => {
@@ -25,15 +26,17 @@ describe('the pipeline under injected faults', () => {
     ];
     for (const k of kinds) expect(report.faultsInjected[k], k).toBeGreaterThan(0);
     expect(report.expected.unrecoverableExports).toBeGreaterThan(0);
-    expect(report.exportStates.SUCCEEDED).toBe(report.expected.recoverableExports);
-    expect(report.jobErrors.ARCHIVE_FAILED ?? 0).toBe(report.expected.unrecoverableJobs);
+    expect(report.untouched.succeeded).toBe(report.expected.recoverableExports);
+    expect(report.untouched.archiveFailedJobs).toBe(report.expected.unrecoverableJobs);
+    // Users acted on exports in flight, every kind of action at least once (the audit checked what each allows).
+    for (const k of USER_ACTION_KINDS) expect(report.actions.injected[k], k).toBeGreaterThan(0);
     expect(report.jobErrors.TIME_BASED_COOLDOWN ?? 0).toBe(0);
     expect(report.sweeps.requeued).toBeGreaterThan(0);
     expect(report.tasksLeft).toBe(0);
   });
 
   it('catches lost tasks: without the sweeper, dropped deliveries leave exports running and the audit fails', async () => {
-    const none = { duplicateTask: 0, killCopy: 0, expireUrl: 0, failJobRecoverable: 0, failJobUnrecoverable: 0, apiBurstsPerExport: 0 };
+    const none = { userActions: 0, duplicateSchedules: 0, duplicateTask: 0, killCopy: 0, expireUrl: 0, failJobRecoverable: 0, failJobUnrecoverable: 0, apiBurstsPerExport: 0 };
     const report = await runChaos({
       exports: 4,
       seed: 11,
