@@ -761,14 +761,6 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   }
 }
 
-/**
- * Problems the chaos run found in code this run does not own, reported and not yet fixed (the
- * audit reports them; remove an entry once its fix lands): a DELETE of a RUNNING export that ends
- * while the DELETE runs (its copy finishes, or a reset sent with it fails its jobs) answers 409
- * EXPORT_FINISHED: ExportDeletion.delete read the export RUNNING and calls cancelExport, which
- * reads it again, finds it ended and refuses; the same DELETE a moment later answers 204.
- */
-
 /** The report as a table for a terminal. */
 export function formatChaosReport(r: ChaosReport): string {
   const rows: Array<[string, string]> = [
