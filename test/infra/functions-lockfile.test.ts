@@ -5,7 +5,7 @@
  * integrity as in the workspace, and both packagings (deploy.sh, Terraform's archive) include it.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -93,7 +93,13 @@ describe('the deployed source carries the lockfile', () => {
     expect(staging.length).toBeGreaterThanOrEqual(3);
     const dir = await mkdtemp(path.join(os.tmpdir(), 'deploy-stage-'));
     try {
-      await writeFile(path.join(dir, 'stage.sh'), ['set -euo pipefail', `REPO=${JSON.stringify(REPO)}`, 'DRY_RUN=', ...staging, 'cd "$stage" && find . -maxdepth 1 | sort && rm -rf "$stage"'].join('\n'));
+      // A scratch repo: the functions package's shipped files, and a lib/ as the build would leave it
+      // (a fresh clone has not built one).
+      const repo = path.join(dir, 'repo');
+      await mkdir(path.join(repo, 'functions', 'lib'), { recursive: true });
+      for (const f of ['package.json', 'package-lock.json', 'index.cjs']) await copyFile(path.join(REPO, 'functions', f), path.join(repo, 'functions', f));
+      await writeFile(path.join(repo, 'functions', 'lib', 'index.js'), '');
+      await writeFile(path.join(dir, 'stage.sh'), ['set -euo pipefail', `REPO=${JSON.stringify(repo)}`, 'DRY_RUN=', ...staging, 'cd "$stage" && find . -maxdepth 1 | sort && rm -rf "$stage"'].join('\n'));
       const { stdout } = await run('bash', [path.join(dir, 'stage.sh')]);
       expect(stdout.split('\n').filter(Boolean)).toEqual(expect.arrayContaining(['./package.json', './package-lock.json', './index.cjs', './lib']));
     } finally {
