@@ -1,6 +1,6 @@
 /**
  * The whole system on one machine: the Firestore emulator, the Cloud Storage and Cloud Tasks
- * stand-ins, the simulated Google side (Data Portability API, OAuth, ID tokens), and the three
+ * stand-ins, the simulated Google side (Data Portability API, OAuth, ID tokens), and the five
  * functions served through the real Functions Framework. Used by `npm start` and the end-to-end
  * tests. Nothing here is imported by the deployable code.
  */
