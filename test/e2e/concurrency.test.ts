@@ -101,6 +101,8 @@ describe('one export per resource group', () => {
     expect(y.body).toMatchObject({ error: { code: 'RESOURCE_GROUP_BUSY' } });
     expect(JSON.stringify(y.body)).toContain(x.body.exportId);
     expect((await api(stack, token, 'POST', `/v1/exports/${x.body.exportId}:cancel`)).status).toBe(200);
+    // A cancel that meets X's initiate in flight ends X only once Google's job is cancelled: the group frees then.
+    expect((await waitForExport(stack, token, x.body.exportId)).state).toBe('CANCELLED');
     const again = await api(stack, token, 'POST', '/v1/exports', { startTime: '2026-01-01T00:00:00Z', endTime: '2026-02-01T00:00:00Z' });
     expect(again.status).toBe(202);
   });

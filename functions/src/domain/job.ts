@@ -171,10 +171,6 @@ export function transition(job: Job, event: JobEvent, now: number, policy: Polli
   // A cancel that arrived during the call: check at once, and the check cancels the new job at Google.
   const checkOrCancel = (j: Job): Transition =>
     j.cancelRequested === undefined ? check(j) : { job: { ...j, nextCheckAt: now }, effects: [{ type: 'enqueue', step: 'check', delaySeconds: 0 }] };
-  const finish = (j: Job): Job => {
-    const { nextCheckAt: _n, copy: _c, ...rest } = j;
-    return { ...rest, finishedAt: now };
-  };
   switch (event.type) {
     case 'initiated':
       return checkOrCancel({
@@ -205,10 +201,10 @@ export function transition(job: Job, event: JobEvent, now: number, policy: Polli
     case 'cancelled':
       return cancelJob(job, event, now);
     case 'archive-cancelled':
-      return { job: finish({ ...base, state: 'CANCELLED' }), effects: [] };
+      return { job: ended(job, 'CANCELLED', now), effects: [] };
     case 'copied':
       return {
-        job: finish({ ...base, state: 'SUCCEEDED', archives: event.archives, bytesCopied: event.archives.reduce((n, a) => n + a.size, 0) }),
+        job: ended(job, 'SUCCEEDED', now, { archives: event.archives, bytesCopied: event.archives.reduce((n, a) => n + a.size, 0) }),
         effects: [],
       };
     case 'failed':
@@ -224,8 +220,16 @@ export const CONSENT_REVOKED: JobError = {
 /** The job ends FAILED with `error` (from any state that has not ended). */
 export function failJob(job: Job, error: JobError, now: number): Job {
   if (!canApply(job, 'failed')) throw new InvalidTransitionError(job.state, 'failed');
+  return ended(job, 'FAILED', now, { error });
+}
+
+/** A Google call that starts an archive job (initiate, retry) is in flight: the job's lease is live. */
+export const callInFlight = (job: Job, now: number): boolean => job.lease !== undefined && job.lease.until > now;
+
+/** The job ends in `state`: no lease, pending cancel, due time or copy state stays on it. */
+function ended(job: Job, state: JobState, now: number, fields: Partial<Job> = {}): Job {
   const { lease: _l, cancelRequested: _c, nextCheckAt: _n, copy: _copy, ...rest } = job;
-  return { ...rest, state: 'FAILED', error, seq: job.seq + 1, updatedAt: now, finishedAt: now };
+  return { ...rest, ...fields, state, seq: job.seq + 1, updatedAt: now, finishedAt: now };
 }
 
 /**
@@ -236,15 +240,12 @@ export function failJob(job: Job, error: JobError, now: number): Job {
  */
 export function cancelJob(job: Job, event: { cancelledAtGoogle?: string }, now: number): Transition {
   if (!canApply(job, 'cancelled')) throw new InvalidTransitionError(job.state, 'cancelled');
-  const callInFlight = job.lease !== undefined && job.lease.until > now;
+  const inFlight = callInFlight(job, now);
   const googleJobLeft = job.state === 'WAITING' && job.archiveJobId !== event.cancelledAtGoogle;
-  if (!callInFlight && !googleJobLeft) {
-    const { lease: _l, cancelRequested: _c, nextCheckAt: _n, copy: _copy, ...rest } = job;
-    return { job: { ...rest, state: 'CANCELLED', seq: job.seq + 1, updatedAt: now, finishedAt: now }, effects: [] };
-  }
+  if (!inFlight && !googleJobLeft) return { job: ended(job, 'CANCELLED', now), effects: [] };
   const flagged: Job = { ...job, cancelRequested: job.cancelRequested ?? now, updatedAt: now };
   // No call in flight: a check now finds the flag and cancels the job Google is running.
-  if (!callInFlight) return { job: { ...flagged, seq: job.seq + 1, nextCheckAt: now }, effects: [{ type: 'enqueue', step: 'check', delaySeconds: 0 }] };
+  if (!inFlight) return { job: { ...flagged, seq: job.seq + 1, nextCheckAt: now }, effects: [{ type: 'enqueue', step: 'check', delaySeconds: 0 }] };
   return { job: flagged, effects: [] };
 }
 

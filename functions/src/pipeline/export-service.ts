@@ -9,7 +9,7 @@ import { classifyApiError } from '../domain/api-error-classification';
 import { conflict, invalid, isTransientError, notFound, RequestError, UnavailableError } from '../domain/errors';
 import { exportWindowProblem } from '../domain/export-window';
 import type { ExportState } from '../domain/export-state';
-import { attemptsOf, canApply, cancelJob, CONSENT_REVOKED, failJob, isTerminal, newJob, type Job, type JobEffect } from '../domain/job';
+import { attemptsOf, callInFlight, canApply, cancelJob, CONSENT_REVOKED, failJob, isTerminal, newJob, type Job, type JobEffect } from '../domain/job';
 import {
   AuthorizationCodeError,
   ConsentRevokedError,
@@ -247,9 +247,8 @@ export class ExportService {
     for (const job of jobs) {
       if (job.state !== 'INITIATING' && job.state !== 'WAITING') continue;
       // Google's job is cancelled first, unless a call that starts one is in flight (its step then cancels it).
-      const callInFlight = job.lease !== undefined && job.lease.until > this.now();
       let cancelledAtGoogle: string | undefined;
-      if (job.state === 'WAITING' && job.archiveJobId && !callInFlight) {
+      if (job.state === 'WAITING' && job.archiveJobId && !callInFlight(job, this.now())) {
         try {
           const token = await this.deps.tokens.forUser(userId);
           await this.deps.api.cancel(token, job.archiveJobId, quotaUserOf(userId));

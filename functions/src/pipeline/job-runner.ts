@@ -7,7 +7,7 @@
 import { classifyApiError, type PortabilityMethod } from '../domain/api-error-classification';
 import { partRanges } from '../domain/archive-parts';
 import { archiveObjectName, jobObjectPrefix } from '../domain/object-names';
-import { canApply, CONSENT_REVOKED, isTerminal, transition, type CopyPartsPlan, type CopyState, type Job, type JobError, type JobEvent } from '../domain/job';
+import { callInFlight, canApply, CONSENT_REVOKED, isTerminal, transition, type CopyPartsPlan, type CopyState, type Job, type JobError, type JobEvent } from '../domain/job';
 import { DEFAULT_COPY_LEASE_SECONDS, type PollingPolicy } from '../domain/polling-policy';
 import {
   ArchiveNeedsPartsError,
@@ -138,7 +138,7 @@ export class JobRunner {
 
   private async initiate(job: Job): Promise<TaskOutcome> {
     // Cancelled while an earlier attempt was calling, and that attempt started nothing: end here.
-    if (job.cancelRequested !== undefined && !(job.lease && job.lease.until > this.now())) {
+    if (job.cancelRequested !== undefined && !callInFlight(job, this.now())) {
       await this.apply(job, { type: 'cancelled' });
       return { kind: 'done', detail: 'cancelled before any archive job started' };
     }
@@ -548,7 +548,7 @@ export class JobRunner {
     let heldUntil = 0;
     const taken = await this.deps.store.updateJob(job.id, (current) => {
       if (current.seq !== job.seq || current.state !== job.state) return undefined;
-      if (current.lease && current.lease.until > now) {
+      if (current.lease && callInFlight(current, now)) {
         heldUntil = current.lease.until;
         return undefined;
       }
