@@ -4,18 +4,15 @@
  * local stack pass overrides for whatever they want to control.
  */
 import type { Config } from './config';
-import type {
-  ArchiveCopier,
-  ExportStore,
-  IdTokenVerifier,
-  OAuthTokenClient,
-  PortabilityApi,
-  ScheduleRunQueue,
-  ScheduleStore,
-  SecretCipher,
-  TaskQueue,
-  TaskStep,
-} from './domain/ports';
+import type { Job } from './domain/model';
+import type { ArchiveCopier } from './domain/ports/archive-copier';
+import type { ExportStore } from './domain/ports/export-store';
+import type { IdTokenVerifier } from './domain/ports/caller-identity';
+import type { OAuthTokenClient } from './domain/ports/google-oauth';
+import type { PortabilityApi } from './domain/ports/portability-api';
+import type { ScheduleRunQueue, TaskQueue, TaskStep } from './domain/ports/task-queues';
+import type { ScheduleStore } from './domain/ports/schedule-store';
+import type { SecretCipher } from './domain/ports/secret-cipher';
 import { createLogger, type Logger } from './logging';
 import type { HttpRequest, HttpResponse } from './http/http-types';
 import type { TaskCallerVerifier } from './http/task-handler';
@@ -184,6 +181,10 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
     const { AccessTokens } = await import('./pipeline/access-tokens');
     return new AccessTokens(await store(), deferred(cipher), deferred(oauth), now);
   });
+  // Only a scheduled job loads the schedule side.
+  const onJobFinished = async (job: Job): Promise<void> => {
+    if (job.scheduleId) await (await schedules()).jobFinished(job);
+  };
   const runner = lazy(async () => {
     const { JobRunner } = await import('./pipeline/job-runner');
     return new JobRunner({
@@ -203,10 +204,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
         : {}),
       logger,
       now,
-      // Only a scheduled job loads the schedule side.
-      onJobFinished: async (job) => {
-        if (job.scheduleId) await (await schedules()).jobFinished(job);
-      },
+      onJobFinished,
     });
   });
   const service = lazy(async () => {
@@ -223,7 +221,9 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       logger,
       limits: config.limits,
       copier,
+      policy: config.polling,
       now,
+      onJobFinished,
     });
   });
   const schedules = lazy(async () => {
@@ -275,7 +275,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   const sweepHandler = lazy(async () => {
     const [{ createSweepHandler }, { Sweeper }] = await Promise.all([import('./http/task-handler'), import('./pipeline/sweeper')]);
     return createSweepHandler({
-      sweeper: new Sweeper({ store: await store(), queue: deferred(queue), graceSeconds: config.tasks.sweepGraceSeconds, logger, now }),
+      sweeper: new Sweeper({ store: await store(), queue: deferred(queue), policy: config.polling, graceSeconds: config.tasks.sweepGraceSeconds, logger, now }),
       verifier: await taskVerifier(config.tasks.sweepUrl),
       logger,
     });

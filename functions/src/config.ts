@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { coercedSafeInt, urlString as url } from './zod-helpers';
+import { GOOGLE_ARCHIVE_RETRIES_ALLOWED } from './domain/retry-policies';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -102,7 +103,7 @@ const schema = z
     POLL_INITIAL_SECONDS: seconds(300),
     POLL_MAX_SECONDS: seconds(3600),
     /** How many times a FAILED archive job is retried (the API allows 3). */
-    MAX_ARCHIVE_RETRIES: coercedSafeInt().min(0).max(3).default(3),
+    MAX_ARCHIVE_RETRIES: coercedSafeInt().min(0).max(GOOGLE_ARCHIVE_RETRIES_ALLOWED).default(GOOGLE_ARCHIVE_RETRIES_ALLOWED),
 
     /** Comma-separated origins allowed by CORS on the public API. */
     CORS_ORIGINS: csv.default(''),

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloudStorageArchiveCopier } from '../../functions/src/adapters/archive-copier';
-import { ArchiveRejectedError } from '../../functions/src/domain/ports';
+import { ArchiveRejectedError } from '../../functions/src/domain/errors';
 import { startGcsServer, type GcsServer } from '../../local-stack/gcs-server';
 import { removeFixtures, startArchiveHttpServer, writeArchiveFixture, type ArchiveFixture, type ArchiveHttpServer } from '../support/archive-http-server';
 

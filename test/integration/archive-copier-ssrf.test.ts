@@ -11,7 +11,7 @@ import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertPublicHost, isPublicAddress, type HostLookup } from '../../functions/src/adapters/address-guard';
 import { CloudStorageArchiveCopier } from '../../functions/src/adapters/archive-copier';
-import { ArchiveRejectedError } from '../../functions/src/domain/ports';
+import { ArchiveRejectedError } from '../../functions/src/domain/errors';
 import { startGcsServer, type GcsServer } from '../../local-stack/gcs-server';
 import { removeFixtures, startArchiveHttpServer, writeArchiveFixture, type ArchiveFixture, type ArchiveHttpServer } from '../support/archive-http-server';
 

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { CRC32C, Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ArchiveObjectConflictError, CloudStorageArchiveCopier, Crc32c, type CloudStorageArchiveCopierOptions } from '../../functions/src/adapters/archive-copier';
-import { ArchiveRejectedError, ArchiveUrlExpiredError } from '../../functions/src/domain/ports';
+import { ArchiveRejectedError, ArchiveUrlExpiredError } from '../../functions/src/domain/errors';
 import { startGcsServer, type GcsServer } from '../../local-stack/gcs-server';
 import { freePort } from '../../local-stack/net-utils';
 import {

@@ -10,7 +10,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createFirestore } from '../../functions/src/adapters/firestore-client';
 import { FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
 import { LocalKeySecretCipher } from '../../functions/src/adapters/local-key-secret-cipher';
-import { PortabilityApiError, type PipelineTask, type PortabilityApi } from '../../functions/src/domain/ports';
+import { PortabilityApiError } from '../../functions/src/domain/errors';
+import type { PipelineTask } from '../../functions/src/domain/ports/task-queues';
+import type { PortabilityApi } from '../../functions/src/domain/ports/portability-api';
 import { testRunner, waitingJob } from '../support/job-fixtures';
 
 let db: Firestore;

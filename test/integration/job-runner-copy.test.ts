@@ -10,16 +10,12 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createFirestore } from '../../functions/src/adapters/firestore-client';
 import { FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
 import { LocalKeySecretCipher } from '../../functions/src/adapters/local-key-secret-cipher';
-import { newJob, type Job } from '../../functions/src/domain/job';
-import {
-  CopyInterruptedError,
-  type ArchiveCopier,
-  type CopyCheckpoint,
-  type CopyResumeOptions,
-  type PipelineTask,
-  type PortabilityApi,
-  type StoredArchive,
-} from '../../functions/src/domain/ports';
+import { newJob } from '../../functions/src/domain/job';
+import type { Job, StoredArchive } from '../../functions/src/domain/model';
+import { CopyInterruptedError } from '../../functions/src/domain/errors';
+import type { ArchiveCopier, CopyCheckpoint, CopyResumeOptions } from '../../functions/src/domain/ports/archive-copier';
+import type { PipelineTask } from '../../functions/src/domain/ports/task-queues';
+import type { PortabilityApi } from '../../functions/src/domain/ports/portability-api';
 import { createLogger } from '../../functions/src/logging';
 import { AccessTokens } from '../../functions/src/pipeline/access-tokens';
 import { JobRunner } from '../../functions/src/pipeline/job-runner';

@@ -18,13 +18,16 @@ import { taskIdFor } from '../../functions/src/adapters/cloud-tasks-queue';
 import { createFirestore } from '../../functions/src/adapters/firestore-client';
 import { FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
 import { LocalKeySecretCipher } from '../../functions/src/adapters/local-key-secret-cipher';
-import { newJob, type Job } from '../../functions/src/domain/job';
-import type { PipelineTask, PortabilityApi } from '../../functions/src/domain/ports';
+import { newJob } from '../../functions/src/domain/job';
+import type { Job } from '../../functions/src/domain/model';
+import type { PipelineTask } from '../../functions/src/domain/ports/task-queues';
+import type { PortabilityApi } from '../../functions/src/domain/ports/portability-api';
 import type { HttpRequest, HttpResponse } from '../../functions/src/http/http-types';
 import { createTaskHandler, type TaskCallerVerifier } from '../../functions/src/http/task-handler';
 import { createLogger } from '../../functions/src/logging';
 import { AccessTokens } from '../../functions/src/pipeline/access-tokens';
-import { JobRunner, type TaskOutcome } from '../../functions/src/pipeline/job-runner';
+import { JobRunner } from '../../functions/src/pipeline/job-runner';
+import type { TaskOutcome } from '../../functions/src/pipeline/task-outcome';
 import { Sweeper } from '../../functions/src/pipeline/sweeper';
 import { startGcsServer, type GcsServer } from '../../local-stack/gcs-server';
 import { removeFixtures, startArchiveHttpServer, writeArchiveFixture, type ArchiveFixture, type ArchiveHttpServer } from '../support/archive-http-server';
@@ -234,7 +237,7 @@ describe('copying a large archive in parts, one task per part', () => {
 
     // Later than the copy lease: the sweeper finds the job overdue and sends its copy step again.
     const later = (stuck.nextCheckAt as number) + 60_000;
-    const sweeper = new Sweeper({ store, queue: { enqueue: async (t) => void queued.push(t) }, graceSeconds: 30, logger, now: () => later });
+    const sweeper = new Sweeper({ store, queue: { enqueue: async (t) => void queued.push(t) }, policy: { initialSeconds: 300, maxSeconds: 3600 }, graceSeconds: 30, logger, now: () => later });
     await sweeper.sweep();
     const redelivered = queued.splice(0).filter((t) => t.jobId === job.id);
     expect(redelivered).toEqual([expect.objectContaining({ step: 'copy', seq: job.seq, redelivery: expect.any(Number) })]);

@@ -9,8 +9,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createFirestore } from '../../functions/src/adapters/firestore-client';
 import { FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
 import { LocalKeySecretCipher } from '../../functions/src/adapters/local-key-secret-cipher';
-import type { Job } from '../../functions/src/domain/job';
-import type { PipelineTask, PortabilityApi, PortabilityArchiveState } from '../../functions/src/domain/ports';
+import type { Job } from '../../functions/src/domain/model';
+import type { PipelineTask } from '../../functions/src/domain/ports/task-queues';
+import type { PortabilityApi, PortabilityArchiveState } from '../../functions/src/domain/ports/portability-api';
 import type { JobRunner } from '../../functions/src/pipeline/job-runner';
 import { testRunner, waitingJob } from '../support/job-fixtures';
 

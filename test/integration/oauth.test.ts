@@ -12,7 +12,7 @@ import { freePort } from '../../local-stack/net-utils';
 import { startOAuthSimulator, type OAuthSimulator } from '../../local-stack/oauth-simulator';
 import { GoogleOAuthTokenClient, OAuthTokenEndpointError } from '../../functions/src/adapters/google-oauth-token-client';
 import { IdTokenKeysUnavailableError, JwksIdTokenVerifier } from '../../functions/src/adapters/id-token-verifier';
-import { AuthorizationCodeError, ConsentRevokedError, UnauthenticatedError } from '../../functions/src/domain/ports';
+import { AuthorizationCodeError, ConsentRevokedError, UnauthenticatedError } from '../../functions/src/domain/errors';
 import { scopeOf } from '../../functions/src/domain/resource-groups';
 import { pkceChallenge } from '../../functions/src/domain/consent-url';
 

@@ -15,7 +15,7 @@ import { CRC32C } from '@google-cloud/storage';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PortabilityApiClient, parseApiError, parseRetryAfter } from '../../functions/src/adapters/portability-api-client';
 import { classifyApiError } from '../../functions/src/domain/api-error-classification';
-import { PortabilityApiError } from '../../functions/src/domain/ports';
+import { PortabilityApiError } from '../../functions/src/domain/errors';
 import { GoogleAccounts, type SimAccessType } from '../../local-stack/google-accounts';
 import { startPortabilityApiSimulator, type PortabilityApiSimulator } from '../../local-stack/portability-api-simulator';
 import { crc32, writeZipArchive } from '../../local-stack/zip-archive';

@@ -9,7 +9,8 @@ import path from 'node:path';
 import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloudStorageArchiveCopier } from '../../functions/src/adapters/archive-copier';
-import { CopyInterruptedError, type CopyCheckpoint } from '../../functions/src/domain/ports';
+import { CopyInterruptedError } from '../../functions/src/domain/errors';
+import type { CopyCheckpoint } from '../../functions/src/domain/ports/archive-copier';
 import { startGcsServer, type GcsServer } from '../../local-stack/gcs-server';
 import { removeFixtures, startArchiveHttpServer, writeArchiveFixture, type ArchiveFixture, type ArchiveHttpServer } from '../support/archive-http-server';
 

@@ -15,8 +15,8 @@ import { FirestoreScheduleStore } from '../../functions/src/adapters/firestore-s
 import { GoogleOAuthTokenClient } from '../../functions/src/adapters/google-oauth-token-client';
 import { LocalKeySecretCipher } from '../../functions/src/adapters/local-key-secret-cipher';
 import { PortabilityApiClient } from '../../functions/src/adapters/portability-api-client';
-import type { Job } from '../../functions/src/domain/job';
-import type { PipelineTask, ScheduleRunQueue, ScheduleRunTask, TaskQueue } from '../../functions/src/domain/ports';
+import type { Job } from '../../functions/src/domain/model';
+import type { PipelineTask, ScheduleRunQueue, ScheduleRunTask, TaskQueue } from '../../functions/src/domain/ports/task-queues';
 import { DAY_MS, HOUR_MS } from '../../functions/src/domain/schedule';
 import { createLogger } from '../../functions/src/logging';
 import { AccessTokens, quotaUserOf } from '../../functions/src/pipeline/access-tokens';
@@ -97,7 +97,7 @@ beforeAll(async () => {
     stateTtlSeconds: 600,
     now: clock,
   });
-  exportsSvc = new ExportService({ consent, store, api, oauth, tokens, cipher, queue, logger, now: clock });
+  exportsSvc = new ExportService({ consent, store, api, oauth, tokens, cipher, queue, logger, policy: { initialSeconds: 300, maxSeconds: 3600 }, now: clock });
   schedules = new ScheduleService({ schedules: scheduleStore, store, queue, runQueue: queue, logger, now: clock });
   runner = new JobRunner({
     store,

@@ -7,8 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { createFirestore } from '../../functions/src/adapters/firestore-client';
 import { FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
-import { newJob, type Job } from '../../functions/src/domain/job';
-import type { PipelineTask } from '../../functions/src/domain/ports';
+import { newJob } from '../../functions/src/domain/job';
+import type { Job } from '../../functions/src/domain/model';
+import type { PipelineTask } from '../../functions/src/domain/ports/task-queues';
 import { createLogger } from '../../functions/src/logging';
 import { Sweeper } from '../../functions/src/pipeline/sweeper';
 
@@ -29,7 +30,7 @@ async function jobAt(over: Partial<Job>): Promise<Job> {
 }
 
 function sweeperAt(clock: { t: number }, queued: PipelineTask[]): Sweeper {
-  return new Sweeper({ store, queue: { enqueue: async (t) => void queued.push(t) }, graceSeconds: GRACE_S, logger: createLogger({ level: 'silent' }), now: () => clock.t });
+  return new Sweeper({ store, queue: { enqueue: async (t) => void queued.push(t) }, policy: { initialSeconds: 300, maxSeconds: 3600 }, graceSeconds: GRACE_S, logger: createLogger({ level: 'silent' }), now: () => clock.t });
 }
 
 describe('the sweeper', () => {

@@ -1,8 +1,10 @@
 /** Jobs and job runners for tests that drive the runner directly against the Firestore store. */
 import { randomBytes } from 'node:crypto';
 import type { FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
-import { newJob, type Job } from '../../functions/src/domain/job';
-import type { PortabilityApi, SecretCipher } from '../../functions/src/domain/ports';
+import { newJob } from '../../functions/src/domain/job';
+import type { Job } from '../../functions/src/domain/model';
+import type { PortabilityApi } from '../../functions/src/domain/ports/portability-api';
+import type { SecretCipher } from '../../functions/src/domain/ports/secret-cipher';
 import { createLogger } from '../../functions/src/logging';
 import { AccessTokens } from '../../functions/src/pipeline/access-tokens';
 import { JobRunner, type JobRunnerDeps } from '../../functions/src/pipeline/job-runner';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { classifyApiError, parseJobIdList } from '../../functions/src/domain/api-error-classification';
-import { ConsentRevokedError, PortabilityApiError } from '../../functions/src/domain/ports';
+import { ConsentRevokedError, PortabilityApiError } from '../../functions/src/domain/errors';
 
 const api = (httpStatus: number, status: string, reason?: string, metadata: Record<string, string> = {}, retryAfterSeconds?: number) =>
   new PortabilityApiError(httpStatus, status, `HTTP ${httpStatus} ${status}`, reason, metadata, retryAfterSeconds);

@@ -5,20 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { partObjectName, partRanges } from '../../functions/src/domain/archive-parts';
-import { conflict, invalid, isTransientError, notFound, RequestError, UnavailableError } from '../../functions/src/domain/errors';
+import { ArchiveNeedsPartsError, ArchivePartsMissingError, ArchiveRejectedError, ArchiveUrlExpiredError, AuthorizationCodeError, conflict, ConsentRevokedError, CopyInterruptedError, invalid, InvalidTransitionError, isTransientError, notFound, PortabilityApiError, RequestError, UnauthenticatedError, UnavailableError } from '../../functions/src/domain/errors';
 import { isHousekeepingStore } from '../../functions/src/domain/housekeeping-store';
-import { InvalidTransitionError } from '../../functions/src/domain/job';
-import {
-  ArchiveNeedsPartsError,
-  ArchivePartsMissingError,
-  ArchiveRejectedError,
-  ArchiveUrlExpiredError,
-  AuthorizationCodeError,
-  ConsentRevokedError,
-  CopyInterruptedError,
-  PortabilityApiError,
-  UnauthenticatedError,
-} from '../../functions/src/domain/ports';
 import { groupsInScopes, scopeOf, SCOPE_PREFIX, supportsTimeFilter } from '../../functions/src/domain/resource-groups';
 
 describe('archive parts', () => {

@@ -1,7 +1,7 @@
 /** ExportDeletion's decisions with a store in memory: the race between a DELETE and the export's own end. */
 import { describe, expect, it } from 'vitest';
 import { conflict } from '../../functions/src/domain/errors';
-import type { ExportRecord } from '../../functions/src/domain/ports';
+import type { ExportRecord } from '../../functions/src/domain/model';
 import { createLogger } from '../../functions/src/logging';
 import { ExportDeletion, type ExportDeletionDeps } from '../../functions/src/pipeline/export-housekeeping';
 

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { deriveExportState } from '../../functions/src/domain/export-state';
-import { canApply, InvalidTransitionError, newJob, transition, type Job, type JobEvent, type JobState } from '../../functions/src/domain/job';
+import { applies, canApply, newJob, transition, type JobEvent } from '../../functions/src/domain/job';
+import { InvalidTransitionError } from '../../functions/src/domain/errors';
+import type { Job, JobState } from '../../functions/src/domain/model';
 import { nextCheckDelaySeconds } from '../../functions/src/domain/polling-policy';
 
 const policy = { initialSeconds: 300, maxSeconds: 3600 };
@@ -53,6 +55,14 @@ describe('job state machine', () => {
       copied: ['COPYING'],
       cancelled: ['INITIATING', 'WAITING'],
       failed: ['INITIATING', 'WAITING', 'COPYING'],
+      'lease-taken': ['INITIATING', 'WAITING'],
+      'lease-released': ['INITIATING', 'WAITING'],
+      'copy-saved': ['COPYING'],
+      'copy-progress': ['COPYING'],
+      'parts-planned': ['COPYING'],
+      'part-copied': ['COPYING'],
+      'slice-ended': ['COPYING'],
+      redelivered: ['INITIATING', 'WAITING', 'COPYING'],
     };
     for (const [event, where] of Object.entries(allowed) as [JobEvent['type'], readonly JobState[]][]) {
       expect(states.filter((state) => canApply({ ...job, state }, event)), event).toEqual(where);
@@ -166,5 +176,71 @@ describe('a user cancel', () => {
     const t = transition(waiting, { type: 'cancelled', cancelledAtGoogle: 'g0' }, MIN, policy);
     expect(t.job).toMatchObject({ state: 'WAITING', seq: 2, cancelRequested: MIN, nextCheckAt: MIN });
     expect(t.effects).toEqual([{ type: 'enqueue', step: 'check', delaySeconds: 0 }]);
+  });
+});
+
+describe('bookkeeping events: the state machine writes them too, and they keep the task valid', () => {
+  const copying = (over: Partial<Job> = {}): Job => ({ ...fresh(), state: 'COPYING', seq: 5, archiveJobId: 'g1', archiveJobIds: ['g1'], readyAt: 0, nextCheckAt: 35 * MIN, ...over });
+  const archive = { bucket: 'b', name: 'n/1.zip', size: 10, crc32c: 'AAAAAA==' };
+
+  it('a lease is taken only when none is live, and released only when held; neither moves seq', () => {
+    const job = { ...fresh(), seq: 2 };
+    const taken = transition(job, { type: 'lease-taken', until: 2 * MIN }, MIN, policy);
+    expect(taken).toEqual({ job: { ...job, lease: { until: 2 * MIN } }, effects: [] });
+    expect(applies(taken.job, { type: 'lease-taken', until: 3 * MIN }, MIN + 1)).toBe(false);
+    expect(() => transition(taken.job, { type: 'lease-taken', until: 3 * MIN }, MIN + 1, policy)).toThrow(InvalidTransitionError);
+    // An expired lease (its holder crashed) can be taken again.
+    expect(applies(taken.job, { type: 'lease-taken', until: 4 * MIN }, 2 * MIN)).toBe(true);
+    const released = transition(taken.job, { type: 'lease-released' }, MIN + 2, policy).job;
+    expect(released).toEqual(job);
+    expect(applies(released, { type: 'lease-released' }, MIN + 3)).toBe(false);
+  });
+
+  it('copy progress and saved copy state change only what they say', () => {
+    const job = copying();
+    expect(transition(job, { type: 'copy-progress', bytesCopied: 7 }, MIN, policy)).toEqual({ job: { ...job, bytesCopied: 7 }, effects: [] });
+    const saved = transition(job, { type: 'copy-saved', copy: { done: [archive] } }, MIN, policy);
+    expect(saved).toEqual({ job: { ...job, copy: { done: [archive] }, updatedAt: MIN }, effects: [] });
+  });
+
+  it('a parts plan enqueues one task per part not done, at the same seq, and extends the copy lease', () => {
+    const job = copying();
+    const plan = { archive: 1, count: 3, size: 9, crc32c: 'x', done: [1] };
+    const t = transition(job, { type: 'parts-planned', done: [archive], plan }, MIN, { ...policy, copyLeaseSeconds: 600 });
+    expect(t.job).toEqual({ ...job, copy: { done: [archive], parts: plan }, updatedAt: MIN, nextCheckAt: MIN + 600_000 });
+    expect(t.effects).toEqual([
+      { type: 'enqueue', step: 'copy-part', part: 0, delaySeconds: 0 },
+      { type: 'enqueue', step: 'copy-part', part: 2, delaySeconds: 0 },
+    ]);
+  });
+
+  it('a part joins the plan once; the last one moves seq on and enqueues the compose', () => {
+    const plan = { archive: 1, count: 3, size: 9, crc32c: 'x', done: [0] };
+    const job = copying({ copy: { done: [archive], parts: plan } });
+    const event = (part: number): JobEvent => ({ type: 'part-copied', archive: 1, count: 3, part });
+    expect(applies(job, event(0), MIN)).toBe(false);
+    expect(applies(job, { type: 'part-copied', archive: 0, count: 3, part: 1 }, MIN)).toBe(false);
+    expect(applies(job, { type: 'part-copied', archive: 1, count: 4, part: 1 }, MIN)).toBe(false);
+    expect(applies(copying(), event(1), MIN)).toBe(false);
+    const second = transition(job, event(2), MIN, policy);
+    expect(second.effects).toEqual([]);
+    expect(second.job).toMatchObject({ seq: 5, bytesCopied: 10 + 6, copy: { parts: { done: [0, 2] } } });
+    const last = transition(second.job, event(1), 2 * MIN, policy);
+    expect(last.job).toMatchObject({ seq: 6, bytesCopied: 19, copy: { done: [archive], parts: { done: [0, 1, 2] } } });
+    expect(last.effects).toEqual([{ type: 'enqueue', step: 'copy', delaySeconds: 0 }]);
+  });
+
+  it('a slice that ends hands over to a copy task at the next seq; a redelivery keeps the seq and names the task anew', () => {
+    const job = copying();
+    const slice = transition(job, { type: 'slice-ended' }, MIN, { ...policy, copyLeaseSeconds: 60 });
+    expect(slice.job).toEqual({ ...job, seq: 6, updatedAt: MIN, nextCheckAt: 2 * MIN });
+    expect(slice.effects).toEqual([{ type: 'enqueue', step: 'copy', delaySeconds: 0 }]);
+    for (const [state, step] of [['INITIATING', 'initiate'], ['WAITING', 'check'], ['COPYING', 'copy']] as const) {
+      const t = transition({ ...job, state }, { type: 'redelivered', nextCheckAt: 9 * MIN, redelivery: 4 }, MIN, policy);
+      expect(t.job).toEqual({ ...job, state, nextCheckAt: 9 * MIN });
+      expect(t.effects).toEqual([{ type: 'enqueue', step, delaySeconds: 0, redelivery: 4 }]);
+    }
+    const { nextCheckAt: _n, ...undue } = job;
+    expect(applies(undue, { type: 'redelivered', nextCheckAt: 9 * MIN, redelivery: 4 }, MIN)).toBe(false);
   });
 });

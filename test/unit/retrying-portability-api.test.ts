@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RetryingPortabilityApi } from '../../functions/src/adapters/retrying-portability-api';
-import { PortabilityApiError, type PortabilityApi } from '../../functions/src/domain/ports';
+import { PortabilityApiError } from '../../functions/src/domain/errors';
+import type { PortabilityApi } from '../../functions/src/domain/ports/portability-api';
 
 /** A fake API whose methods fail with the given errors, in order, then succeed. */
 function flaky(errors: unknown[]): { api: PortabilityApi; calls: () => number } {

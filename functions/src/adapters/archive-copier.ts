@@ -9,20 +9,9 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { File, FileMetadata, Storage } from '@google-cloud/storage';
 import { partObjectName, partRanges } from '../domain/archive-parts';
-import {
-  ArchiveNeedsPartsError,
-  ArchivePartsMissingError,
-  ArchiveRejectedError,
-  ArchiveUrlExpiredError,
-  CopyInterruptedError,
-  type ArchiveCopier,
-  type ArchiveFacts,
-  type CopyCheckpoint,
-  type CopyProgress,
-  type CopyResumeOptions,
-  type PartedSource,
-  type StoredArchive,
-} from '../domain/ports';
+import { ArchiveNeedsPartsError, ArchivePartsMissingError, ArchiveRejectedError, ArchiveUrlExpiredError, CopyInterruptedError } from '../domain/errors';
+import type { ArchiveCopier, ArchiveFacts, CopyCheckpoint, CopyProgress, CopyResumeOptions, PartedSource } from '../domain/ports/archive-copier';
+import type { StoredArchive } from '../domain/model';
 import { assertPublicHost, defaultLookup, type HostLookup } from './address-guard';
 import { fetchSourceGet, nodeSourceGet, SourceAddressRefusedError, type SourceGet, type SourceResponse } from './source-download';
 

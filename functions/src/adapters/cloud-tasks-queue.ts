@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { CloudTasksClient } from '@google-cloud/tasks';
 import { grpc } from 'google-gax';
-import type { PipelineTask, ScheduleRunQueue, ScheduleRunTask, TaskQueue, TaskStep } from '../domain/ports';
+import type { PipelineTask, ScheduleRunQueue, ScheduleRunTask, TaskQueue, TaskStep } from '../domain/ports/task-queues';
 
 export interface CloudTasksQueueOptions {
   client: CloudTasksClient;

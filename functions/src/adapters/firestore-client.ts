@@ -4,6 +4,7 @@
  * (`QuerySpec`) so that test/infra/terraform.test.ts can derive the composite indexes they need.
  */
 import { UnavailableError } from '../domain/errors';
+import { FIRESTORE_CONTENTION_ATTEMPTS } from '../domain/retry-policies';
 import { Firestore, type DocumentData, type Query, type Transaction } from '@google-cloud/firestore';
 
 export interface FirestoreOptions {
@@ -49,7 +50,7 @@ function isContention(err: unknown): boolean {
  * Runs a transaction again, after a short random pause, when it met contention; still contended
  * after `attempts`, it is the caller's to try again (503), never a server fault.
  */
-export async function contended<T>(transaction: () => Promise<T>, attempts = 6): Promise<T> {
+export async function contended<T>(transaction: () => Promise<T>, attempts = FIRESTORE_CONTENTION_ATTEMPTS): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await transaction();

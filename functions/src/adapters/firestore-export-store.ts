@@ -6,9 +6,10 @@
 import { invalid } from '../domain/errors';
 import { admitExport, type ExportAdmission, type UserLedger } from '../domain/admission';
 import { deriveExportState } from '../domain/export-state';
-import { isTerminal, type Job } from '../domain/job';
+import { isTerminal } from '../domain/job';
+import type { ExportRecord, Grant, GrantState, Job } from '../domain/model';
 import type { HousekeepingStore } from '../domain/housekeeping-store';
-import type { ExportRecord, ExportStore, Grant, GrantState, JobUpdate } from '../domain/ports';
+import type { ExportStore, JobUpdate } from '../domain/ports/export-store';
 import type { Firestore, Transaction } from '@google-cloud/firestore';
 import { contended, runQuery, type QuerySpec as Query } from './firestore-client';
 import { readLedger, writeLedger } from './firestore-ledger';
@@ -197,15 +198,6 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
     if ((record.data() as ExportRecord).state !== state) tx.update(record.ref, { state, updatedAt: changed.updatedAt });
   }
 
-  async recordProgress(jobId: string, seq: number, bytes: number): Promise<boolean> {
-    return this.db.runTransaction(async (tx) => {
-      const current = await this.read<Job>(job(jobId), tx);
-      if (current?.state !== 'COPYING' || current.seq !== seq) return false;
-      tx.update(this.db.doc(job(jobId)), { bytesCopied: bytes });
-      return true;
-    });
-  }
-
   async liveJobsOfUser(userId: string): Promise<Job[]> {
     const ledger = await this.read<Partial<UserLedger>>(paths.ledger(userId));
     const ids = Object.values(ledger?.groups ?? {}).map((h) => h.jobId);
@@ -217,15 +209,6 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
   async listOverdueJobs(dueBefore: number, limit: number): Promise<Job[]> {
     const docs = await runQuery<Job>(this.db, Q.overdueJobs(dueBefore, limit));
     return docs.map((d) => d.data);
-  }
-
-  async postponeJob(jobId: string, seq: number, nextCheckAt: number): Promise<boolean> {
-    return this.db.runTransaction(async (tx) => {
-      const current = await this.read<Job>(job(jobId), tx);
-      if (current?.seq !== seq || current.nextCheckAt === undefined) return false;
-      tx.update(this.db.doc(job(jobId)), { nextCheckAt });
-      return true;
-    });
   }
 }
 

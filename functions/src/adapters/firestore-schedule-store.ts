@@ -3,7 +3,8 @@
  * composite index (state ASC, nextRunAt ASC) declared in infra/firestore.tf; a schedule's runs are
  * the exports carrying its id, read through (scheduleId ASC, createdAt DESC).
  */
-import type { ExportRecord, ScheduleStore } from '../domain/ports';
+import type { ExportRecord } from '../domain/model';
+import type { ScheduleStore } from '../domain/ports/schedule-store';
 import type { Schedule } from '../domain/schedule';
 import type { Firestore } from '@google-cloud/firestore';
 import { admitSchedule } from '../domain/admission';

@@ -6,7 +6,8 @@
  */
 import { OAuth2Client } from 'google-auth-library';
 import { z } from 'zod';
-import { AuthorizationCodeError, ConsentRevokedError, type ExchangedTokens, type OAuthTokenClient } from '../domain/ports';
+import { AuthorizationCodeError, ConsentRevokedError } from '../domain/errors';
+import type { ExchangedTokens, OAuthTokenClient } from '../domain/ports/google-oauth';
 
 export interface GoogleOAuthTokenClientOptions {
   clientId: string;

@@ -7,8 +7,8 @@
 import type { JWTPayload } from 'jose';
 import * as errors from 'jose/errors';
 import { jwtVerify } from 'jose/jwt/verify';
-import { UnavailableError } from '../domain/errors';
-import { UnauthenticatedError, type IdTokenVerifier } from '../domain/ports';
+import { UnauthenticatedError, UnavailableError } from '../domain/errors';
+import type { IdTokenVerifier } from '../domain/ports/caller-identity';
 import { createRemoteKeySet, type RemoteKeySet } from './remote-key-set';
 import { REQUIRED_TIME_CLAIMS, timeClaimProblem, TOKEN_CLOCK_SKEW_SECONDS } from './token-time-claims';
 

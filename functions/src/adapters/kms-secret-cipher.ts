@@ -11,7 +11,8 @@
 import { randomBytes } from 'node:crypto';
 import { KeyManagementServiceClient } from '@google-cloud/kms';
 import { grpc } from 'google-gax';
-import type { EncryptedSecret, SecretCipher } from '../domain/ports';
+import type { EncryptedSecret } from '../domain/model';
+import type { SecretCipher } from '../domain/ports/secret-cipher';
 import { open, seal } from './aes-gcm';
 import { Crc32c } from './archive-copier';
 

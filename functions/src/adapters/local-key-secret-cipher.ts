@@ -4,7 +4,8 @@
  * data key is wrapped by the master key; the document holds only ciphertext and the key version.
  */
 import { randomBytes } from 'node:crypto';
-import type { EncryptedSecret, SecretCipher } from '../domain/ports';
+import type { EncryptedSecret } from '../domain/model';
+import type { SecretCipher } from '../domain/ports/secret-cipher';
 import { open, seal } from './aes-gcm';
 
 export class LocalKeySecretCipher implements SecretCipher {

@@ -7,15 +7,8 @@
  * lists in JSON) become empty lists. Non-2xx answers become `PortabilityApiError`.
  */
 import { z } from 'zod';
-import {
-  PortabilityApiError,
-  type AccessType,
-  type AccessTypeResult,
-  type ArchiveState,
-  type InitiateRequest,
-  type PortabilityApi,
-  type PortabilityArchiveState,
-} from '../domain/ports';
+import { PortabilityApiError } from '../domain/errors';
+import type { AccessType, AccessTypeResult, ArchiveState, InitiateRequest, PortabilityApi, PortabilityArchiveState } from '../domain/ports/portability-api';
 
 export interface PortabilityApiClientOptions {
   /** e.g. `https://dataportability.googleapis.com/` */

@@ -8,17 +8,14 @@
  * answer that says the request was not processed (429/503), never after a lost response.
  */
 import { classifyApiError } from '../domain/api-error-classification';
-import { PortabilityApiError, type PortabilityApi } from '../domain/ports';
+import { PortabilityApiError } from '../domain/errors';
+import type { PortabilityApi } from '../domain/ports/portability-api';
+import { GOOGLE_CALL_RETRIES, type CallRetries } from '../domain/retry-policies';
 
-export interface RetryPolicy {
-  attempts: number;
-  baseMs: number;
-  maxWaitMs: number;
+export interface RetryPolicy extends CallRetries {
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
 }
-
-export const DEFAULT_RETRY_POLICY: RetryPolicy = { attempts: 3, baseMs: 250, maxWaitMs: 4000 };
 
 function notProcessed(err: unknown): boolean {
   return err instanceof PortabilityApiError && (err.httpStatus === 429 || err.httpStatus === 503);
@@ -30,7 +27,7 @@ export class RetryingPortabilityApi implements PortabilityApi {
 
   constructor(
     private readonly inner: PortabilityApi,
-    private readonly policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+    private readonly policy: RetryPolicy = GOOGLE_CALL_RETRIES,
   ) {
     this.sleep = policy.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.random = policy.random ?? Math.random;

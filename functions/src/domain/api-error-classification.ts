@@ -5,7 +5,7 @@
  * because the same situation comes back with different codes (practitioners report 400, 409 and
  * 429 for the time-based cooldown) while the reason names it exactly.
  */
-import { PortabilityApiError } from './ports';
+import { PortabilityApiError } from './errors';
 
 export type ApiErrorClass =
   /** An identical job is still running: adopt its id (makes initiate idempotent). */

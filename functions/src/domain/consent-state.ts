@@ -4,7 +4,7 @@
  * issued to may use it, once, before it expires, and only with the redirect URI and the PKCE
  * verifier it holds.
  */
-import type { EncryptedSecret } from './ports';
+import type { EncryptedSecret } from './model';
 
 export interface ConsentState {
   userId: string;

@@ -1,8 +1,6 @@
 /** An export's state follows from its jobs' states. */
-import { isTerminal, type JobState } from './job';
-
-export const EXPORT_STATES = ['RUNNING', 'SUCCEEDED', 'PARTIAL', 'FAILED', 'CANCELLED'] as const;
-export type ExportState = (typeof EXPORT_STATES)[number];
+import { isTerminal } from './job';
+import type { ExportState, JobState } from './model';
 
 export function deriveExportState(jobStates: readonly JobState[]): ExportState {
   if (jobStates.length === 0 || jobStates.some((s) => !isTerminal(s))) return 'RUNNING';

@@ -1,107 +1,18 @@
 /**
- * The archive job state machine: pure decisions, no I/O. One job = one resource group of one
- * export. `transition(job, event, now, policy)` returns the next job and the effects the caller
- * must carry out after the state change has committed (never inside the transaction).
+ * The archive job state machine: pure decisions, no I/O, and the only writer of a job.
+ * `transition(job, event, now, policy)` returns the next job and the effects the caller must carry
+ * out after the change has committed (never inside the transaction). Step events (a Google answer,
+ * a copy finished, a cancel) move `seq` on, so a task made for the seq before is stale from then
+ * on; bookkeeping events (a lease, copy progress, a parts plan, the sweeper's redelivery) keep it,
+ * so the task in flight stays valid.
  */
-import type { EncryptedSecret, StoredArchive } from './ports';
+import { partRanges } from './archive-parts';
+import { InvalidTransitionError } from './errors';
+import type { CopyPartsPlan, CopyState, Job, JobError, JobState, StoredArchive } from './model';
 import { DEFAULT_COPY_LEASE_SECONDS, nextCheckDelaySeconds, type PollingPolicy } from './polling-policy';
-
-export const JOB_STATES = ['INITIATING', 'WAITING', 'COPYING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] as const;
-export type JobState = (typeof JOB_STATES)[number];
 
 const TERMINAL: ReadonlySet<JobState> = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
 export const isTerminal = (s: JobState): boolean => TERMINAL.has(s);
-
-export type JobErrorCode =
-  | 'ARCHIVE_FAILED'
-  | 'ONE_TIME_CONSENT_USED'
-  | 'TIME_BASED_COOLDOWN'
-  | 'RESOURCE_NOT_AUTHORIZED'
-  | 'CONSENT_REVOKED'
-  | 'INVALID_REQUEST'
-  | 'COPY_FAILED'
-  | 'DATA_EXPIRED'
-  | 'RETRY_BUDGET_EXHAUSTED'
-  | 'RESOURCE_GROUP_BUSY';
-
-export interface JobError {
-  code: JobErrorCode;
-  message: string;
-  /** TIME_BASED_COOLDOWN: when Google allows the next export (`metadata.timestamp_after_24hrs`), when it said. */
-  retryAt?: string;
-}
-
-export interface Job {
-  id: string;
-  exportId: string;
-  userId: string;
-  resource: string;
-  state: JobState;
-  /** Bumped on every change; a task carries the seq it was made for, and a stale one is dropped. */
-  seq: number;
-  /** The Google archive job being followed now (changes on retry). */
-  archiveJobId?: string;
-  /** Every Google archive job of this job, oldest first. */
-  archiveJobIds: string[];
-  retries: number;
-  checks: number;
-  startTime?: string;
-  endTime?: string;
-  exportTime?: string;
-  /** epoch ms */
-  createdAt: number;
-  updatedAt: number;
-  /** When Google's archive job was started (the first initiate), epoch ms. */
-  waitingSince?: number;
-  /** When Google reported COMPLETE, epoch ms: the 14-day data clock starts here. */
-  readyAt?: number;
-  /**
-   * When the job's next step is due (epoch ms): the scheduled check, or the end of a copy's lease.
-   * Only non-terminal jobs have one; the sweeper re-enqueues jobs that are overdue.
-   */
-  nextCheckAt?: number;
-  finishedAt?: number;
-  archives: StoredArchive[];
-  /**
-   * Held while a step makes a Google call that is not idempotent (initiate, retry): a duplicate
-   * delivery of the same task finds the lease and backs off instead of calling Google again.
-   */
-  lease?: { until: number };
-  /**
-   * The user cancelled while a Google call that starts an archive job was in flight (initiate,
-   * retry), epoch ms: the step that records the new job id cancels it at Google, then ends CANCELLED.
-   */
-  cancelRequested?: number;
-  /** While COPYING: what is already in the bucket, and the resumable session of the archive under way. */
-  copy?: CopyState;
-  bytesCopied: number;
-  error?: JobError;
-  /** A scheduled run's job: its schedule, and whether it asked for what is new (`incremental`) or all (`full`: no time filter). */
-  scheduleId?: string;
-  window?: 'incremental' | 'full';
-}
-
-export interface CopyState {
-  /** Archives already copied and verified, in URL order. */
-  done: StoredArchive[];
-  /** The upload session of archive `archive` (0-based), encrypted: a session URI can write the object. */
-  session?: { archive: number; checkpoint: EncryptedSecret };
-  /** Archive `archive` is being copied as byte ranges, one 'copy-part' task each. */
-  parts?: CopyPartsPlan;
-}
-
-/** A large archive copied in parts: what its composite must match, and the parts already in the bucket. */
-export interface CopyPartsPlan {
-  /** Which archive (0-based, URL order). */
-  archive: number;
-  /** How many parts (`partRanges(size, count)`). */
-  count: number;
-  size: number;
-  crc32c: string;
-  md5?: string;
-  /** Parts (0-based) copied and verified, ascending. */
-  done: number[];
-}
 
 export type JobEvent =
   | { type: 'initiated'; archiveJobId: string }
@@ -112,23 +23,34 @@ export type JobEvent =
   | { type: 'copied'; archives: StoredArchive[] }
   /** The user cancels. `cancelledAtGoogle`: the archive job the caller already cancelled at Google. */
   | { type: 'cancelled'; cancelledAtGoogle?: string }
-  | { type: 'failed'; error: JobError };
+  | { type: 'failed'; error: JobError }
+  /** A step is about to make a Google call that is not idempotent (initiate, retry). */
+  | { type: 'lease-taken'; until: number }
+  /** That call failed without starting anything: the next delivery may call again at once. */
+  | { type: 'lease-released' }
+  /** Copy progress worth resuming from: archives done, the upload session of the one under way. */
+  | { type: 'copy-saved'; copy: CopyState }
+  /** Bytes copied so far, for people watching. */
+  | { type: 'copy-progress'; bytesCopied: number }
+  /** Archive `plan.archive` is copied in parts: one 'copy-part' task per part not done yet. */
+  | { type: 'parts-planned'; done: StoredArchive[]; plan: CopyPartsPlan }
+  /** One part of the plan is in the bucket; the last one hands over to a copy task that composes. */
+  | { type: 'part-copied'; archive: number; count: number; part: number }
+  /** The copy's time slice is over: a fresh task resumes from the saved session. */
+  | { type: 'slice-ended' }
+  /** The sweeper found the step overdue and enqueued it again (`redelivery` names the task anew). */
+  | { type: 'redelivered'; nextCheckAt: number; redelivery: number };
 
-export type JobEffect = { type: 'enqueue'; step: 'initiate' | 'check' | 'copy'; delaySeconds: number };
+export type JobEffect =
+  | { type: 'enqueue'; step: 'initiate' | 'check' | 'copy'; delaySeconds: number; redelivery?: number }
+  | { type: 'enqueue'; step: 'copy-part'; part: number; delaySeconds: 0 };
 
 export interface Transition {
   job: Job;
   effects: JobEffect[];
 }
 
-/** The event does not apply to the job's current state (a stale or duplicate delivery). */
-export class InvalidTransitionError extends Error {
-  constructor(state: JobState, event: JobEvent['type']) {
-    super(`Event ${event} does not apply to a job in state ${state}`);
-    this.name = 'InvalidTransitionError';
-  }
-}
-
+const LIVE: readonly JobState[] = ['INITIATING', 'WAITING', 'COPYING'];
 const ALLOWED: Record<JobEvent['type'], readonly JobState[]> = {
   initiated: ['INITIATING'],
   'still-running': ['WAITING'],
@@ -137,11 +59,39 @@ const ALLOWED: Record<JobEvent['type'], readonly JobState[]> = {
   'archive-cancelled': ['WAITING'],
   copied: ['COPYING'],
   cancelled: ['INITIATING', 'WAITING'],
-  failed: ['INITIATING', 'WAITING', 'COPYING'],
+  failed: LIVE,
+  'lease-taken': ['INITIATING', 'WAITING'],
+  'lease-released': ['INITIATING', 'WAITING'],
+  'copy-saved': ['COPYING'],
+  'copy-progress': ['COPYING'],
+  'parts-planned': ['COPYING'],
+  'part-copied': ['COPYING'],
+  'slice-ended': ['COPYING'],
+  redelivered: LIVE,
 };
 
+/** Whether the event applies to a job in this state (a stale or duplicate delivery's does not). */
 export function canApply(job: Job, event: JobEvent['type']): boolean {
   return ALLOWED[event].includes(job.state);
+}
+
+/** `canApply`, and what the event itself requires of the job at `now`. */
+export function applies(job: Job, event: JobEvent, now: number): boolean {
+  if (!canApply(job, event.type)) return false;
+  switch (event.type) {
+    case 'lease-taken':
+      return !callInFlight(job, now);
+    case 'lease-released':
+      return job.lease !== undefined;
+    case 'part-copied': {
+      const plan = job.copy?.parts;
+      return plan !== undefined && plan.archive === event.archive && plan.count === event.count && !plan.done.includes(event.part);
+    }
+    case 'redelivered':
+      return job.nextCheckAt !== undefined;
+    default:
+      return true;
+  }
 }
 
 export function newJob(input: { id: string; exportId: string; userId: string; resource: string; startTime?: string; endTime?: string }, now: number): Job {
@@ -161,9 +111,10 @@ export function newJob(input: { id: string; exportId: string; userId: string; re
 }
 
 export function transition(job: Job, event: JobEvent, now: number, policy: PollingPolicy): Transition {
-  if (!canApply(job, event.type)) throw new InvalidTransitionError(job.state, event.type);
+  if (!applies(job, event, now)) throw new InvalidTransitionError(job.state, event.type);
   const { lease: _lease, ...rest } = job;
   const base: Job = { ...rest, seq: job.seq + 1, updatedAt: now };
+  const copyLeaseEnds = now + (policy.copyLeaseSeconds ?? DEFAULT_COPY_LEASE_SECONDS) * 1000;
   const check = (j: Job): Transition => {
     const delay = nextCheckDelaySeconds(policy, { checks: j.checks, waitedSeconds: (now - (j.waitingSince ?? now)) / 1000 });
     return { job: { ...j, nextCheckAt: now + delay * 1000 }, effects: [{ type: 'enqueue', step: 'check', delaySeconds: delay }] };
@@ -171,6 +122,7 @@ export function transition(job: Job, event: JobEvent, now: number, policy: Polli
   // A cancel that arrived during the call: check at once, and the check cancels the new job at Google.
   const checkOrCancel = (j: Job): Transition =>
     j.cancelRequested === undefined ? check(j) : { job: { ...j, nextCheckAt: now }, effects: [{ type: 'enqueue', step: 'check', delaySeconds: 0 }] };
+  const same = (j: Job): Transition => ({ job: j, effects: [] });
   switch (event.type) {
     case 'initiated':
       return checkOrCancel({
@@ -192,36 +144,68 @@ export function transition(job: Job, event: JobEvent, now: number, policy: Polli
         checks: 0,
         waitingSince: now,
       });
-    case 'archive-complete': {
+    case 'archive-complete':
       return {
-        job: { ...base, state: 'COPYING', nextCheckAt: now + (policy.copyLeaseSeconds ?? DEFAULT_COPY_LEASE_SECONDS) * 1000, checks: job.checks + 1, readyAt: now, bytesCopied: 0, ...(event.exportTime ? { exportTime: event.exportTime } : {}) },
+        job: { ...base, state: 'COPYING', nextCheckAt: copyLeaseEnds, checks: job.checks + 1, readyAt: now, bytesCopied: 0, ...(event.exportTime ? { exportTime: event.exportTime } : {}) },
         effects: [{ type: 'enqueue', step: 'copy', delaySeconds: 0 }],
       };
-    }
     case 'cancelled':
       return cancelJob(job, event, now);
     case 'archive-cancelled':
-      return { job: ended(job, 'CANCELLED', now), effects: [] };
+      return same(ended(job, 'CANCELLED', now));
     case 'copied':
-      return {
-        job: ended(job, 'SUCCEEDED', now, { archives: event.archives, bytesCopied: event.archives.reduce((n, a) => n + a.size, 0) }),
-        effects: [],
-      };
+      return same(ended(job, 'SUCCEEDED', now, { archives: event.archives, bytesCopied: event.archives.reduce((n, a) => n + a.size, 0) }));
     case 'failed':
-      return { job: failJob(job, event.error, now), effects: [] };
+      return same(ended(job, 'FAILED', now, { error: event.error }));
+    case 'lease-taken':
+      return same({ ...job, lease: { until: event.until } });
+    case 'lease-released':
+      return same(rest);
+    case 'copy-saved':
+      return same({ ...job, copy: event.copy, updatedAt: now });
+    case 'copy-progress':
+      return same({ ...job, bytesCopied: event.bytesCopied });
+    case 'parts-planned':
+      return {
+        job: { ...job, copy: { done: event.done, parts: event.plan }, updatedAt: now, nextCheckAt: copyLeaseEnds },
+        effects: missingParts(event.plan).map((part) => ({ type: 'enqueue', step: 'copy-part', part, delaySeconds: 0 })),
+      };
+    case 'part-copied':
+      return partCopied(job, event.part, now, copyLeaseEnds);
+    case 'slice-ended':
+      return { job: { ...job, seq: job.seq + 1, updatedAt: now, nextCheckAt: copyLeaseEnds }, effects: [{ type: 'enqueue', step: 'copy', delaySeconds: 0 }] };
+    case 'redelivered':
+      return {
+        job: { ...job, nextCheckAt: event.nextCheckAt },
+        effects: [{ type: 'enqueue', step: STEP_OF[job.state], delaySeconds: 0, redelivery: event.redelivery }],
+      };
   }
+}
+
+/** The task that carries a live job's next step. */
+const STEP_OF = { INITIATING: 'initiate', WAITING: 'check', COPYING: 'copy' } as Record<JobState, 'initiate' | 'check' | 'copy'>;
+
+/** Parts (0-based) of a plan not copied yet. */
+export function missingParts(plan: CopyPartsPlan): number[] {
+  return Array.from({ length: plan.count }, (_, i) => i).filter((i) => !plan.done.includes(i));
+}
+
+/** The part joins the plan's `done`; the one that completes the set moves seq on and enqueues the compose. */
+function partCopied(job: Job, part: number, now: number, copyLeaseEnds: number): Transition {
+  const plan = job.copy?.parts as CopyPartsPlan;
+  const archives = job.copy?.done ?? [];
+  const done = [...plan.done, part].sort((a, b) => a - b);
+  const lengths = partRanges(plan.size, plan.count).map(([s, e]) => e - s + 1);
+  const bytesCopied = archives.reduce((n, a) => n + a.size, 0) + done.reduce((n, i) => n + (lengths[i] ?? 0), 0);
+  const next: Job = { ...job, copy: { done: archives, parts: { ...plan, done } }, bytesCopied, updatedAt: now, nextCheckAt: copyLeaseEnds };
+  if (done.length < plan.count) return { job: next, effects: [] };
+  return { job: { ...next, seq: job.seq + 1 }, effects: [{ type: 'enqueue', step: 'copy', delaySeconds: 0 }] };
 }
 
 export const CONSENT_REVOKED: JobError = {
   code: 'CONSENT_REVOKED',
   message: 'The Google authorization was revoked or has expired: the user must consent again',
 };
-
-/** The job ends FAILED with `error` (from any state that has not ended). */
-export function failJob(job: Job, error: JobError, now: number): Job {
-  if (!canApply(job, 'failed')) throw new InvalidTransitionError(job.state, 'failed');
-  return ended(job, 'FAILED', now, { error });
-}
 
 /** A Google call that starts an archive job (initiate, retry) is in flight: the job's lease is live. */
 export const callInFlight = (job: Job, now: number): boolean => job.lease !== undefined && job.lease.until > now;
@@ -238,8 +222,7 @@ function ended(job: Job, state: JobState, now: number, fields: Partial<Job> = {}
  * caller cancelled at Google. Otherwise it is recorded (`cancelRequested`, same seq, so the step
  * in flight still records its job id) and the step that sees it cancels at Google.
  */
-export function cancelJob(job: Job, event: { cancelledAtGoogle?: string }, now: number): Transition {
-  if (!canApply(job, 'cancelled')) throw new InvalidTransitionError(job.state, 'cancelled');
+function cancelJob(job: Job, event: { cancelledAtGoogle?: string }, now: number): Transition {
   const inFlight = callInFlight(job, now);
   const googleJobLeft = job.state === 'WAITING' && job.archiveJobId !== event.cancelledAtGoogle;
   if (!inFlight && !googleJobLeft) return { job: ended(job, 'CANCELLED', now), effects: [] };

@@ -1,5 +1,5 @@
 /** Where an export's archives live in the bucket: `{userId}/{exportId}/{resource}/archive-I-of-N.zip`. */
-import type { Job } from './job';
+import type { Job } from './model';
 
 type JobPlace = Pick<Job, 'userId' | 'exportId' | 'resource'>;
 

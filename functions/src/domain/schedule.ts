@@ -4,7 +4,8 @@
  * window's `startTime`) and when the group is next due. `planRun` decides what one run exports;
  * `settleJob` folds a finished job back into the schedule (cursor, cooldown, lost consent).
  */
-import { isTerminal, type Job } from './job';
+import { isTerminal } from './job';
+import type { Job } from './model';
 import { supportsTimeFilter } from './resource-groups';
 
 export const HOUR_MS = 3_600_000;

@@ -4,12 +4,11 @@
  * `{error: {code, message, field?}}` for anything a client can send; 500 only for our own faults.
  */
 import { z } from 'zod';
-import { RequestError, UnavailableError } from '../domain/errors';
-import { UnauthenticatedError, type IdTokenVerifier } from '../domain/ports';
+import { RequestError, UnauthenticatedError, UnavailableError } from '../domain/errors';
+import type { IdTokenVerifier } from '../domain/ports/caller-identity';
 import { isKnownResourceGroup } from '../domain/resource-groups';
 import { parseRfc3339 } from '../domain/rfc3339';
-import type { Logger } from '../logging';
-import { traceFields } from '../logging';
+import { type Logger, traceFields } from '../logging';
 import type { ExportService } from '../pipeline/export-service';
 import type { ExportDeletion } from '../pipeline/export-housekeeping';
 import type { ScheduleService } from '../pipeline/schedule-service';

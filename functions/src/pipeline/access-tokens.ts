@@ -3,7 +3,10 @@
  * tokens live only in this instance's memory, never in Firestore or logs.
  */
 import { createHash } from 'node:crypto';
-import { ConsentRevokedError, type ExportStore, type OAuthTokenClient, type SecretCipher } from '../domain/ports';
+import { ConsentRevokedError } from '../domain/errors';
+import type { ExportStore } from '../domain/ports/export-store';
+import type { OAuthTokenClient } from '../domain/ports/google-oauth';
+import type { SecretCipher } from '../domain/ports/secret-cipher';
 
 const EARLY_REFRESH_MS = 120_000;
 

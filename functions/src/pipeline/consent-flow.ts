@@ -8,7 +8,7 @@
 import { consentUrl, MAX_AUTHORIZATION_URL_LENGTH, pkceChallenge, randomToken, stateKey } from '../domain/consent-url';
 import type { ConsentStateRefusal, ConsentStateStore } from '../domain/consent-state';
 import { RequestError } from '../domain/errors';
-import type { SecretCipher } from '../domain/ports';
+import type { SecretCipher } from '../domain/ports/secret-cipher';
 
 export interface ConsentFlowOptions {
   store: ConsentStateStore;

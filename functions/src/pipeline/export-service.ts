@@ -6,24 +6,21 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { ExportLimits } from '../domain/admission';
 import { classifyApiError } from '../domain/api-error-classification';
-import { conflict, invalid, isTransientError, notFound, RequestError, UnavailableError } from '../domain/errors';
+import { AuthorizationCodeError, conflict, ConsentRevokedError, invalid, isTransientError, notFound, RequestError, UnavailableError } from '../domain/errors';
 import { exportWindowProblem } from '../domain/export-window';
-import type { ExportState } from '../domain/export-state';
-import { attemptsOf, callInFlight, canApply, cancelJob, CONSENT_REVOKED, failJob, isTerminal, newJob, type Job, type JobEffect } from '../domain/job';
-import {
-  AuthorizationCodeError,
-  ConsentRevokedError,
-  type ArchiveCopier,
-  type ExportRecord,
-  type ExportStore,
-  type OAuthTokenClient,
-  type PortabilityApi,
-  type SecretCipher,
-  type TaskQueue,
-} from '../domain/ports';
+import type { ExportRecord, ExportState, Job } from '../domain/model';
+import { attemptsOf, callInFlight, CONSENT_REVOKED, newJob } from '../domain/job';
+import type { ArchiveCopier } from '../domain/ports/archive-copier';
+import type { ExportStore } from '../domain/ports/export-store';
+import type { OAuthTokenClient } from '../domain/ports/google-oauth';
+import type { PortabilityApi } from '../domain/ports/portability-api';
+import type { SecretCipher } from '../domain/ports/secret-cipher';
+import type { TaskQueue } from '../domain/ports/task-queues';
 import { jobObjectPrefix } from '../domain/object-names';
 import { groupsInScopes } from '../domain/resource-groups';
+import type { PollingPolicy } from '../domain/polling-policy';
 import type { Logger } from '../logging';
+import { JobTransitions } from './job-transitions';
 import { quotaUserOf, type AccessTokens } from './access-tokens';
 import type { ConsentFlow, StartedConsent } from './consent-flow';
 
@@ -77,7 +74,11 @@ export interface ExportServiceDeps {
   limits?: ExportLimits;
   /** Made on first use: a reset removes what unfinished copies wrote. */
   copier?: () => Promise<Pick<ArchiveCopier, 'deletePrefix'>>;
+  /** When the checks of a job whose cancel finds its Google job still to stop are due. */
+  policy: PollingPolicy;
   now?: () => number;
+  /** Told after a job ended (a cancelled or revoked scheduled job folds into its schedule). */
+  onJobFinished?: (job: Job) => Promise<void>;
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -117,9 +118,12 @@ export function toExportView(record: ExportRecord, jobs: Job[]): ExportView {
 
 export class ExportService {
   private readonly now: () => number;
+  private readonly jobs: JobTransitions;
 
   constructor(private readonly deps: ExportServiceDeps) {
     this.now = deps.now ?? Date.now;
+    const { store, queue, policy, logger, onJobFinished } = deps;
+    this.jobs = new JobTransitions({ store, queue, policy, logger, now: this.now, ...(onJobFinished ? { onJobFinished } : {}) });
   }
 
   /** Google's consent URL for these groups, bound to this user by a single-use state and PKCE. */
@@ -236,7 +240,7 @@ export class ExportService {
    * Cancels the export's jobs that have not reached their archive yet (INITIATING, and WAITING
    * through archiveJobs.cancel). A job already copying finishes: its archive exists. A job whose
    * initiate or retry is in flight is marked, and its step cancels the new Google job
-   * (domain/job.ts cancelJob).
+   * (domain/job.ts, the `cancelled` event).
    */
   async cancelExport(userId: string, exportId: string): Promise<ExportView> {
     const record = await this.ownExport(userId, exportId);
@@ -260,14 +264,7 @@ export class ExportService {
         }
         cancelledAtGoogle = job.archiveJobId;
       }
-      let effects: JobEffect[] = [];
-      const updated = await this.deps.store.updateJob(job.id, (current) => {
-        if (!canApply(current, 'cancelled')) return undefined;
-        const t = cancelJob(current, cancelledAtGoogle ? { cancelledAtGoogle } : {}, this.now());
-        effects = t.effects;
-        return t.job;
-      });
-      for (const e of updated ? effects : []) await this.deps.queue.enqueue({ step: e.step, jobId: job.id, seq: updated!.after.seq, delaySeconds: e.delaySeconds });
+      await this.jobs.apply(job.id, { type: 'cancelled', ...(cancelledAtGoogle ? { cancelledAtGoogle } : {}) });
     }
     this.deps.logger.info({ userId, exportId }, 'export cancellation requested');
     return this.getExport(userId, exportId);
@@ -303,10 +300,8 @@ export class ExportService {
   private async endLiveJobs(userId: string): Promise<number> {
     let ended = 0;
     for (const live of await this.deps.store.liveJobsOfUser(userId)) {
-      const updated = await this.deps.store.updateJob(live.id, (current) =>
-        isTerminal(current.state) ? undefined : failJob(current, CONSENT_REVOKED, this.now()),
-      );
-      if (!updated) continue;
+      const updated = await this.jobs.apply(live.id, { type: 'failed', error: CONSENT_REVOKED });
+      if (!updated.applied) continue;
       ended++;
       if (updated.before.state === 'COPYING' && this.deps.copier) await (await this.deps.copier()).deletePrefix(jobObjectPrefix(live));
     }

@@ -7,8 +7,11 @@
  */
 import { createHash } from 'node:crypto';
 import { conflict, invalid, notFound } from '../domain/errors';
-import { isTerminal, newJob, type Job } from '../domain/job';
-import type { ExportRecord, ExportStore, ScheduleRunQueue, ScheduleRunTask, ScheduleStore, TaskQueue } from '../domain/ports';
+import { isTerminal, newJob } from '../domain/job';
+import type { ExportRecord, Job } from '../domain/model';
+import type { ExportStore } from '../domain/ports/export-store';
+import type { ScheduleRunQueue, ScheduleRunTask, TaskQueue } from '../domain/ports/task-queues';
+import type { ScheduleStore } from '../domain/ports/schedule-store';
 import {
   MIN_EVERY_HOURS,
   newSchedule,

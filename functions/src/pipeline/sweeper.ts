@@ -3,11 +3,12 @@
  * enqueues that step again. Runs on a Cloud Scheduler tick; reads through the nextCheckAt index,
  * never scanning every job. Redelivery is safe: every step is idempotent and checks the job's seq.
  */
-import type { JobState } from '../domain/job';
-import type { ExportStore, TaskQueue, TaskStep } from '../domain/ports';
+import type { PollingPolicy } from '../domain/polling-policy';
+import type { ExportStore } from '../domain/ports/export-store';
+import type { TaskQueue } from '../domain/ports/task-queues';
 import type { Logger } from '../logging';
+import { JobTransitions } from './job-transitions';
 
-const STEP_OF: Partial<Record<JobState, TaskStep>> = { INITIATING: 'initiate', WAITING: 'check', COPYING: 'copy' };
 const BATCH = 500;
 
 export interface SweepResult {
@@ -15,27 +16,38 @@ export interface SweepResult {
   requeued: number;
 }
 
+export interface SweeperDeps {
+  store: ExportStore;
+  queue: TaskQueue;
+  policy: PollingPolicy;
+  graceSeconds: number;
+  logger: Logger;
+  now?: () => number;
+}
+
 export class Sweeper {
-  constructor(
-    private readonly deps: { store: ExportStore; queue: TaskQueue; graceSeconds: number; logger: Logger; now?: () => number },
-  ) {}
+  private readonly now: () => number;
+  private readonly jobs: JobTransitions;
+
+  constructor(private readonly deps: SweeperDeps) {
+    this.now = deps.now ?? Date.now;
+    this.jobs = new JobTransitions({ ...deps, now: this.now });
+  }
 
   async sweep(): Promise<SweepResult> {
-    const now = (this.deps.now ?? Date.now)();
+    const now = this.now();
     const graceMs = this.deps.graceSeconds * 1000;
     const overdue = await this.deps.store.listOverdueJobs(now - graceMs, BATCH);
     // One redelivery name per grace window: two sweeps in the same window enqueue one task.
-    const window = Math.floor(now / graceMs);
+    const redelivery = Math.floor(now / graceMs);
     let requeued = 0;
     for (const job of overdue) {
-      const step = STEP_OF[job.state];
-      if (!step) continue;
-      if (!(await this.deps.store.postponeJob(job.id, job.seq, now + graceMs))) continue;
-      await this.deps.queue.enqueue({ step, jobId: job.id, seq: job.seq, delaySeconds: 0, redelivery: window });
+      // Pushed a grace period on, so the next sweep leaves it to this redelivery.
+      const done = await this.jobs.apply(job.id, { type: 'redelivered', nextCheckAt: now + graceMs, redelivery }, { seq: job.seq });
+      if (!done.applied) continue;
       requeued++;
-      this.deps.logger.warn({ jobId: job.id, state: job.state, step, overdueSeconds: Math.round((now - (job.nextCheckAt ?? now)) / 1000) }, 'overdue job re-enqueued');
+      this.deps.logger.warn({ jobId: job.id, state: job.state, overdueSeconds: Math.round((now - (job.nextCheckAt ?? now)) / 1000) }, 'overdue job re-enqueued');
     }
     return { overdue: overdue.length, requeued };
   }
 }
-

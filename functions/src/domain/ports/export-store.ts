@@ -1,0 +1,45 @@
+/** The seam to where exports, their jobs and users' grants are kept (Firestore). */
+import type { ExportAdmission } from '../admission';
+import type { ExportRecord, Grant, GrantState, Job } from '../model';
+
+export interface JobUpdate {
+  before: Job;
+  after: Job;
+}
+
+export interface ExportStore {
+  getGrant(userId: string): Promise<Grant | undefined>;
+  putGrant(grant: Grant): Promise<void>;
+  /** Compare-and-set on the grant's state; returns false when it was not `expected`. */
+  setGrantState(userId: string, expected: GrantState, next: GrantState): Promise<boolean>;
+  deleteGrant(userId: string): Promise<void>;
+
+  /**
+   * Creates the export and its jobs in one transaction. With an idempotency key, a second call
+   * with the same (user, key) returns the first export instead (`created: false`), unlimited.
+   * With `admission`, the same transaction admits it against the user's ledger
+   * (domain/admission.ts: limits, one export per resource group) or throws its RequestError.
+   */
+  createExport(
+    record: ExportRecord,
+    jobs: Job[],
+    idempotency?: { userId: string; key: string },
+    admission?: ExportAdmission,
+  ): Promise<{ record: ExportRecord; jobs: Job[]; created: boolean }>;
+  getExport(exportId: string): Promise<ExportRecord | undefined>;
+  listExports(userId: string, page: { limit: number; pageToken?: string }): Promise<{ exports: ExportRecord[]; nextPageToken?: string }>;
+  listJobs(exportId: string): Promise<Job[]>;
+  getJob(jobId: string): Promise<Job | undefined>;
+  /** The jobs whose archiveJobIds hold this Google archive job (at most a few). */
+  jobsFollowing(archiveJobId: string): Promise<Job[]>;
+  /**
+   * A compare-and-set on one job, in a transaction: `decide` sees the current job and returns the
+   * next one, or undefined to change nothing (a stale or duplicate step). When the job reaches a
+   * terminal state, its export's state is derived again in the same transaction.
+   */
+  updateJob(jobId: string, decide: (job: Job) => Job | undefined): Promise<JobUpdate | undefined>;
+  /** The user's jobs that have not ended (from the admission ledger: every live job holds its group). */
+  liveJobsOfUser(userId: string): Promise<Job[]>;
+  /** Non-terminal jobs whose next step was due at or before `dueBefore`, oldest first (an indexed query). */
+  listOverdueJobs(dueBefore: number, limit: number): Promise<Job[]>;
+}
