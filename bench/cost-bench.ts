@@ -4,7 +4,6 @@
  * Firestore client, per request), Cloud Tasks operations and Data Portability API calls; priced for
  * 1,000 and 1,000,000 exports at list prices.
  */
-import { FirestoreExportStore } from '../functions/src/adapters/firestore-export-store';
 import { countingFirestore } from './firestore-op-counter';
 import { startFirestoreEmulator } from '../local-stack/firestore-emulator';
 import { startLocalStack } from '../local-stack/local-stack';
@@ -46,7 +45,7 @@ export async function measureExportCost(log: Log): Promise<ExportCost> {
     pollMaxSeconds: 2,
     taskTimeScale: 0.5,
     logLevel: 'silent',
-    overrides: { store: new FirestoreExportStore(db) },
+    overrides: { firestore: db },
   });
   try {
     const user = await authorizedUser(stack, 'cost-user', ['myactivity.search']);

@@ -1,39 +1,27 @@
 /**
- * The one place where configuration becomes objects. Clients are created lazily, once per
- * instance, and only by the functions that need them (cold starts stay short). Tests and the
- * local stack pass overrides for whatever they want to control.
+ * The one place where configuration becomes objects: a list of plain constructions. Adapters are
+ * made lazily, once per instance, and only by the functions that need them (cold starts stay
+ * short): a service gets `() => Promise<Port>` for an adapter it may not need on every request,
+ * and the adapter itself for one it always uses. Tests and the local stack pass overrides for the
+ * little they control here (the clock, the logger, the copier); finer control builds the services
+ * directly.
  */
+import type { Firestore } from '@google-cloud/firestore';
 import type { Config } from './config';
 import type { Job } from './domain/model';
 import type { ArchiveCopier } from './domain/ports/archive-copier';
-import type { ExportStore } from './domain/ports/export-store';
-import type { IdTokenVerifier } from './domain/ports/caller-identity';
-import type { OAuthTokenClient } from './domain/ports/google-oauth';
-import type { PortabilityApi } from './domain/ports/portability-api';
-import type { ScheduleRunQueue, TaskQueue, TaskStep } from './domain/ports/task-queues';
-import type { ScheduleStore } from './domain/ports/schedule-store';
-import type { SecretCipher } from './domain/ports/secret-cipher';
-import { createLogger, type Logger } from './logging';
+import type { TaskStep } from './domain/ports/task-queues';
 import type { HttpRequest, HttpResponse } from './http/http-types';
-import type { TaskCallerVerifier } from './http/task-handler';
-import { isHousekeepingStore, type HousekeepingStore } from './domain/housekeeping-store';
-import type { ConsentStateStore } from './domain/consent-state';
+import { createLogger, type Logger } from './logging';
+import type { TaskCallerVerifier } from './adapters/task-caller-verifier';
 
 export interface Overrides {
   logger?: Logger;
-  store?: ExportStore;
-  api?: PortabilityApi;
-  oauth?: OAuthTokenClient;
-  verifier?: IdTokenVerifier;
-  queue?: TaskQueue;
-  copier?: ArchiveCopier;
-  cipher?: SecretCipher;
-  taskVerifier?: TaskCallerVerifier;
-  schedules?: ScheduleStore;
-  consentStates?: ConsentStateStore;
-  /** Where scheduled runs are enqueued (default: the Cloud Tasks queue, unless `queue` is overridden and is one). */
-  runQueue?: ScheduleRunQueue;
   now?: () => number;
+  /** Made on first use, like the default one (the chaos run hands in a copier that injects faults). */
+  copier?: () => Promise<ArchiveCopier>;
+  /** The Firestore client every store uses (the cost benchmark counts the operations on its wire). */
+  firestore?: Firestore;
 }
 
 export type Handler = (req: HttpRequest, res: HttpResponse) => Promise<void>;
@@ -67,63 +55,37 @@ function lazy<T>(make: () => Promise<T>): () => Promise<T> {
   };
 }
 
-/**
- * An object standing in for an adapter that is created on its first method call, so a handler can
- * be built without loading clients it may never use. Every port method is async, so the wait for
- * the adapter hides inside the promise each call returns anyway.
- */
-function deferred<T extends object>(get: () => Promise<T>): T {
-  return new Proxy({} as T, {
-    get(_target, prop) {
-      // Not a thenable: awaiting the stand-in must not call through to the adapter.
-      if (prop === 'then') return undefined;
-      return (...args: unknown[]) =>
-        get().then((target) => {
-          const method = (target as Record<PropertyKey, unknown>)[prop];
-          if (typeof method !== 'function') throw new TypeError(`${String(prop)} is not a method of the deferred adapter`);
-          return (method as (...a: unknown[]) => unknown).apply(target, args);
-        });
-    },
-  });
-}
-
 export function createComposition(config: Config, overrides: Overrides = {}): Composition {
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
   const now = overrides.now ?? Date.now;
 
-  // Adapters are imported on first use: each function's cold start loads only the clients it needs.
+  // Adapters, imported on first use: each function's cold start loads only the clients it needs.
   const firestore = lazy(async () => {
+    if (overrides.firestore) return overrides.firestore;
     const { createFirestore } = await import('./adapters/firestore-client');
     return createFirestore({ projectId: config.projectId, ...(config.firestoreEmulatorHost ? { emulatorHost: config.firestoreEmulatorHost } : {}) });
   });
-  const store = lazy<ExportStore>(async () => {
-    if (overrides.store) return overrides.store;
+  const store = lazy(async () => {
     const { FirestoreExportStore } = await import('./adapters/firestore-export-store');
     return new FirestoreExportStore(await firestore());
   });
-  const scheduleStore = lazy<ScheduleStore>(async () => {
-    if (overrides.schedules) return overrides.schedules;
+  const scheduleStore = lazy(async () => {
     const { FirestoreScheduleStore } = await import('./adapters/firestore-schedule-store');
     return new FirestoreScheduleStore(await firestore());
   });
-  const consentStates = lazy<ConsentStateStore>(async () => {
-    if (overrides.consentStates) return overrides.consentStates;
+  const consentStates = lazy(async () => {
     const { FirestoreConsentStateStore } = await import('./adapters/firestore-consent-state-store');
     return new FirestoreConsentStateStore(await firestore());
   });
-  const api = lazy<PortabilityApi>(async () => {
-    if (overrides.api) return overrides.api;
-    const { PortabilityApiClient } = await import('./adapters/portability-api-client');
-    const { RetryingPortabilityApi } = await import('./adapters/retrying-portability-api');
+  const api = lazy(async () => {
+    const [{ PortabilityApiClient }, { RetryingPortabilityApi }] = await Promise.all([import('./adapters/portability-api-client'), import('./adapters/retrying-portability-api')]);
     return new RetryingPortabilityApi(new PortabilityApiClient({ apiRoot: config.apiRoot }));
   });
-  const oauth = lazy<OAuthTokenClient>(async () => {
-    if (overrides.oauth) return overrides.oauth;
+  const oauth = lazy(async () => {
     const { GoogleOAuthTokenClient } = await import('./adapters/google-oauth-token-client');
     return new GoogleOAuthTokenClient({ ...config.oauth, now });
   });
-  const cipher = lazy<SecretCipher>(async () => {
-    if (overrides.cipher) return overrides.cipher;
+  const cipher = lazy(async () => {
     const { LocalKeySecretCipher } = await import('./adapters/local-key-secret-cipher');
     const local = config.tokenEncryptionKey ? new LocalKeySecretCipher(config.tokenEncryptionKey) : undefined;
     if (config.kmsKeyName) {
@@ -134,8 +96,8 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
     if (!local) throw new Error('KMS_KEY_NAME or TOKEN_ENCRYPTION_KEY is required to store OAuth tokens');
     return local;
   });
-  const queue = lazy<TaskQueue>(async () => {
-    if (overrides.queue) return overrides.queue;
+  // The pipeline's steps and the scheduled runs go through one Cloud Tasks client.
+  const queue = lazy(async () => {
     const { CloudTasksQueue, createCloudTasksClient } = await import('./adapters/cloud-tasks-queue');
     return new CloudTasksQueue({
       client: createCloudTasksClient(config.tasks.emulatorHost),
@@ -150,16 +112,8 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       now,
     });
   });
-  const runQueue = lazy<ScheduleRunQueue>(async () => {
-    if (overrides.runQueue) return overrides.runQueue;
-    const q = await queue();
-    if ('enqueueScheduleRun' in q) return q as TaskQueue & ScheduleRunQueue;
-    throw new Error('Override runQueue too when the task queue is overridden by one that cannot enqueue scheduled runs');
-  });
-  const copier = lazy<ArchiveCopier>(async () => {
-    if (overrides.copier) return overrides.copier;
-    const { Storage } = await import('@google-cloud/storage');
-    const { CloudStorageArchiveCopier } = await import('./adapters/archive-copier');
+  const copier = overrides.copier ?? lazy(async () => {
+    const [{ Storage }, { CloudStorageArchiveCopier }] = await Promise.all([import('@google-cloud/storage'), import('./adapters/archive-copier')]);
     const storage = config.storageApiEndpoint ? new Storage({ apiEndpoint: config.storageApiEndpoint, projectId: config.projectId }) : new Storage();
     return new CloudStorageArchiveCopier({
       storage,
@@ -170,65 +124,9 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       stallTimeoutMs: config.archive.stallSeconds * 1000,
     });
   });
-  const verifier = lazy<IdTokenVerifier>(async () => {
-    if (overrides.verifier) return overrides.verifier;
+  const verifier = lazy(async () => {
     const { JwksIdTokenVerifier } = await import('./adapters/id-token-verifier');
     return new JwksIdTokenVerifier(config.auth);
-  });
-
-  // Handlers and services are imported on first use too: a function loads only its own.
-  const tokens = lazy(async () => {
-    const { AccessTokens } = await import('./pipeline/access-tokens');
-    return new AccessTokens(await store(), deferred(cipher), deferred(oauth), now);
-  });
-  // Only a scheduled job loads the schedule side.
-  const onJobFinished = async (job: Job): Promise<void> => {
-    if (job.scheduleId) await (await schedules()).jobFinished(job);
-  };
-  const runner = lazy(async () => {
-    const { JobRunner } = await import('./pipeline/job-runner');
-    return new JobRunner({
-      store: await store(),
-      api: deferred(api),
-      tokens: await tokens(),
-      queue: deferred(queue),
-      copier: deferred(copier),
-      policy: config.polling,
-      maxArchiveRetries: config.maxArchiveRetries,
-      cipher: deferred(cipher),
-      copySliceSeconds: config.copy.sliceSeconds,
-      copyChunkBytes: config.copy.chunkBytes,
-      // The deferred copier answers every method; an overriding copier must really have the ranged ones.
-      ...(!overrides.copier || (typeof overrides.copier.copyPart === 'function' && typeof overrides.copier.composeParts === 'function')
-        ? { parallelCopy: { minBytes: config.copy.parallelMinBytes, parts: config.copy.parallelParts } }
-        : {}),
-      logger,
-      now,
-      onJobFinished,
-    });
-  });
-  const service = lazy(async () => {
-    const [{ ExportService }, { ConsentFlow }] = await Promise.all([import('./pipeline/export-service'), import('./pipeline/consent-flow')]);
-    const consent = new ConsentFlow({ store: deferred(consentStates), cipher: deferred(cipher), clientId: config.oauth.clientId, ...config.consent, now });
-    return new ExportService({
-      consent,
-      store: await store(),
-      api: deferred(api),
-      oauth: deferred(oauth),
-      tokens: await tokens(),
-      cipher: deferred(cipher),
-      queue: deferred(queue),
-      logger,
-      limits: config.limits,
-      copier,
-      policy: config.polling,
-      now,
-      onJobFinished,
-    });
-  });
-  const schedules = lazy(async () => {
-    const { ScheduleService } = await import('./pipeline/schedule-service');
-    return new ScheduleService({ schedules: await scheduleStore(), store: await store(), queue: deferred(queue), runQueue: deferred(runQueue), logger, now });
   });
   // One verifier per audience (function URL), shared by its handler and the warm-up.
   const taskVerifiers = new Map<string, () => Promise<TaskCallerVerifier>>();
@@ -236,8 +134,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
     let make = taskVerifiers.get(audience);
     if (!make) {
       make = lazy(async () => {
-        if (overrides.taskVerifier) return overrides.taskVerifier;
-        const { TaskCallerVerifier } = await import('./http/task-handler');
+        const { TaskCallerVerifier } = await import('./adapters/task-caller-verifier');
         return new TaskCallerVerifier({ issuer: config.tasks.oidcIssuer, jwksUrl: config.tasks.oidcJwksUrl, audience, serviceAccountEmail: config.tasks.serviceAccount });
       });
       taskVerifiers.set(audience, make);
@@ -245,15 +142,50 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
     return make();
   };
 
-  const housekeeping = lazy(async () => {
-    const s = await store();
-    if (!isHousekeepingStore(s)) throw new Error('The export store cannot count or delete exports (HousekeepingStore)');
-    return s as ExportStore & HousekeepingStore;
+  // Use cases, imported on first use too: a function loads only its own.
+  const tokens = lazy(async () => {
+    const { AccessTokens } = await import('./pipeline/access-tokens');
+    return new AccessTokens(await store(), cipher, oauth, now);
   });
+  const schedules = lazy(async () => {
+    const { ScheduleService } = await import('./pipeline/schedule-service');
+    return new ScheduleService({ schedules: await scheduleStore(), store: await store(), queue, runQueue: queue, logger, now });
+  });
+  // Only a scheduled job loads the schedule side.
+  const onJobFinished = async (job: Job): Promise<void> => {
+    if (job.scheduleId) await (await schedules()).jobFinished(job);
+  };
+  // The task functions always call Google, enqueue and decrypt: those adapters are made with the runner.
+  const runner = lazy(async () => {
+    const { JobRunner } = await import('./pipeline/job-runner');
+    const [s, a, q, c, t] = await Promise.all([store(), api(), queue(), cipher(), tokens()]);
+    return new JobRunner({
+      store: s,
+      api: a,
+      tokens: t,
+      queue: q,
+      copier,
+      policy: config.polling,
+      maxArchiveRetries: config.maxArchiveRetries,
+      cipher: c,
+      copySliceSeconds: config.copy.sliceSeconds,
+      copyChunkBytes: config.copy.chunkBytes,
+      parallelCopy: { minBytes: config.copy.parallelMinBytes, parts: config.copy.parallelParts },
+      logger,
+      now,
+      onJobFinished,
+    });
+  });
+  const service = lazy(async () => {
+    const [{ ExportService }, { ConsentFlow }] = await Promise.all([import('./pipeline/export-service'), import('./pipeline/consent-flow')]);
+    const consent = new ConsentFlow({ store: await consentStates(), cipher, clientId: config.oauth.clientId, ...config.consent, now });
+    return new ExportService({ consent, store: await store(), api, oauth, tokens: await tokens(), cipher, queue, logger, limits: config.limits, copier, policy: config.polling, now, onJobFinished });
+  });
+
+  // Handlers.
   const apiHandler = lazy(async () => {
     const [{ createApiHandler }, { ExportDeletion }] = await Promise.all([import('./http/api-handler'), import('./pipeline/export-housekeeping')]);
     const svc = await service();
-    const records = await housekeeping();
     return createApiHandler({
       service: svc,
       schedules: await schedules(),
@@ -261,7 +193,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       corsOrigins: config.corsOrigins,
       projectId: config.projectId,
       logger,
-      deletion: new ExportDeletion({ store: records, copier, cancel: (u, e) => svc.cancelExport(u, e), logger }),
+      deletion: new ExportDeletion({ store: await store(), copier, cancel: (u, e) => svc.cancelExport(u, e), logger }),
     });
   });
   /** A Cloud Tasks function: its own URL is the token audience; it runs only its steps. */
@@ -273,9 +205,9 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   const checkHandler = taskHandler(config.tasks.checkUrl, ['initiate', 'check']);
   const copyHandler = taskHandler(config.tasks.copyUrl, ['copy', 'copy-part']);
   const sweepHandler = lazy(async () => {
-    const [{ createSweepHandler }, { Sweeper }] = await Promise.all([import('./http/task-handler'), import('./pipeline/sweeper')]);
+    const [{ createSweepHandler }, { Sweeper }] = await Promise.all([import('./http/sweep-handler'), import('./pipeline/sweeper')]);
     return createSweepHandler({
-      sweeper: new Sweeper({ store: await store(), queue: deferred(queue), policy: config.polling, graceSeconds: config.tasks.sweepGraceSeconds, logger, now }),
+      sweeper: new Sweeper({ store: await store(), queue: await queue(), policy: config.polling, graceSeconds: config.tasks.sweepGraceSeconds, logger, now }),
       verifier: await taskVerifier(config.tasks.sweepUrl),
       logger,
     });
@@ -314,7 +246,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       // the first request makes the same lazy objects again.
       await Promise.all([
         keysOf[entry]().then((k) => k.warm?.()),
-        overrides.store ? undefined : Promise.all([firestore(), import('./adapters/firestore-client')]).then(([db, { warmFirestore }]) => warmFirestore(db)),
+        Promise.all([firestore(), import('./adapters/firestore-client')]).then(([db, { warmFirestore }]) => warmFirestore(db)),
         handlers[entry](),
       ]);
     },

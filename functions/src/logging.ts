@@ -175,16 +175,6 @@ export function createLogger(opts: { level?: string; destination?: Pick<Writable
   return make({});
 }
 
-/** A URL safe to log: scheme, host and path only. */
-export function safeUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname}`;
-  } catch {
-    return '[unparseable url]';
-  }
-}
-
 /** Cloud Logging's trace field from an `X-Cloud-Trace-Context` header. */
 export function traceFields(projectId: string, header: string | undefined): Record<string, string> {
   const traceId = header?.split('/')[0];

@@ -283,13 +283,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   // ---------- the stack ----------
   // The functions get a copier that forwards to the faulty one, which needs the stack's endpoints first.
   let chaosCopier: ArchiveCopier | undefined;
-  const lateCopier = new Proxy({} as ArchiveCopier, {
-    get: (_t, prop) => {
-      if (!chaosCopier) throw new Error('the chaos copier is not ready');
-      const v = Reflect.get(chaosCopier, prop) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(chaosCopier) : v;
-    },
-  });
+  const lateCopier = async (): Promise<ArchiveCopier> => {
+    if (!chaosCopier) throw new Error('the chaos copier is not ready');
+    return chaosCopier;
+  };
   const stack: LocalStack = await startLocalStack({
     ...(opts.firestoreEmulatorHost ? { firestoreEmulatorHost: opts.firestoreEmulatorHost } : {}),
     projectId,

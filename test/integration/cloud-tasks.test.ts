@@ -9,7 +9,8 @@ import { createLocalJWKSet, jwtVerify } from 'jose';
 import type { CloudTasksClient } from '@google-cloud/tasks';
 import { createLocalOidcIssuer, type LocalOidcIssuer } from '../../local-stack/local-oidc-issuer';
 import { startCloudTasksServer, type CloudTasksServer } from '../../local-stack/cloud-tasks-server';
-import { CloudTasksQueue, createCloudTasksClient, parseTaskHeaders, taskIdFor } from '../../functions/src/adapters/cloud-tasks-queue';
+import { CloudTasksQueue, createCloudTasksClient, taskIdFor } from '../../functions/src/adapters/cloud-tasks-queue';
+import { parseTaskHeaders } from '../support/task-headers';
 
 const PROJECT = 'demo-cloud-tasks';
 const LOCATION = 'europe-west1';

@@ -37,13 +37,13 @@ const api: PortabilityApi = {
 type CopyCall = { objectName: string; resume?: CopyResumeOptions };
 
 function runner(copier: ArchiveCopier, queued: PipelineTask[], opts: { now?: () => number; sliceSeconds?: number } = {}): JobRunner {
-  const tokens = new AccessTokens(store, cipher, { exchangeCode: async () => { throw new Error('unused'); }, refresh: async () => ({ accessToken: 'ya29.test', expiresAt: Date.now() + 3_600_000 }) });
+  const tokens = new AccessTokens(store, async () => cipher, async () => ({ exchangeCode: async () => { throw new Error('unused'); }, refresh: async () => ({ accessToken: 'ya29.test', expiresAt: Date.now() + 3_600_000 }) }));
   return new JobRunner({
     store,
     api,
     tokens,
     queue: { enqueue: async (t) => void queued.push(t) },
-    copier,
+    copier: async () => copier,
     policy: { initialSeconds: 300, maxSeconds: 3600 },
     maxArchiveRetries: 3,
     cipher,

@@ -23,7 +23,7 @@ import type { Job } from '../../functions/src/domain/model';
 import type { PipelineTask } from '../../functions/src/domain/ports/task-queues';
 import type { PortabilityApi } from '../../functions/src/domain/ports/portability-api';
 import type { HttpRequest, HttpResponse } from '../../functions/src/http/http-types';
-import { createTaskHandler, type TaskCallerVerifier } from '../../functions/src/http/task-handler';
+import { createTaskHandler } from '../../functions/src/http/task-handler';
 import { createLogger } from '../../functions/src/logging';
 import { AccessTokens } from '../../functions/src/pipeline/access-tokens';
 import { JobRunner } from '../../functions/src/pipeline/job-runner';
@@ -62,13 +62,13 @@ const api: PortabilityApi = {
 
 /** `parallel: null` leaves copying in parts unconfigured. */
 function runner(queued: PipelineTask[], parallel: { minBytes: number; parts: number } | null = { minBytes: MiB, parts: 4 }): JobRunner {
-  const tokens = new AccessTokens(store, cipher, { exchangeCode: async () => { throw new Error('unused'); }, refresh: async () => ({ accessToken: 'ya29.test', expiresAt: Date.now() + 3_600_000 }) });
+  const tokens = new AccessTokens(store, async () => cipher, async () => ({ exchangeCode: async () => { throw new Error('unused'); }, refresh: async () => ({ accessToken: 'ya29.test', expiresAt: Date.now() + 3_600_000 }) }));
   return new JobRunner({
     store,
     api,
     tokens,
     queue: { enqueue: async (t) => void queued.push(t) },
-    copier: new CloudStorageArchiveCopier({ storage, bucket: BUCKET, allowedHosts: [source.host], allowHttp: true }),
+    copier: async () => new CloudStorageArchiveCopier({ storage, bucket: BUCKET, allowedHosts: [source.host], allowHttp: true }),
     policy: { initialSeconds: 300, maxSeconds: 3600, copyLeaseSeconds: 600 },
     maxArchiveRetries: 3,
     cipher,
@@ -305,7 +305,7 @@ describe('part tasks on the wire', () => {
     const fakeRunner = { run: async (t: PipelineTask) => (seen.push(t), { kind: 'done', detail: 'ok' }), failById: async () => undefined } as unknown as JobRunner;
     const handle = createTaskHandler({
       runner: fakeRunner,
-      verifier: { check: async () => undefined } as unknown as TaskCallerVerifier,
+      verifier: { check: async () => undefined },
       steps: ['copy', 'copy-part'],
       retryBudget: 5,
       projectId: 'demo-job-runner-parts',

@@ -87,24 +87,24 @@ beforeAll(async () => {
   const oauth = new GoogleOAuthTokenClient({ clientId: 'cid', clientSecret: 'secret', tokenUrl: oauthSim.tokenUrl, now: clock });
   const api = new PortabilityApiClient({ apiRoot: sim.apiRoot });
   queue = new ManualQueue(clock);
-  tokens = new AccessTokens(store, cipher, oauth, clock);
+  tokens = new AccessTokens(store, async () => cipher, async () => oauth, clock);
   const consent = new ConsentFlow({
     store: new FirestoreConsentStateStore(db),
-    cipher,
+    cipher: async () => cipher,
     authUrl: oauthSim.authUrl,
     clientId: 'cid',
     redirectUris: [REDIRECT],
     stateTtlSeconds: 600,
     now: clock,
   });
-  exportsSvc = new ExportService({ consent, store, api, oauth, tokens, cipher, queue, logger, policy: { initialSeconds: 300, maxSeconds: 3600 }, now: clock });
-  schedules = new ScheduleService({ schedules: scheduleStore, store, queue, runQueue: queue, logger, now: clock });
+  exportsSvc = new ExportService({ consent, store, api: async () => api, oauth: async () => oauth, tokens, cipher: async () => cipher, queue: async () => queue, logger, policy: { initialSeconds: 300, maxSeconds: 3600 }, now: clock });
+  schedules = new ScheduleService({ schedules: scheduleStore, store, queue: async () => queue, runQueue: async () => queue, logger, now: clock });
   runner = new JobRunner({
     store,
     api,
     tokens,
     queue,
-    copier: new CloudStorageArchiveCopier({ storage, bucket: BUCKET, allowedHosts: [sim.archiveHost], allowHttp: true }),
+    copier: async () => new CloudStorageArchiveCopier({ storage, bucket: BUCKET, allowedHosts: [sim.archiveHost], allowHttp: true }),
     policy: { initialSeconds: 300, maxSeconds: 3600, copyLeaseSeconds: 600 },
     maxArchiveRetries: 3,
     cipher,

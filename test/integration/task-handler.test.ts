@@ -13,7 +13,7 @@ import type { Job } from '../../functions/src/domain/model';
 import { PortabilityApiError } from '../../functions/src/domain/errors';
 import type { PortabilityApi } from '../../functions/src/domain/ports/portability-api';
 import type { HttpRequest, HttpResponse } from '../../functions/src/http/http-types';
-import { createTaskHandler, type TaskCallerVerifier } from '../../functions/src/http/task-handler';
+import { createTaskHandler } from '../../functions/src/http/task-handler';
 import { createLogger } from '../../functions/src/logging';
 import { testRunner, waitingJob } from '../support/job-fixtures';
 
@@ -35,7 +35,7 @@ const api: PortabilityApi = {
 
 function handler() {
   const runner = testRunner(store, cipher, api);
-  const verifier = { check: async () => undefined } as unknown as TaskCallerVerifier;
+  const verifier = { check: async () => undefined };
   return createTaskHandler({ runner, verifier, steps: ['initiate', 'check'], retryBudget: 5, projectId: 'demo-task-handler', logger: createLogger({ level: 'silent' }) });
 }
 

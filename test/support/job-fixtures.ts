@@ -11,13 +11,13 @@ import { JobRunner, type JobRunnerDeps } from '../../functions/src/pipeline/job-
 
 /** A runner with a refresh-only token client, a copier that must not be used, and silent logs. */
 export function testRunner(store: FirestoreExportStore, cipher: SecretCipher, api: PortabilityApi, over: Partial<JobRunnerDeps> = {}): JobRunner {
-  const tokens = new AccessTokens(store, cipher, { exchangeCode: async () => { throw new Error('unused'); }, refresh: async () => ({ accessToken: 'ya29.t', expiresAt: Date.now() + 3_600_000 }) });
+  const tokens = new AccessTokens(store, async () => cipher, async () => ({ exchangeCode: async () => { throw new Error('unused'); }, refresh: async () => ({ accessToken: 'ya29.t', expiresAt: Date.now() + 3_600_000 }) }));
   return new JobRunner({
     store,
     api,
     tokens,
     queue: { enqueue: async () => undefined },
-    copier: { copy: async () => { throw new Error('unused'); }, deletePrefix: async () => 0 },
+    copier: async () => ({ copy: async () => { throw new Error('unused'); }, deletePrefix: async () => 0 }),
     policy: { initialSeconds: 300, maxSeconds: 3600 },
     maxArchiveRetries: 3,
     cipher,

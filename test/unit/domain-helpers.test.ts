@@ -1,12 +1,11 @@
 /**
  * The domain's small pure helpers: how archives are cut into ranges and parts named, scope
- * strings, the housekeeping-store guard, the errors the use cases raise (their names, codes and
+ * strings, the errors the use cases raise (their names, codes and
  * default messages are what logs and API answers carry).
  */
 import { describe, expect, it } from 'vitest';
 import { partObjectName, partRanges } from '../../functions/src/domain/archive-parts';
 import { ArchiveNeedsPartsError, ArchivePartsMissingError, ArchiveRejectedError, ArchiveUrlExpiredError, AuthorizationCodeError, conflict, ConsentRevokedError, CopyInterruptedError, invalid, InvalidTransitionError, isTransientError, notFound, PortabilityApiError, RequestError, UnauthenticatedError, UnavailableError } from '../../functions/src/domain/errors';
-import { isHousekeepingStore } from '../../functions/src/domain/housekeeping-store';
 import { groupsInScopes, scopeOf, SCOPE_PREFIX, supportsTimeFilter } from '../../functions/src/domain/resource-groups';
 
 describe('archive parts', () => {
@@ -54,18 +53,6 @@ describe('resource groups and scopes', () => {
   it('knows which groups take time filters', () => {
     expect(['myactivity.search', 'chrome.history', 'play.library'].map(supportsTimeFilter)).toEqual([true, true, true]);
     expect(['chrome.bookmarks', 'youtube.comments', 'xplay.library', 'maps.reviews'].map(supportsTimeFilter)).toEqual([false, false, false, false]);
-  });
-});
-
-describe('the housekeeping-store guard', () => {
-  it('needs its method', () => {
-    const full = { deleteExportRecords: () => undefined };
-    expect(isHousekeepingStore(full)).toBe(true);
-    for (const key of Object.keys(full)) {
-      const { [key as keyof typeof full]: _dropped, ...rest } = full;
-      expect(isHousekeepingStore(rest), key).toBe(false);
-      expect(isHousekeepingStore({ ...rest, [key]: 'not a function' }), key).toBe(false);
-    }
   });
 });
 

@@ -8,8 +8,7 @@ import { admitExport, type ExportAdmission, type UserLedger } from '../domain/ad
 import { deriveExportState } from '../domain/export-state';
 import { isTerminal } from '../domain/job';
 import type { ExportRecord, Grant, GrantState, Job } from '../domain/model';
-import type { HousekeepingStore } from '../domain/housekeeping-store';
-import type { ExportStore, JobUpdate } from '../domain/ports/export-store';
+import type { ExportStore, HousekeepingStore, JobUpdate } from '../domain/ports/export-store';
 import type { Firestore, Transaction } from '@google-cloud/firestore';
 import { contended, runQuery, type QuerySpec as Query } from './firestore-client';
 import { readLedger, writeLedger } from './firestore-ledger';

@@ -11,7 +11,7 @@ import { traceFields } from '../logging';
 import type { ScheduleService } from '../pipeline/schedule-service';
 import { safeInt } from '../zod-helpers';
 import { header, refusedAsTooLarge, sendError, type HttpRequest, type HttpResponse } from './http-types';
-import type { TaskCallerVerifier } from './task-handler';
+import type { TaskCallerCheck } from '../domain/ports/caller-identity';
 
 const runBody = z.strictObject({
   scheduleId: z.string().regex(/^[0-9a-f]{20}$/),
@@ -20,7 +20,7 @@ const runBody = z.strictObject({
 
 export interface ScheduleHandlerDeps {
   schedules: ScheduleService;
-  verifier: TaskCallerVerifier;
+  verifier: TaskCallerCheck;
   projectId: string;
   logger: Logger;
 }

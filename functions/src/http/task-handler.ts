@@ -7,17 +7,12 @@
  *   failed transiently                                   -> 500 (Cloud Tasks retries)
  * and once a task's retry budget is spent, the failure is recorded on the job and answered 200.
  */
-import type { JWTPayload } from 'jose';
-import * as errors from 'jose/errors';
-import { jwtVerify } from 'jose/jwt/verify';
 import { z } from 'zod';
 import type { TaskStep } from '../domain/ports/task-queues';
 import { type Logger, traceFields } from '../logging';
 import type { JobRunner } from '../pipeline/job-runner';
 import type { TaskOutcome } from '../pipeline/task-outcome';
-import type { Sweeper } from '../pipeline/sweeper';
-import { createRemoteKeySet, type RemoteKeySet } from '../adapters/remote-key-set';
-import { REQUIRED_TIME_CLAIMS, timeClaimProblem, TOKEN_CLOCK_SKEW_SECONDS } from '../adapters/token-time-claims';
+import type { TaskCallerCheck } from '../domain/ports/caller-identity';
 import { safeInt } from '../zod-helpers';
 import { header, refusedAsTooLarge, sendError, type HttpRequest, type HttpResponse } from './http-types';
 
@@ -33,77 +28,13 @@ const taskBody = z
   })
   .refine((t) => (t.step === 'copy-part') === (t.part !== undefined), { message: 'part is required by copy-part and allowed nowhere else', path: ['part'] });
 
-export interface TaskAuthOptions {
-  issuer: string;
-  jwksUrl: string;
-  /** This function's own URL: the token's audience. */
-  audience: string;
-  serviceAccountEmail: string;
-}
-
-export class TaskCallerVerifier {
-  private readonly keys: RemoteKeySet;
-
-  constructor(private readonly opts: TaskAuthOptions) {
-    this.keys = createRemoteKeySet(new URL(opts.jwksUrl));
-  }
-
-  /** Fetches the signing keys ahead of the first token (a cold start overlaps it with loading). */
-  warm(): Promise<void> {
-    return this.keys.warm();
-  }
-
-  /** Returns an error message, or undefined when the caller is the configured invoker. */
-  async check(authorization: string | undefined): Promise<{ status: 401 | 403; message: string } | undefined> {
-    const m = authorization?.match(/^Bearer (\S+)$/);
-    if (!m) return { status: 401, message: 'An OIDC bearer token is required' };
-    let payload: JWTPayload;
-    try {
-      ({ payload } = await jwtVerify(m[1] as string, this.keys, {
-        issuer: this.opts.issuer,
-        audience: this.opts.audience,
-        algorithms: ['RS256'],
-        clockTolerance: TOKEN_CLOCK_SKEW_SECONDS,
-        requiredClaims: REQUIRED_TIME_CLAIMS,
-      }));
-    } catch (err) {
-      if (err instanceof errors.JWTClaimValidationFailed && err.reason === 'missing') return { status: 401, message: `The OIDC token's ${err.claim} claim is missing` };
-      return { status: 401, message: 'The OIDC token is not valid for this function' };
-    }
-    const problem = timeClaimProblem(payload, Math.floor(Date.now() / 1000));
-    if (problem) return { status: 401, message: `The OIDC token's ${problem}` };
-    if (payload.email !== this.opts.serviceAccountEmail) return { status: 403, message: 'The caller is not the configured task invoker' };
-    // Google sets it to the boolean true for a service account; anything else (missing, "true") is refused.
-    if (payload.email_verified !== true) return { status: 403, message: "The caller's email is not verified (email_verified must be true)" };
-    return undefined;
-  }
-}
-
 export interface TaskHandlerDeps {
   runner: JobRunner;
-  verifier: TaskCallerVerifier;
+  verifier: TaskCallerCheck;
   steps: readonly TaskStep[];
   retryBudget: number;
   projectId: string;
   logger: Logger;
-}
-
-export interface SweepHandlerDeps {
-  sweeper: Sweeper;
-  verifier: TaskCallerVerifier;
-  logger: Logger;
-}
-
-/** Cloud Scheduler's tick: the same OIDC check as the task functions, then one sweep. */
-export function createSweepHandler(deps: SweepHandlerDeps): (req: HttpRequest, res: HttpResponse) => Promise<void> {
-  return async (req, res) => {
-    if (refusedAsTooLarge(req, res)) return;
-    const denied = await deps.verifier.check(header(req, 'authorization'));
-    if (denied) return sendError(res, denied.status, denied.status === 401 ? 'UNAUTHENTICATED' : 'PERMISSION_DENIED', denied.message);
-    const result = await deps.sweeper.sweep();
-    if (result.overdue > 0) deps.logger.info(result, 'sweep done');
-    res.status(200).json(result);
-  };
 }
 
 export function statusFor(outcome: TaskOutcome): { status: number; retryAfter?: number } {

@@ -19,9 +19,10 @@ export class AccessTokens {
   private readonly cache = new Map<string, { token: string; expiresAt: number }>();
 
   constructor(
-    private readonly store: ExportStore,
-    private readonly cipher: SecretCipher,
-    private readonly oauth: OAuthTokenClient,
+    private readonly store: Pick<ExportStore, 'getGrant' | 'setGrantState'>,
+    /** Made on first use: a cached token needs neither. */
+    private readonly cipher: () => Promise<SecretCipher>,
+    private readonly oauth: () => Promise<OAuthTokenClient>,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -40,9 +41,9 @@ export class AccessTokens {
     const grant = await this.store.getGrant(userId);
     if (!grant) throw new ConsentRevokedError('No Google authorization is stored for this user');
     if (grant.state !== 'ACTIVE') throw new ConsentRevokedError();
-    const refreshToken = await this.cipher.decrypt(grant.refreshToken, userId);
+    const refreshToken = await (await this.cipher()).decrypt(grant.refreshToken, userId);
     try {
-      const fresh = await this.oauth.refresh(refreshToken);
+      const fresh = await (await this.oauth()).refresh(refreshToken);
       this.remember(userId, fresh.accessToken, fresh.expiresAt);
       return fresh.accessToken;
     } catch (err) {

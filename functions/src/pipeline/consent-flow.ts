@@ -12,7 +12,8 @@ import type { SecretCipher } from '../domain/ports/secret-cipher';
 
 export interface ConsentFlowOptions {
   store: ConsentStateStore;
-  cipher: SecretCipher;
+  /** Made on first use. */
+  cipher: () => Promise<SecretCipher>;
   /** Google's authorization endpoint. */
   authUrl: string;
   clientId: string;
@@ -85,7 +86,7 @@ export class ConsentFlow {
       userId,
       resources,
       redirectUri: input.redirectUri,
-      codeVerifier: await this.opts.cipher.encrypt(codeVerifier, verifierContext(userId, key)),
+      codeVerifier: await (await this.opts.cipher()).encrypt(codeVerifier, verifierContext(userId, key)),
       createdAt: now,
       expiresAt,
     });
@@ -100,7 +101,7 @@ export class ConsentFlow {
     if (!claimed.ok) throw REFUSALS[claimed.refusal](this.opts.stateTtlSeconds);
     const { codeVerifier, redirectUri, resources } = claimed.state;
     if (!codeVerifier) throw REFUSALS.USED(this.opts.stateTtlSeconds);
-    return { redirectUri, resources, codeVerifier: await this.opts.cipher.decrypt(codeVerifier, verifierContext(userId, key)) };
+    return { redirectUri, resources, codeVerifier: await (await this.opts.cipher()).decrypt(codeVerifier, verifierContext(userId, key)) };
   }
 
   /** Forgets every consent the user started (after a reset nothing of theirs stays). */

@@ -27,7 +27,8 @@ export interface CopyStepDeps {
   jobs: JobTransitions;
   api: PortabilityApi;
   tokens: AccessTokens;
-  copier: ArchiveCopier;
+  /** Made on first use. */
+  copier: () => Promise<ArchiveCopier>;
   /** Encrypts the upload session kept on the job. */
   cipher: SecretCipher;
   /** How long one invocation copies before a new task continues (below Cloud Tasks' 30-minute deadline). */
@@ -56,7 +57,8 @@ export class CopyStep {
   async copy(job: Job, redelivery?: number): Promise<TaskOutcome> {
     this.checkRetention(job);
     const urls = await this.signedUrls(job);
-    const parted = this.partedCopier();
+    const copier = await this.deps.copier();
+    const parted = this.partedCopier(copier);
     // One invocation copies for at most a slice of time, then hands over to a fresh task.
     const deadline = new AbortController();
     const sliceTimer = setTimeout(() => deadline.abort(), this.deps.copySliceSeconds * 1000);
@@ -96,7 +98,7 @@ export class CopyStep {
           };
           const stop = (err: unknown): boolean => err instanceof ArchiveNeedsPartsError || (err instanceof CopyInterruptedError && signal.aborted);
           stored = await this.withCopyRetries(job, i, undefined, urls, stop, (url) =>
-            this.deps.copier.copy(url, archiveObjectName(job, i, count), onProgress, {
+            copier.copy(url, archiveObjectName(job, i, count), onProgress, {
               ...(checkpoint ? { checkpoint } : {}),
               onCheckpoint: async (cp) => {
                 checkpoint = cp;
@@ -139,7 +141,7 @@ export class CopyStep {
    */
   async copyPart(job: Job, part: number | undefined): Promise<TaskOutcome> {
     const plan = job.copy?.parts;
-    const parted = this.partedCopier();
+    const parted = this.partedCopier(await this.deps.copier());
     if (!plan || !parted || part === undefined || !Number.isInteger(part) || part < 0 || part >= plan.count) {
       return dropped('no such part in the job’s copy plan');
     }
@@ -239,7 +241,7 @@ export class CopyStep {
   private async abandonCopy(job: Job): Promise<TaskOutcome> {
     const current = await this.deps.store.getJob(job.id);
     if (current?.state === 'SUCCEEDED') return dropped('another delivery finished the copy');
-    const removed = await this.deps.copier.deletePrefix(jobObjectPrefix(job));
+    const removed = await (await this.deps.copier()).deletePrefix(jobObjectPrefix(job));
     this.deps.logger.info({ jobId: job.id, state: current?.state, removed }, 'job ended during its copy; its objects were removed');
     return dropped(`job ended (${current?.state ?? 'gone'}) during the copy`);
   }
@@ -267,9 +269,8 @@ export class CopyStep {
   }
 
   /** The copier's ranged pieces, when copying in parts is configured and the copier has them. */
-  private partedCopier(): PartedCopier | undefined {
-    const { copier, parallelCopy } = this.deps;
-    if (!parallelCopy || typeof copier.copyPart !== 'function' || typeof copier.composeParts !== 'function') return undefined;
+  private partedCopier(copier: ArchiveCopier): PartedCopier | undefined {
+    if (!this.deps.parallelCopy || typeof copier.copyPart !== 'function' || typeof copier.composeParts !== 'function') return undefined;
     return { copyPart: copier.copyPart.bind(copier), composeParts: copier.composeParts.bind(copier) };
   }
 }

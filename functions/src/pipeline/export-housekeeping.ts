@@ -3,10 +3,9 @@
  * user's export answers exactly like a missing one.
  */
 import { conflict, notFound, RequestError } from '../domain/errors';
-import type { HousekeepingStore } from '../domain/housekeeping-store';
 import { isTerminal } from '../domain/job';
 import type { ArchiveCopier } from '../domain/ports/archive-copier';
-import type { ExportStore } from '../domain/ports/export-store';
+import type { ExportStore, HousekeepingStore } from '../domain/ports/export-store';
 import type { Logger } from '../logging';
 import { ID_PATTERN } from './export-service';
 

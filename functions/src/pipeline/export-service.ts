@@ -64,11 +64,12 @@ export interface ExportServiceDeps {
   /** Started consents: the state and PKCE verifier each code exchange must come with. */
   consent: ConsentFlow;
   store: ExportStore;
-  api: PortabilityApi;
-  oauth: OAuthTokenClient;
+  // Made on first use: reading exports needs none of them.
+  api: () => Promise<PortabilityApi>;
+  oauth: () => Promise<OAuthTokenClient>;
   tokens: AccessTokens;
-  cipher: SecretCipher;
-  queue: TaskQueue;
+  cipher: () => Promise<SecretCipher>;
+  queue: () => Promise<TaskQueue>;
   logger: Logger;
   /** Per-user abuse limits on starting exports (429 with Retry-After beyond them). */
   limits?: ExportLimits;
@@ -139,7 +140,7 @@ export class ExportService {
     const consent = await this.deps.consent.claim(userId, state);
     let tokens;
     try {
-      tokens = await this.deps.oauth.exchangeCode(code, consent.redirectUri, consent.codeVerifier);
+      tokens = await (await this.deps.oauth()).exchangeCode(code, consent.redirectUri, consent.codeVerifier);
     } catch (err) {
       if (err instanceof AuthorizationCodeError || err instanceof ConsentRevokedError) {
         throw new RequestError(400, 'INVALID_AUTHORIZATION_CODE', `Google did not accept the authorization code: ${err.message}`, 'code');
@@ -161,7 +162,7 @@ export class ExportService {
     }
     let access;
     try {
-      access = await this.deps.api.checkAccessType(tokens.accessToken, quotaUserOf(userId));
+      access = await (await this.deps.api()).checkAccessType(tokens.accessToken, quotaUserOf(userId));
     } catch (err) {
       throw this.apiFailure(err);
     }
@@ -169,7 +170,7 @@ export class ExportService {
     const previous = await this.deps.store.getGrant(userId);
     await this.deps.store.putGrant({
       userId,
-      refreshToken: await this.deps.cipher.encrypt(tokens.refreshToken, userId),
+      refreshToken: await (await this.deps.cipher()).encrypt(tokens.refreshToken, userId),
       resources,
       oneTimeResources: access.oneTimeResources,
       timeBasedResources: access.timeBasedResources,
@@ -219,7 +220,7 @@ export class ExportService {
     }
     // On a replay too: a crash after the commit may have lost these; the queue drops duplicates.
     for (const job of result.jobs) {
-      if (job.state === 'INITIATING') await this.deps.queue.enqueue({ step: 'initiate', jobId: job.id, seq: job.seq, delaySeconds: 0 });
+      if (job.state === 'INITIATING') await (await this.deps.queue()).enqueue({ step: 'initiate', jobId: job.id, seq: job.seq, delaySeconds: 0 });
     }
     if (result.created) this.deps.logger.info({ userId, exportId, resources }, 'export started');
     return { view: toExportView(result.record, result.jobs), created: result.created };
@@ -255,7 +256,7 @@ export class ExportService {
       if (job.state === 'WAITING' && job.archiveJobId && !callInFlight(job, this.now())) {
         try {
           const token = await this.deps.tokens.forUser(userId);
-          await this.deps.api.cancel(token, job.archiveJobId, quotaUserOf(userId));
+          await (await this.deps.api()).cancel(token, job.archiveJobId, quotaUserOf(userId));
         } catch (err) {
           const cls = err instanceof ConsentRevokedError ? undefined : classifyApiError(err);
           if (cls?.kind === 'transient') throw new UnavailableError('Google did not answer the cancellation; try again', cls.retryAfterSeconds ?? 30);
@@ -281,7 +282,7 @@ export class ExportService {
     if (!grant) throw notFound('Authorization');
     try {
       const token = await this.deps.tokens.forUser(userId);
-      await this.deps.api.resetAuthorization(token, quotaUserOf(userId));
+      await (await this.deps.api()).resetAuthorization(token, quotaUserOf(userId));
     } catch (err) {
       // A grant Google already dropped needs no reset; anything transient must not lose the grant.
       if (!(err instanceof ConsentRevokedError)) {

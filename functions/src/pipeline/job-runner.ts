@@ -27,7 +27,8 @@ export interface JobRunnerDeps {
   api: PortabilityApi;
   tokens: AccessTokens;
   queue: TaskQueue;
-  copier: ArchiveCopier;
+  /** Made on first use: only the copy steps need it. */
+  copier: () => Promise<ArchiveCopier>;
   policy: PollingPolicy;
   maxArchiveRetries: number;
   /** Encrypts the upload session kept on the job. */
@@ -60,7 +61,7 @@ export class JobRunner {
   constructor(private readonly deps: JobRunnerDeps) {
     this.now = deps.now ?? Date.now;
     const { store, queue, policy, logger, onJobFinished } = deps;
-    this.jobs = new JobTransitions({ store, queue, policy, logger, now: this.now, ...(onJobFinished ? { onJobFinished } : {}) });
+    this.jobs = new JobTransitions({ store, queue: async () => queue, policy, logger, now: this.now, ...(onJobFinished ? { onJobFinished } : {}) });
     this.copying = new CopyStep({ ...deps, jobs: this.jobs, now: this.now });
   }
 

@@ -14,7 +14,8 @@ import type { Logger } from '../logging';
 
 export interface JobTransitionsDeps {
   store: Pick<ExportStore, 'updateJob'>;
-  queue: TaskQueue;
+  /** Made on first use: a cancel that only records a flag enqueues nothing. */
+  queue: () => Promise<TaskQueue>;
   policy: PollingPolicy;
   logger: Logger;
   now: () => number;
@@ -46,10 +47,11 @@ export class JobTransitions {
     });
     if (!updated || !decided) return found ? { applied: false, current: found } : { applied: false };
     const { before, after } = updated;
+    const queue = decided.effects.length > 0 ? await this.deps.queue() : undefined;
     for (const effect of decided.effects) {
       const part = effect.step === 'copy-part' ? { part: effect.part, ...(opts.redelivery !== undefined ? { redelivery: opts.redelivery } : {}) } : {};
       const redelivery = effect.step !== 'copy-part' && effect.redelivery !== undefined ? { redelivery: effect.redelivery } : {};
-      await this.deps.queue.enqueue({ step: effect.step, jobId, seq: after.seq, delaySeconds: effect.delaySeconds, ...part, ...redelivery });
+      await queue?.enqueue({ step: effect.step, jobId, seq: after.seq, delaySeconds: effect.delaySeconds, ...part, ...redelivery });
     }
     if (after.seq !== before.seq || after.state !== before.state) {
       this.deps.logger.info({ jobId, exportId: after.exportId, resource: after.resource, event: event.type, state: after.state }, 'job state changed');

@@ -60,8 +60,9 @@ export interface CreateScheduleInput {
 export interface ScheduleServiceDeps {
   schedules: ScheduleStore;
   store: ExportStore;
-  queue: TaskQueue;
-  runQueue: ScheduleRunQueue;
+  // Made on first use: reading schedules needs neither.
+  queue: () => Promise<TaskQueue>;
+  runQueue: () => Promise<ScheduleRunQueue>;
   logger: Logger;
   now?: () => number;
 }
@@ -131,7 +132,7 @@ export class ScheduleService {
     // One active schedule per group and the per-user cap hold in the transaction that creates it.
     await this.deps.schedules.createSchedule(schedule, MAX_SCHEDULES_PER_USER);
     // The first run starts now (Google wants an initiate soon after consent); the tick would find it anyway.
-    await this.deps.runQueue.enqueueScheduleRun({ scheduleId: schedule.id, run: 1 });
+    await (await this.deps.runQueue()).enqueueScheduleRun({ scheduleId: schedule.id, run: 1 });
     this.deps.logger.info({ userId, scheduleId: schedule.id, resources, everyHours: schedule.everyHours }, 'schedule created');
     return toScheduleView(schedule);
   }
@@ -175,7 +176,7 @@ export class ScheduleService {
           : undefined,
       );
       if (!leased) continue;
-      await this.deps.runQueue.enqueueScheduleRun({ scheduleId: s.id, run: s.runCount + 1, redelivery: window });
+      await (await this.deps.runQueue()).enqueueScheduleRun({ scheduleId: s.id, run: s.runCount + 1, redelivery: window });
       enqueued++;
     }
     return { due: due.length, enqueued };
@@ -261,7 +262,7 @@ export class ScheduleService {
     // A run holds its groups like any export but is not counted against the user's limits.
     const result = await this.deps.store.createExport(record, jobs, { userId: s.userId, key: `schedule:${s.id}:run:${run.run}` }, {});
     for (const job of result.jobs) {
-      if (job.state === 'INITIATING') await this.deps.queue.enqueue({ step: 'initiate', jobId: job.id, seq: job.seq, delaySeconds: 0 });
+      if (job.state === 'INITIATING') await (await this.deps.queue()).enqueue({ step: 'initiate', jobId: job.id, seq: job.seq, delaySeconds: 0 });
     }
     if (result.created) this.deps.logger.info({ scheduleId: s.id, userId: s.userId, run: run.run, exportId: run.exportId, resources }, 'scheduled run started');
     return { kind: 'done', detail: `run ${run.run} started` };

@@ -31,7 +31,8 @@ export class Sweeper {
 
   constructor(private readonly deps: SweeperDeps) {
     this.now = deps.now ?? Date.now;
-    this.jobs = new JobTransitions({ ...deps, now: this.now });
+    const { store, queue, policy, logger } = deps;
+    this.jobs = new JobTransitions({ store, queue: async () => queue, policy, logger, now: this.now });
   }
 
   async sweep(): Promise<SweepResult> {

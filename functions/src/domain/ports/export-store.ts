@@ -43,3 +43,9 @@ export interface ExportStore {
   /** Non-terminal jobs whose next step was due at or before `dueBefore`, oldest first (an indexed query). */
   listOverdueJobs(dueBefore: number, limit: number): Promise<Job[]>;
 }
+
+/** What the deletion of an export needs from persistence, beyond ExportStore. */
+export interface HousekeepingStore {
+  /** Deletes an export's jobs, its idempotency records and the export itself. Idempotent. */
+  deleteExportRecords(exportId: string): Promise<void>;
+}
