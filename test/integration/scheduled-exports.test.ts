@@ -97,7 +97,7 @@ beforeAll(async () => {
     stateTtlSeconds: 600,
     now: clock,
   });
-  exportsSvc = new ExportService({ consent, store, api: async () => api, oauth: async () => oauth, tokens, cipher: async () => cipher, queue: async () => queue, logger, policy: { initialSeconds: 300, maxSeconds: 3600 }, now: clock });
+  exportsSvc = new ExportService({ consent, store, api: async () => api, oauth: async () => oauth, tokens, cipher: async () => cipher, queue: async () => queue, logger, policy: { initialSeconds: 300, maxSeconds: 3600 }, now: clock, onJobFinished: (job) => schedules.jobFinished(job) });
   schedules = new ScheduleService({ schedules: scheduleStore, store, queue: async () => queue, runQueue: async () => queue, logger, now: clock });
   runner = new JobRunner({
     store,
@@ -270,6 +270,22 @@ describe('scheduled exports on a controllable clock', () => {
     expect(umaCalls()).toBe(calls);
     expect((await schedules.getSchedule('uma', view.scheduleId)).runCount).toBe(ended.runCount);
   }, 60_000);
+
+  it('a run whose export the user cancels folds the cancelled job into its schedule at once', async () => {
+    await authorize('cora', ['myactivity.youtube'], 30);
+    const view = await schedules.createSchedule('cora', {});
+    await schedules.tick();
+    // The run and its initiate: the job now waits on Google.
+    await drain(t);
+    const [job] = await runJobs(view.scheduleId);
+    expect(job).toMatchObject({ state: 'WAITING', scheduleId: view.scheduleId });
+    expect((await scheduleStore.getSchedule(view.scheduleId))?.groups[0]).toMatchObject({ lastJobId: job?.id });
+    expect((await scheduleStore.getSchedule(view.scheduleId))?.groups[0]?.lastJobSettled).toBeFalsy();
+    await exportsSvc.cancelExport('cora', job?.exportId as string);
+    expect(await store.getJob(job?.id as string)).toMatchObject({ state: 'CANCELLED' });
+    // Settled by the cancel itself, not left for the next run to repair.
+    expect((await scheduleStore.getSchedule(view.scheduleId))?.groups[0]).toMatchObject({ lastJobId: job?.id, lastJobSettled: true });
+  });
 
   it('a run task delivered twice, or late, starts the run once', async () => {
     const T0 = t;
