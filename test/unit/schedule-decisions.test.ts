@@ -1,8 +1,8 @@
 /** The pure schedule decisions on a hand-moved clock: windows, busy groups, cooldown, expiry, revocation. */
 import { describe, expect, it } from 'vitest';
 import { newJob } from '../../functions/src/domain/job';
-import type { Job } from '../../functions/src/domain/model';
-import { cooldownUntil, DAY_MS, HOUR_MS, newSchedule, planRun, settleJob, type Schedule } from '../../functions/src/domain/schedule';
+import type { Job, Schedule } from '../../functions/src/domain/model';
+import { cooldownUntil, DAY_MS, HOUR_MS, newSchedule, planRun, settleJob } from '../../functions/src/domain/schedule';
 
 const T0 = Date.UTC(2026, 0, 1);
 let n = 0;

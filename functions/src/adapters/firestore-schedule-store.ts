@@ -5,7 +5,7 @@
  */
 import type { ExportRecord } from '../domain/model';
 import type { ScheduleStore } from '../domain/ports/schedule-store';
-import type { Schedule } from '../domain/schedule';
+import type { Schedule } from '../domain/model';
 import type { Firestore } from '@google-cloud/firestore';
 import { admitSchedule } from '../domain/admission';
 import { contended, runQuery, type QuerySpec as Query } from './firestore-client';

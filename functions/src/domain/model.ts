@@ -1,5 +1,5 @@
 /**
- * The data model: what an export, its jobs, a user's grant and a stored archive are, as they are
+ * The data model: what an export, its jobs, a user's grant, a stored archive and a schedule are, as they are
  * kept in Firestore and shown by the API. Types only (and the lists of states): the decisions about
  * them live beside, in job.ts, export-state.ts, schedule.ts and admission.ts.
  */
@@ -154,4 +154,64 @@ export interface ExportRecord {
   /** Set on the exports a schedule started: which schedule, which run. */
   scheduleId?: string;
   run?: number;
+}
+
+// ---------- Schedules (time-based access): decisions in schedule.ts ----------
+
+export type ScheduleState = 'ACTIVE' | 'NEEDS_CONSENT' | 'ENDED';
+/** Why a schedule stopped: the frontend shows NEEDS_CONSENT ones as "needs new consent". */
+export type ScheduleEndReason = 'GRANT_EXPIRED' | 'CONSENT_REVOKED' | 'NO_AUTHORIZATION' | 'NOT_TIME_BASED';
+
+/** `incremental`: each run asks for what is new since the cursor; `full`: the group has no time filter, so every run exports it whole. */
+export type ExportWindow = 'incremental' | 'full';
+
+export interface ScheduleGroup {
+  resource: string;
+  window: ExportWindow;
+  /** RFC 3339: the `exportTime` of the last successful job; the next run's `startTime`. */
+  cursor?: string;
+  /** epoch ms: when this group is next due. */
+  dueAt: number;
+  /** The group's most recent job, and whether its outcome was folded in already. */
+  lastJobId?: string;
+  lastJobSettled?: boolean;
+}
+
+export interface RunJob {
+  resource: string;
+  jobId: string;
+  window: ExportWindow;
+  /** Omitted on a first run without a chosen start, and always for `full` groups. */
+  startTime?: string;
+}
+
+export interface ScheduleRun {
+  /** 1, 2, 3, ... */
+  run: number;
+  exportId: string;
+  /** epoch ms */
+  startedAt: number;
+  jobs: RunJob[];
+}
+
+export interface Schedule {
+  id: string;
+  userId: string;
+  state: ScheduleState;
+  everyHours: number;
+  /** The first run's `startTime` (chosen by the user); later runs start at each group's cursor. */
+  startTime?: string;
+  groups: ScheduleGroup[];
+  /** Runs started so far; a run task carries the number it claims (compare-and-set). */
+  runCount: number;
+  /** The latest run: written in the same transaction that claims it, so a retried task re-creates exactly this export. */
+  lastRun?: ScheduleRun;
+  /** epoch ms: when the scheduler next looks at it (only ACTIVE schedules have one; indexed). */
+  nextRunAt?: number;
+  /** epoch ms: the grant's end (from `refresh_token_expires_in`), when Google said. */
+  endsAt?: number;
+  endReason?: ScheduleEndReason;
+  endMessage?: string;
+  createdAt: number;
+  updatedAt: number;
 }

@@ -5,7 +5,7 @@
  * `settleJob` folds a finished job back into the schedule (cursor, cooldown, lost consent).
  */
 import { isTerminal } from './job';
-import type { Job } from './model';
+import type { ExportWindow, Job, Schedule, ScheduleEndReason, ScheduleGroup, ScheduleRun, ScheduleState } from './model';
 import { supportsTimeFilter } from './resource-groups';
 
 export const HOUR_MS = 3_600_000;
@@ -14,64 +14,6 @@ export const DAY_MS = 24 * HOUR_MS;
 export const MIN_EVERY_HOURS = 24;
 /** A group whose previous job is still running is looked at again this much later. */
 export const BUSY_RECHECK_MS = HOUR_MS;
-
-export type ScheduleState = 'ACTIVE' | 'NEEDS_CONSENT' | 'ENDED';
-/** Why a schedule stopped: the frontend shows NEEDS_CONSENT ones as "needs new consent". */
-export type ScheduleEndReason = 'GRANT_EXPIRED' | 'CONSENT_REVOKED' | 'NO_AUTHORIZATION' | 'NOT_TIME_BASED';
-
-/** `incremental`: each run asks for what is new since the cursor; `full`: the group has no time filter, so every run exports it whole. */
-export type ExportWindow = 'incremental' | 'full';
-
-export interface ScheduleGroup {
-  resource: string;
-  window: ExportWindow;
-  /** RFC 3339: the `exportTime` of the last successful job; the next run's `startTime`. */
-  cursor?: string;
-  /** epoch ms: when this group is next due. */
-  dueAt: number;
-  /** The group's most recent job, and whether its outcome was folded in already. */
-  lastJobId?: string;
-  lastJobSettled?: boolean;
-}
-
-export interface RunJob {
-  resource: string;
-  jobId: string;
-  window: ExportWindow;
-  /** Omitted on a first run without a chosen start, and always for `full` groups. */
-  startTime?: string;
-}
-
-export interface ScheduleRun {
-  /** 1, 2, 3, ... */
-  run: number;
-  exportId: string;
-  /** epoch ms */
-  startedAt: number;
-  jobs: RunJob[];
-}
-
-export interface Schedule {
-  id: string;
-  userId: string;
-  state: ScheduleState;
-  everyHours: number;
-  /** The first run's `startTime` (chosen by the user); later runs start at each group's cursor. */
-  startTime?: string;
-  groups: ScheduleGroup[];
-  /** Runs started so far; a run task carries the number it claims (compare-and-set). */
-  runCount: number;
-  /** The latest run: written in the same transaction that claims it, so a retried task re-creates exactly this export. */
-  lastRun?: ScheduleRun;
-  /** epoch ms: when the scheduler next looks at it (only ACTIVE schedules have one; indexed). */
-  nextRunAt?: number;
-  /** epoch ms: the grant's end (from `refresh_token_expires_in`), when Google said. */
-  endsAt?: number;
-  endReason?: ScheduleEndReason;
-  endMessage?: string;
-  createdAt: number;
-  updatedAt: number;
-}
 
 export interface NewScheduleInput {
   id: string;

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { conflict, invalid, notFound } from '../domain/errors';
 import { isTerminal, newJob } from '../domain/job';
-import type { ExportRecord, Job } from '../domain/model';
+import type { ExportRecord, Job, Schedule, ScheduleRun } from '../domain/model';
 import type { ExportStore } from '../domain/ports/export-store';
 import type { ScheduleRunQueue, ScheduleRunTask, TaskQueue } from '../domain/ports/task-queues';
 import type { ScheduleStore } from '../domain/ports/schedule-store';
@@ -19,8 +19,6 @@ import {
   settleJob,
   unsettledJobIds,
   type RunPlan,
-  type Schedule,
-  type ScheduleRun,
 } from '../domain/schedule';
 import type { Logger } from '../logging';
 import { ID_PATTERN, newId, toExportView, type ExportView } from './export-service';

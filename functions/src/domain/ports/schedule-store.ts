@@ -1,6 +1,6 @@
 /** The seam to where schedules of time-based access are kept (Firestore). */
 import type { ExportRecord } from '../model';
-import type { Schedule } from '../schedule';
+import type { Schedule } from '../model';
 
 export interface ScheduleStore {
   /**
