@@ -86,6 +86,7 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 export const newId = (): string => randomBytes(10).toString('hex');
 export const ID_PATTERN = /^[0-9a-f]{20}$/;
 
+/** What the API answers for a job (JSON drops the fields left undefined). */
 export function toJobView(job: Job): JobView {
   return {
     jobId: job.id,
@@ -95,11 +96,11 @@ export function toJobView(job: Job): JobView {
     createdAt: iso(job.createdAt),
     updatedAt: iso(job.updatedAt),
     ...(job.finishedAt !== undefined ? { finishedAt: iso(job.finishedAt) } : {}),
-    ...(job.exportTime ? { exportTime: job.exportTime } : {}),
+    exportTime: job.exportTime,
     ...(job.state === 'COPYING' ? { bytesCopied: job.bytesCopied } : {}),
     ...(job.state === 'SUCCEEDED' ? { archives: job.archives } : {}),
-    ...(job.error ? { error: job.error } : {}),
-    ...(job.window ? { window: job.window } : {}),
+    error: job.error,
+    window: job.window,
   };
 }
 
@@ -108,8 +109,8 @@ export function toExportView(record: ExportRecord, jobs: Job[]): ExportView {
     exportId: record.id,
     state: record.state,
     resources: record.resources,
-    ...(record.startTime ? { startTime: record.startTime } : {}),
-    ...(record.endTime ? { endTime: record.endTime } : {}),
+    startTime: record.startTime,
+    endTime: record.endTime,
     createdAt: iso(record.createdAt),
     updatedAt: iso(Math.max(record.updatedAt, ...jobs.map((j) => j.updatedAt))),
     jobs: jobs.map(toJobView),
@@ -234,7 +235,7 @@ export class ExportService {
   async listExports(userId: string, page: { limit: number; pageToken?: string }): Promise<{ exports: ExportView[]; nextPageToken?: string }> {
     const { exports, nextPageToken } = await this.deps.store.listExports(userId, page);
     const views = await Promise.all(exports.map(async (r) => toExportView(r, await this.deps.store.listJobs(r.id))));
-    return { exports: views, ...(nextPageToken ? { nextPageToken } : {}) };
+    return { exports: views, nextPageToken };
   }
 
   /**

@@ -75,15 +75,15 @@ export function toScheduleView(s: Schedule, runs?: ExportView[]): ScheduleView {
     state: s.state,
     resources: s.groups.map((g) => g.resource),
     everyHours: s.everyHours,
-    ...(s.startTime ? { startTime: s.startTime } : {}),
-    groups: s.groups.map((g) => ({ resource: g.resource, window: g.window, ...(g.cursor ? { cursor: g.cursor } : {}), dueAt: iso(g.dueAt) })),
+    startTime: s.startTime,
+    groups: s.groups.map((g) => ({ resource: g.resource, window: g.window, cursor: g.cursor, dueAt: iso(g.dueAt) })),
     runCount: s.runCount,
     ...(s.nextRunAt !== undefined ? { nextRunAt: iso(s.nextRunAt) } : {}),
     ...(s.endsAt !== undefined ? { endsAt: iso(s.endsAt) } : {}),
     ...(s.endReason ? { reason: { code: s.endReason, message: s.endMessage ?? '' } } : {}),
     createdAt: iso(s.createdAt),
     updatedAt: iso(s.updatedAt),
-    ...(runs ? { runs } : {}),
+    runs,
   };
 }
 
