@@ -69,6 +69,14 @@ locals {
     "schedule-check" = { queue = google_cloud_tasks_queue.check.name, member = google_service_account.schedule.member }
   }
 
+  # Functions that end jobs, and so publish their events (infra/pubsub.tf).
+  event_publishers = {
+    api   = google_service_account.api.member
+    check = google_service_account.check.member
+    copy  = google_service_account.copy.member
+    sweep = google_service_account.sweep.member
+  }
+
   # Functions that read or write users' OAuth tokens (the sweeper only re-enqueues).
   token_users = {
     api   = google_service_account.api.member

@@ -16,6 +16,7 @@ locals {
     token_secret   = "${var.prefix}-token-encryption-key"
     key_ring       = "${var.prefix}-keyring"
     token_key      = "${var.prefix}-token-key"
+    events_topic   = "${var.prefix}-events"
   }
 
   # The deterministic gen2 URL form, known before the functions exist: the api function needs the
@@ -80,6 +81,7 @@ locals {
     MAX_EXPORTS_PER_DAY    = tostring(var.max_exports_per_day)
     MAX_CONCURRENT_EXPORTS = tostring(var.max_concurrent_exports)
     LOG_LEVEL              = var.log_level
+    EVENTS_TOPIC           = google_pubsub_topic.events.name
     # Read by the KMS envelope encryption that replaces TOKEN_ENCRYPTION_KEY.
     KMS_KEY_NAME = google_kms_crypto_key.token.id
   }

@@ -538,3 +538,9 @@ variable "schedules_schedule" {
     error_message = "schedules_schedule must be a five-field cron expression."
   }
 }
+
+variable "events_example_subscription" {
+  type        = bool
+  description = "Create an example pull subscription (with a dead-letter topic) on the events topic; apps may use it or make their own."
+  default     = true
+}

@@ -8,6 +8,7 @@ import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import * as ff from '@google-cloud/functions-framework';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
+import { PubSub } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
 import type { Writable } from 'node:stream';
 import { createComposition, type Composition, type EntryPoint, type Overrides } from '../functions/src/composition-root';
@@ -22,6 +23,7 @@ import { createLocalOidcIssuer, type LocalOidcIssuer } from './local-oidc-issuer
 import { freePort } from './net-utils';
 import { startOAuthSimulator, type OAuthSimulator } from './oauth-simulator';
 import { startPortabilityApiSimulator, type PortabilityApiSimulator } from './portability-api-simulator';
+import { startPubSubEmulator } from './pubsub-emulator';
 
 export interface LocalStackOptions {
   /** Use this Firestore emulator ('host:port') instead of starting one. */
@@ -47,6 +49,11 @@ export interface LocalStackOptions {
   /** Where the functions' JSON logs go (default: stdout at LOG_LEVEL, or silent in tests). */
   logDestination?: Pick<Writable, 'write'>;
   logLevel?: string;
+  /**
+   * Tell apps on Pub/Sub: `true` starts a Pub/Sub emulator for this stack, a 'host:port' uses that
+   * one. The topic is `EVENTS_TOPIC` (created here); default: no events.
+   */
+  events?: true | string;
   /** Extra environment for the functions (wins over the stack's own). */
   env?: Record<string, string>;
   overrides?: Overrides;
@@ -64,6 +71,8 @@ export interface LocalStack {
   storage: Storage;
   composition: Composition;
   firestoreEmulatorHost: string;
+  /** With `events`: a Pub/Sub client of the emulator, and the topic the functions publish on. */
+  events?: { pubsub: PubSub; topic: string };
   /** Signs the OIDC tokens of Cloud Tasks and Cloud Scheduler (tests forge wrong ones with it). */
   tasksOidcIssuer: LocalOidcIssuer;
   /** An ID token for a user of the app's frontend. */
@@ -71,7 +80,7 @@ export interface LocalStack {
   /** Delivers one task to its function as Cloud Tasks would (a duplicate delivery); returns the HTTP status. */
   deliverTask(task: { jobId: string; step: 'initiate' | 'check' | 'copy' | 'copy-part'; seq: number; part?: number }): Promise<number>;
   /** One Cloud Scheduler tick: calls the sweeper with the invoker's OIDC token. */
-  sweep(): Promise<{ overdue: number; requeued: number }>;
+  sweep(): Promise<{ overdue: number; requeued: number; events: number }>;
   /** One Cloud Scheduler tick of runSchedules: fans out the due schedules as Cloud Tasks. */
   tickSchedules(): Promise<{ due: number; enqueued: number }>;
   stop(): Promise<void>;
@@ -117,6 +126,14 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       ...(opts.archiveBytes !== undefined ? { archiveBytes: opts.archiveBytes } : {}),
     });
     stops.push(() => portability.stop());
+
+    let pubsubHost: string | undefined;
+    if (opts.events === true) {
+      const emulator = await startPubSubEmulator();
+      stops.push(() => emulator.stop());
+      pubsubHost = emulator.host;
+    } else if (opts.events) pubsubHost = opts.events;
+    const eventsTopic = 'portability-events';
 
     const gcs = await startGcsServer();
     stops.push(() => gcs.stop());
@@ -169,6 +186,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       POLL_MAX_SECONDS: String(opts.pollMaxSeconds ?? 5),
       TASK_RETRY_BUDGET: String(opts.taskRetryBudget ?? 30),
       LOG_LEVEL: opts.logLevel ?? 'info',
+      ...(pubsubHost ? { EVENTS_TOPIC: eventsTopic, PUBSUB_EMULATOR_HOST: pubsubHost } : {}),
       ...opts.env,
     };
     const config = parseConfig(env);
@@ -178,6 +196,16 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     await storage.bucket(config.archive.bucket).create().catch((err: { code?: number }) => {
       if (err.code !== 409) throw err;
     });
+
+    let events: LocalStack['events'];
+    if (pubsubHost) {
+      const pubsub = new PubSub({ projectId, apiEndpoint: pubsubHost, emulatorMode: true });
+      stops.push(() => pubsub.close());
+      await pubsub.createTopic(eventsTopic).catch((err: { code?: number }) => {
+        if (err.code !== 6) throw err; // ALREADY_EXISTS: a stack of the same project before
+      });
+      events = { pubsub, topic: eventsTopic };
+    }
 
     const logger = createLogger({ level: config.logLevel, ...(opts.logDestination ? { destination: opts.logDestination } : {}) });
     const composition = createComposition(config, { logger, ...opts.overrides });
@@ -201,11 +229,11 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       if (!res.ok) throw new Error(`runSchedules answered ${res.status}`);
       return (await res.json()) as { due: number; enqueued: number };
     };
-    const sweep = async (): Promise<{ overdue: number; requeued: number }> => {
+    const sweep = async (): Promise<{ overdue: number; requeued: number; events: number }> => {
       const token = await tasksIssuer.sign({ aud: config.tasks.sweepUrl, email: TASKS_SA, email_verified: true, sub: '1000' }, 300);
       const res = await fetch(config.tasks.sweepUrl, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
       if (!res.ok) throw new Error(`sweep answered ${res.status}`);
-      return (await res.json()) as { overdue: number; requeued: number };
+      return (await res.json()) as { overdue: number; requeued: number; events: number };
     };
     const deliverTask = async (task: { jobId: string; step: 'initiate' | 'check' | 'copy' | 'copy-part'; seq: number; part?: number }): Promise<number> => {
       const url = task.step === 'copy' || task.step === 'copy-part' ? config.tasks.copyUrl : config.tasks.checkUrl;
@@ -234,6 +262,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       storage,
       composition,
       firestoreEmulatorHost,
+      ...(events ? { events } : {}),
       tasksOidcIssuer: tasksIssuer,
       idToken: (userId) => oauth.issueIdToken(userId),
       sweep,

@@ -101,8 +101,9 @@ async function main(): Promise<void> {
   const logDir = path.resolve(__dirname, '..', '.cache');
   mkdirSync(logDir, { recursive: true });
   const logFile = path.join(logDir, 'local-stack.log');
-  console.log('Starting the local stack (Firestore emulator, Cloud Storage and Cloud Tasks stand-ins, simulated Google APIs, functions)…');
-  const stack = await startLocalStack({ env: external, logDestination: createWriteStream(logFile), schedulerIntervalMs: 5000, jobDurationMs: Number(process.env.SIM_JOB_DURATION_MS ?? 3000) });
+  console.log('Starting the local stack (Firestore and Pub/Sub emulators, Cloud Storage and Cloud Tasks stand-ins, simulated Google APIs, functions)…');
+  const stack = await startLocalStack({ env: external, events: true, logDestination: createWriteStream(logFile), schedulerIntervalMs: 5000, jobDurationMs: Number(process.env.SIM_JOB_DURATION_MS ?? 3000) });
+  await printEvents(stack);
   const shutdown = async () => {
     console.log('\nStopping…');
     await stack.stop();
@@ -123,3 +124,13 @@ main().catch((err: unknown) => {
   console.error(err);
   process.exit(1);
 });
+
+/** An app's side: a subscription on the events topic, each event printed as it arrives. */
+async function printEvents(stack: LocalStack): Promise<void> {
+  if (!stack.events) return;
+  const [sub] = await stack.events.pubsub.topic(stack.events.topic).createSubscription(`demo-${Date.now()}`);
+  sub.on('message', (m: { attributes: Record<string, string>; ack(): void }) => {
+    console.log(`${new Date().toISOString().slice(11, 19)}  event ${m.attributes['ce-type']} ${m.attributes.state} (${m.attributes['ce-id']}) on Pub/Sub topic ${stack.events?.topic}`);
+    m.ack();
+  });
+}

@@ -66,6 +66,7 @@ SOURCE_BUCKET="${PROJECT_ID}-${PREFIX}-source"
 TOKEN_SECRET="${PREFIX}-token-encryption-key"
 KEY_RING="${PREFIX}-keyring"
 TOKEN_KEY="${PREFIX}-token-key"
+EVENTS_TOPIC="${PREFIX}-events"
 FN_URL_BASE="https://${REGION}-${PROJECT_ID}.cloudfunctions.net"
 sa() { printf '%s-%s@%s.iam.gserviceaccount.com' "$PREFIX" "$1" "$PROJECT_ID"; }
 INVOKER_SA="$(sa invoker)"
@@ -102,7 +103,7 @@ log "APIs"
 gc services enable artifactregistry.googleapis.com cloudbuild.googleapis.com cloudfunctions.googleapis.com \
   cloudkms.googleapis.com cloudscheduler.googleapis.com cloudtasks.googleapis.com dataportability.googleapis.com \
   firestore.googleapis.com iam.googleapis.com iamcredentials.googleapis.com logging.googleapis.com \
-  monitoring.googleapis.com run.googleapis.com secretmanager.googleapis.com storage.googleapis.com
+  monitoring.googleapis.com pubsub.googleapis.com run.googleapis.com secretmanager.googleapis.com storage.googleapis.com
 
 log "OAuth client secret"
 if [[ -z "$DRY_RUN" ]] && ! exists secrets describe "$OAUTH_SECRET"; then
@@ -126,6 +127,18 @@ create_once firestore indexes composite create --collection-group=exports \
   --field-config=field-path=scheduleId,order=ascending --field-config=field-path=createdAt,order=descending --async
 gc firestore fields ttls update expireAt --collection-group=idempotency --enable-ttl --async
 gc firestore fields ttls update expireAt --collection-group=consentStates --enable-ttl --async
+
+log "Events topic (Pub/Sub), its dead-letter topic and an example subscription"
+exists pubsub topics describe "$EVENTS_TOPIC" || gc pubsub topics create "$EVENTS_TOPIC" --message-retention-duration=7d
+exists pubsub topics describe "${EVENTS_TOPIC}-dead-letter" || gc pubsub topics create "${EVENTS_TOPIC}-dead-letter"
+exists pubsub subscriptions describe "${EVENTS_TOPIC}-example" ||
+  gc pubsub subscriptions create "${EVENTS_TOPIC}-example" --topic="$EVENTS_TOPIC" --ack-deadline=60 \
+    --message-retention-duration=7d --min-retry-delay=10s --max-retry-delay=600s \
+    --dead-letter-topic="${EVENTS_TOPIC}-dead-letter" --max-delivery-attempts=10
+# Dead-lettering is done by the Pub/Sub service agent.
+PUBSUB_AGENT="serviceAccount:service-$( [[ -n "$DRY_RUN" ]] && echo PROJECT_NUMBER || gcloud projects describe "$PROJECT_ID" --format='value(projectNumber)')@gcp-sa-pubsub.iam.gserviceaccount.com"
+gc pubsub topics add-iam-policy-binding "${EVENTS_TOPIC}-dead-letter" --member="$PUBSUB_AGENT" --role=roles/pubsub.publisher --format=none
+gc pubsub subscriptions add-iam-policy-binding "${EVENTS_TOPIC}-example" --member="$PUBSUB_AGENT" --role=roles/pubsub.subscriber --format=none
 
 log "Buckets"
 exists storage buckets describe "gs://${ARCHIVE_BUCKET}" ||
@@ -191,6 +204,9 @@ for pair in api:"$CHECK_QUEUE" check:"$CHECK_QUEUE" check:"$COPY_QUEUE" copy:"$C
   gc tasks queues add-iam-policy-binding "${pair#*:}" --location="$REGION" \
     --member="serviceAccount:$(sa "${pair%%:*}")" --role=roles/cloudtasks.enqueuer --format=none
 done
+for id in api check copy sweep; do
+  gc pubsub topics add-iam-policy-binding "$EVENTS_TOPIC" --member="serviceAccount:$(sa "$id")" --role=roles/pubsub.publisher --format=none
+done
 for id in api copy; do
   gc storage buckets add-iam-policy-binding "gs://${ARCHIVE_BUCKET}" --member="serviceAccount:$(sa "$id")" --role=roles/storage.objectUser --format=none
 done
@@ -249,6 +265,7 @@ ARCHIVE_STALL_SECONDS: $(q "$ARCHIVE_STALL_SECONDS")
 MAX_EXPORTS_PER_DAY: $(q "$MAX_EXPORTS_PER_DAY")
 MAX_CONCURRENT_EXPORTS: $(q "$MAX_CONCURRENT_EXPORTS")
 LOG_LEVEL: $(q "$LOG_LEVEL")
+EVENTS_TOPIC: $(q "$EVENTS_TOPIC")
 KMS_KEY_NAME: $(q "$KMS_KEY_NAME")
 ENV
 

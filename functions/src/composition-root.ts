@@ -67,7 +67,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   });
   const store = lazy(async () => {
     const { FirestoreExportStore } = await import('./adapters/firestore-export-store');
-    return new FirestoreExportStore(await firestore());
+    return new FirestoreExportStore(await firestore(), { events: config.events !== undefined });
   });
   const scheduleStore = lazy(async () => {
     const { FirestoreScheduleStore } = await import('./adapters/firestore-schedule-store');
@@ -124,6 +124,18 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       stallTimeoutMs: config.archive.stallSeconds * 1000,
     });
   });
+  // Apps are told on a Pub/Sub topic, when one is configured: events go through the outbox.
+  const events = config.events;
+  const publisher = lazy(async () => {
+    const [{ PubSub }, { PubSubEventPublisher }] = await Promise.all([import('@google-cloud/pubsub'), import('./adapters/pubsub-event-publisher')]);
+    const pubsub = events?.emulatorHost ? new PubSub({ projectId: config.projectId, apiEndpoint: events.emulatorHost, emulatorMode: true }) : new PubSub({ projectId: config.projectId });
+    return new PubSubEventPublisher(pubsub, events?.topic ?? '');
+  });
+  const relay = lazy(async () => {
+    if (!events) return undefined;
+    const [{ EventRelay }, { FirestoreEventOutbox }] = await Promise.all([import('./pipeline/event-relay'), import('./adapters/firestore-outbox')]);
+    return new EventRelay({ publisher, outbox: new FirestoreEventOutbox(await firestore()), logger });
+  });
   const verifier = lazy(async () => {
     const { JwksIdTokenVerifier } = await import('./adapters/id-token-verifier');
     return new JwksIdTokenVerifier(config.auth);
@@ -174,12 +186,13 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       logger,
       now,
       onJobFinished,
+      relay: await relay(),
     });
   });
   const service = lazy(async () => {
     const [{ ExportService }, { ConsentFlow }] = await Promise.all([import('./pipeline/export-service'), import('./pipeline/consent-flow')]);
     const consent = new ConsentFlow({ store: await consentStates(), cipher, clientId: config.oauth.clientId, ...config.consent, now });
-    return new ExportService({ consent, store: await store(), api, oauth, tokens: await tokens(), cipher, queue, logger, limits: config.limits, copier, policy: config.polling, now, onJobFinished });
+    return new ExportService({ consent, store: await store(), api, oauth, tokens: await tokens(), cipher, queue, logger, limits: config.limits, copier, policy: config.polling, now, onJobFinished, relay: await relay() });
   });
 
   // Handlers.
@@ -207,7 +220,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   const sweepHandler = lazy(async () => {
     const [{ createSweepHandler }, { Sweeper }] = await Promise.all([import('./http/sweep-handler'), import('./pipeline/sweeper')]);
     return createSweepHandler({
-      sweeper: new Sweeper({ store: await store(), queue: await queue(), policy: config.polling, graceSeconds: config.tasks.sweepGraceSeconds, logger, now }),
+      sweeper: new Sweeper({ store: await store(), queue: await queue(), policy: config.polling, graceSeconds: config.tasks.sweepGraceSeconds, logger, now, relay: await relay() }),
       verifier: await taskVerifier(config.tasks.sweepUrl),
       logger,
     });

@@ -67,6 +67,9 @@ const schema = z
     ARCHIVE_STALL_SECONDS: seconds(60),
 
     FIRESTORE_EMULATOR_HOST: z.string().optional(),
+    /** The Pub/Sub topic (short name, in this project) apps are told on when jobs and exports finish; unset, no events. */
+    EVENTS_TOPIC: z.string().regex(/^[A-Za-z][\w.~+%-]{2,254}$/, 'a Pub/Sub topic name (letters, digits, - _ . ~ + %; 3 to 255, starting with a letter)').optional(),
+    PUBSUB_EMULATOR_HOST: z.string().optional(),
     STORAGE_API_ENDPOINT: url.optional(),
     /** host:port of a Cloud Tasks API stand-in (plaintext gRPC); unset in production. */
     CLOUD_TASKS_EMULATOR_HOST: z.string().optional(),
@@ -141,6 +144,7 @@ const schema = z
       stallSeconds: e.ARCHIVE_STALL_SECONDS,
     },
     firestoreEmulatorHost: e.FIRESTORE_EMULATOR_HOST,
+    events: e.EVENTS_TOPIC ? { topic: e.EVENTS_TOPIC, emulatorHost: e.PUBSUB_EMULATOR_HOST } : undefined,
     storageApiEndpoint: e.STORAGE_API_ENDPOINT,
     tasks: {
       emulatorHost: e.CLOUD_TASKS_EMULATOR_HOST,

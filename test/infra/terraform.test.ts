@@ -53,13 +53,15 @@ const REVIEWED_ROLES = new Set([
   'roles/storage.objectViewer', // build account, on the source bucket only
   'roles/logging.logWriter', // build account: build logs
   'roles/artifactregistry.writer', // build account: function images
+  'roles/pubsub.publisher', // the events topic (functions that end jobs), the dead-letter topic (the Pub/Sub service agent)
+  'roles/pubsub.subscriber', // the Pub/Sub service agent on the example subscription only (it acknowledges what it dead-letters)
 ]);
 
 /** Read by code that is on its way (KMS envelope encryption); not in the schema yet. */
 const AHEAD_OF_CODE = new Set(['KMS_KEY_NAME']);
 
 /** Local stack only: a production function must never get these. */
-const LOCAL_ONLY = new Set(['FIRESTORE_EMULATOR_HOST', 'STORAGE_API_ENDPOINT', 'CLOUD_TASKS_EMULATOR_HOST', 'ARCHIVE_URL_ALLOW_HTTP']);
+const LOCAL_ONLY = new Set(['FIRESTORE_EMULATOR_HOST', 'PUBSUB_EMULATOR_HOST', 'STORAGE_API_ENDPOINT', 'CLOUD_TASKS_EMULATOR_HOST', 'ARCHIVE_URL_ALLOW_HTTP']);
 
 /** Credentials: only from Secret Manager, never as plain environment variables. */
 const SECRET_VARIABLES = new Set(['OAUTH_CLIENT_SECRET', 'TOKEN_ENCRYPTION_KEY']);

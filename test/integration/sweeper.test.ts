@@ -41,17 +41,17 @@ describe('the sweeper', () => {
     const queued: PipelineTask[] = [];
     const clock = { t: T0 + GRACE_S * 1000 - 1 };
     // Within the grace period: not overdue yet.
-    expect(await sweeperAt(clock, queued).sweep()).toEqual({ overdue: 0, requeued: 0 });
+    expect(await sweeperAt(clock, queued).sweep()).toEqual({ overdue: 0, requeued: 0, events: 0 });
     clock.t = T0 + GRACE_S * 1000 + 500;
-    expect(await sweeperAt(clock, queued).sweep()).toEqual({ overdue: 2, requeued: 2 });
+    expect(await sweeperAt(clock, queued).sweep()).toEqual({ overdue: 2, requeued: 2, events: 0 });
     clock.t += 1000;
     const window = Math.floor(clock.t / (GRACE_S * 1000));
-    expect(await sweeperAt(clock, queued).sweep()).toEqual({ overdue: 1, requeued: 1 });
+    expect(await sweeperAt(clock, queued).sweep()).toEqual({ overdue: 1, requeued: 1, events: 0 });
     const byJob = Object.fromEntries(queued.map((t) => [t.jobId, [t.step, t.seq]]));
     expect(byJob).toEqual({ [initiating.id]: ['initiate', 0], [waiting.id]: ['check', 3], [copying.id]: ['copy', 5] });
     expect(queued.every((t) => t.redelivery === window && t.delaySeconds === 0)).toBe(true);
     // A sweep again in the same window finds them postponed by a grace period: nothing new.
-    expect(await sweeperAt(clock, queued).sweep()).toEqual({ overdue: 0, requeued: 0 });
+    expect(await sweeperAt(clock, queued).sweep()).toEqual({ overdue: 0, requeued: 0, events: 0 });
     // Still lost when the postponed step is itself overdue: swept again, under a later window's name.
     clock.t += 2 * GRACE_S * 1000;
     expect((await sweeperAt(clock, queued).sweep()).requeued).toBe(3);

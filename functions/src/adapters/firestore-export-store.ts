@@ -6,12 +6,14 @@
 import { invalid } from '../domain/errors';
 import { admitExport, type ExportAdmission, type UserLedger } from '../domain/admission';
 import { deriveExportState } from '../domain/export-state';
+import { exportFinishedEvent, jobFinishedEvent, type PipelineEvent } from '../domain/events';
 import { isTerminal } from '../domain/job';
 import type { ExportRecord, Grant, GrantState, Job } from '../domain/model';
 import type { ExportStore, HousekeepingStore, JobUpdate } from '../domain/ports/export-store';
 import type { Firestore, Transaction } from '@google-cloud/firestore';
 import { contended, runQuery, type QuerySpec as Query } from './firestore-client';
 import { readLedger, writeLedger } from './firestore-ledger';
+import { writeOutbox } from './firestore-outbox';
 import { paths } from './firestore-paths';
 import { PerKeyQueue } from './per-key-queue';
 
@@ -48,7 +50,11 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
   /** One admission at a time per user in this instance (see per-key-queue.ts). */
   private readonly admissions = new PerKeyQueue();
 
-  constructor(private readonly db: Firestore) {}
+  constructor(
+    private readonly db: Firestore,
+    /** Write the events of finished jobs and exports to the outbox (when apps are told by Pub/Sub). */
+    private readonly opts: { events?: boolean } = {},
+  ) {}
 
   private async read<T>(path: string, tx?: Transaction): Promise<T | undefined> {
     const ref = this.db.doc(path);
@@ -174,27 +180,33 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
       if (!before) return undefined;
       const after = decide(before);
       if (!after) return undefined;
+      const events: PipelineEvent[] = [];
       if (isTerminal(after.state) && !isTerminal(before.state)) {
-        await this.rederiveExport(tx, after);
+        const exportEvent = await this.rederiveExport(tx, after);
+        if (this.opts.events) events.push(jobFinishedEvent(after), ...(exportEvent ? [exportEvent] : []));
       }
       // set, not merge: fields the decision dropped must go.
       tx.set(this.db.doc(job(jobId)), { ...after });
-      return { before, after };
+      writeOutbox(this.db, tx, events, after.updatedAt);
+      return { before, after, events };
     });
   }
 
-  /** Reads siblings before any write, as Firestore transactions require. */
-  private async rederiveExport(tx: Transaction, changed: Job): Promise<void> {
+  /** Reads siblings before any write, as Firestore transactions require. Returns the export's event when it reached its final state. */
+  private async rederiveExport(tx: Transaction, changed: Job): Promise<PipelineEvent | undefined> {
     // An export's job ids never change after it is created: find them outside the transaction and
     // lock only those documents. A query inside the transaction locks far more (in the emulator,
     // the whole collection): exports finishing at the same time waited on each other until the
     // transactions failed with "lock timeout" (found by the chaos run).
     const ids = await runQuery(this.db, Q.jobsOfExport(changed.exportId, true));
     const [record, ...siblings] = await tx.getAll(this.db.doc(exportDoc(changed.exportId)), ...ids.map((d) => this.db.doc(d.path)));
-    if (!record?.exists) return;
+    if (!record?.exists) return undefined;
     const states = siblings.flatMap((d) => (d.exists ? [d.id === changed.id ? changed.state : (d.data() as Job).state] : []));
     const state = deriveExportState(states);
-    if ((record.data() as ExportRecord).state !== state) tx.update(record.ref, { state, updatedAt: changed.updatedAt });
+    const current = record.data() as ExportRecord;
+    if (current.state === state) return undefined;
+    tx.update(record.ref, { state, updatedAt: changed.updatedAt });
+    return state === 'RUNNING' ? undefined : exportFinishedEvent(current, state, changed.updatedAt);
   }
 
   async liveJobsOfUser(userId: string): Promise<Job[]> {

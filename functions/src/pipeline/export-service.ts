@@ -20,6 +20,7 @@ import { jobObjectPrefix } from '../domain/object-names';
 import { groupsInScopes } from '../domain/resource-groups';
 import type { PollingPolicy } from '../domain/polling-policy';
 import type { Logger } from '../logging';
+import type { EventRelay } from './event-relay';
 import { JobTransitions } from './job-transitions';
 import { quotaUserOf, type AccessTokens } from './access-tokens';
 import type { ConsentFlow, StartedConsent } from './consent-flow';
@@ -80,6 +81,8 @@ export interface ExportServiceDeps {
   now?: () => number;
   /** Told after a job ended (a cancelled or revoked scheduled job folds into its schedule). */
   onJobFinished?: (job: Job) => Promise<void>;
+  /** Publishes the events of jobs and exports a cancel or reset ended. */
+  relay?: EventRelay;
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -124,8 +127,8 @@ export class ExportService {
 
   constructor(private readonly deps: ExportServiceDeps) {
     this.now = deps.now ?? Date.now;
-    const { store, queue, policy, logger, onJobFinished } = deps;
-    this.jobs = new JobTransitions({ store, queue, policy, logger, now: this.now, ...(onJobFinished ? { onJobFinished } : {}) });
+    const { store, queue, policy, logger, onJobFinished, relay } = deps;
+    this.jobs = new JobTransitions({ store, queue, policy, logger, now: this.now, onJobFinished, relay });
   }
 
   /** Google's consent URL for these groups, bound to this user by a single-use state and PKCE. */

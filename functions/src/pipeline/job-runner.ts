@@ -18,6 +18,7 @@ import { CALL_LEASE_MS } from '../domain/retry-policies';
 import type { Logger } from '../logging';
 import { quotaUserOf, type AccessTokens } from './access-tokens';
 import { CopyStep } from './copy-step';
+import type { EventRelay } from './event-relay';
 import { JobTransitions } from './job-transitions';
 import { errorDetail, StepFailed, toStepFailure } from './step-failure';
 import type { TaskOutcome } from './task-outcome';
@@ -46,6 +47,8 @@ export interface JobRunnerDeps {
   now?: () => number;
   /** Told after a job reached a terminal state (scheduled runs fold the outcome into their schedule). Failures are logged, not raised. */
   onJobFinished?: (job: Job) => Promise<void>;
+  /** Publishes the events of jobs and exports that finished (when apps are told by Pub/Sub). */
+  relay?: EventRelay;
 }
 
 /** Clock skew allowed between our job's creation and Google's record of when an export was requested. */
@@ -60,8 +63,8 @@ export class JobRunner {
 
   constructor(private readonly deps: JobRunnerDeps) {
     this.now = deps.now ?? Date.now;
-    const { store, queue, policy, logger, onJobFinished } = deps;
-    this.jobs = new JobTransitions({ store, queue: async () => queue, policy, logger, now: this.now, ...(onJobFinished ? { onJobFinished } : {}) });
+    const { store, queue, policy, logger, onJobFinished, relay } = deps;
+    this.jobs = new JobTransitions({ store, queue: async () => queue, policy, logger, now: this.now, onJobFinished, relay });
     this.copying = new CopyStep({ ...deps, jobs: this.jobs, now: this.now });
   }
 

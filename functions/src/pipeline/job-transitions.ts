@@ -11,6 +11,7 @@ import type { PollingPolicy } from '../domain/polling-policy';
 import type { ExportStore } from '../domain/ports/export-store';
 import type { TaskQueue } from '../domain/ports/task-queues';
 import type { Logger } from '../logging';
+import type { EventRelay } from './event-relay';
 
 export interface JobTransitionsDeps {
   store: Pick<ExportStore, 'updateJob'>;
@@ -21,6 +22,8 @@ export interface JobTransitionsDeps {
   now: () => number;
   /** Told after a job reached a terminal state (scheduled runs fold the outcome into their schedule). Failures are logged, not raised. */
   onJobFinished?: (job: Job) => Promise<void>;
+  /** Publishes the events a change wrote to the outbox (when apps are told by Pub/Sub). */
+  relay?: EventRelay;
 }
 
 /** What `apply` did: the job before and after, or (not applied) the job as it was found, if it exists. */
@@ -56,6 +59,7 @@ export class JobTransitions {
     if (after.seq !== before.seq || after.state !== before.state) {
       this.deps.logger.info({ jobId, exportId: after.exportId, resource: after.resource, event: event.type, state: after.state }, 'job state changed');
     }
+    if (this.deps.relay) await this.deps.relay.relay(updated.events);
     if (isTerminal(after.state) && !isTerminal(before.state) && this.deps.onJobFinished) {
       // The job's own outcome is committed; a failed notification is repaired when the next run reads the job.
       await this.deps.onJobFinished(after).catch((err: unknown) => this.deps.logger.warn({ jobId, err }, 'could not report the finished job to its schedule'));

@@ -7,6 +7,7 @@ import type { PollingPolicy } from '../domain/polling-policy';
 import type { ExportStore } from '../domain/ports/export-store';
 import type { TaskQueue } from '../domain/ports/task-queues';
 import type { Logger } from '../logging';
+import type { EventRelay } from './event-relay';
 import { JobTransitions } from './job-transitions';
 
 const BATCH = 500;
@@ -14,6 +15,8 @@ const BATCH = 500;
 export interface SweepResult {
   overdue: number;
   requeued: number;
+  /** Events left in the outbox (a publish failed, or its instance died) published by this sweep. */
+  events: number;
 }
 
 export interface SweeperDeps {
@@ -22,6 +25,8 @@ export interface SweeperDeps {
   policy: PollingPolicy;
   graceSeconds: number;
   logger: Logger;
+  /** Publishes what the outbox still holds after a grace period. */
+  relay?: EventRelay;
   now?: () => number;
 }
 
@@ -31,8 +36,8 @@ export class Sweeper {
 
   constructor(private readonly deps: SweeperDeps) {
     this.now = deps.now ?? Date.now;
-    const { store, queue, policy, logger } = deps;
-    this.jobs = new JobTransitions({ store, queue: async () => queue, policy, logger, now: this.now });
+    const { store, queue, policy, logger, relay } = deps;
+    this.jobs = new JobTransitions({ store, queue: async () => queue, policy, logger, now: this.now, relay });
   }
 
   async sweep(): Promise<SweepResult> {
@@ -49,6 +54,7 @@ export class Sweeper {
       requeued++;
       this.deps.logger.warn({ jobId: job.id, state: job.state, overdueSeconds: Math.round((now - (job.nextCheckAt ?? now)) / 1000) }, 'overdue job re-enqueued');
     }
-    return { overdue: overdue.length, requeued };
+    const events = this.deps.relay ? await this.deps.relay.flush(now - graceMs) : 0;
+    return { overdue: overdue.length, requeued, events };
   }
 }

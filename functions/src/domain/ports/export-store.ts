@@ -1,10 +1,13 @@
 /** The seam to where exports, their jobs and users' grants are kept (Firestore). */
 import type { ExportAdmission } from '../admission';
+import type { PipelineEvent } from '../events';
 import type { ExportRecord, Grant, GrantState, Job } from '../model';
 
 export interface JobUpdate {
   before: Job;
   after: Job;
+  /** Events the change wrote to the outbox in its transaction (a job or its export finished), to publish now. */
+  events: PipelineEvent[];
 }
 
 export interface ExportStore {

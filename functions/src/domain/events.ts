@@ -1,0 +1,82 @@
+/**
+ * What apps are told, as CloudEvents (specversion 1.0): a job reached a terminal state, an export
+ * reached its final state. Pure builders: each event's id is stable (derived from what happened),
+ * so an event published twice (at least once is the promise) is dropped by a subscriber that
+ * remembers ids. Events carry no token, URL or user id: the user is named by a hash the app can
+ * compute from its own user ids.
+ */
+import { createHash } from 'node:crypto';
+import type { ExportRecord, ExportState, Job, JobState } from './model';
+
+export const EVENT_TYPES = ['portability.job.finished', 'portability.export.finished'] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+/** `sha256("user\n" + userId)`, hex: the same pseudonym as the user's records in Firestore. */
+export const userIdHash = (userId: string): string => createHash('sha256').update(`user\n${userId}`).digest('hex');
+
+export interface PipelineEvent {
+  /** Stable: `job/{jobId}/{state}` or `export/{exportId}/{state}`. */
+  id: string;
+  type: EventType;
+  /** CloudEvents `source`: the export the event is about. */
+  source: string;
+  /** CloudEvents `subject`: the job, for job events. */
+  subject?: string;
+  /** RFC 3339: when it happened. */
+  time: string;
+  /** Pub/Sub attributes to filter on (subscription filters match attributes only). */
+  attributes: { type: EventType; userIdHash: string; exportId: string; state: JobState | ExportState };
+  data: JobFinishedData | ExportFinishedData;
+}
+
+export interface JobFinishedData {
+  exportId: string;
+  jobId: string;
+  resource: string;
+  state: JobState;
+  error?: { code: string; message: string };
+  /** SUCCEEDED: what is in the bucket. */
+  archives?: Array<{ name: string; size: number; crc32c: string }>;
+  scheduleId?: string;
+}
+
+export interface ExportFinishedData {
+  exportId: string;
+  state: ExportState;
+  resources: string[];
+  scheduleId?: string;
+  run?: number;
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+export function jobFinishedEvent(job: Job): PipelineEvent {
+  return {
+    id: `job/${job.id}/${job.state}`,
+    type: 'portability.job.finished',
+    source: `exports/${job.exportId}`,
+    subject: `jobs/${job.id}`,
+    time: iso(job.finishedAt ?? job.updatedAt),
+    attributes: { type: 'portability.job.finished', userIdHash: userIdHash(job.userId), exportId: job.exportId, state: job.state },
+    data: {
+      exportId: job.exportId,
+      jobId: job.id,
+      resource: job.resource,
+      state: job.state,
+      ...(job.error ? { error: { code: job.error.code, message: job.error.message } } : {}),
+      ...(job.state === 'SUCCEEDED' ? { archives: job.archives.map((a) => ({ name: a.name, size: a.size, crc32c: a.crc32c })) } : {}),
+      ...(job.scheduleId ? { scheduleId: job.scheduleId } : {}),
+    },
+  };
+}
+
+export function exportFinishedEvent(record: ExportRecord, state: ExportState, at: number): PipelineEvent {
+  return {
+    id: `export/${record.id}/${state}`,
+    type: 'portability.export.finished',
+    source: `exports/${record.id}`,
+    time: iso(at),
+    attributes: { type: 'portability.export.finished', userIdHash: userIdHash(record.userId), exportId: record.id, state },
+    data: { exportId: record.id, state, resources: record.resources, ...(record.scheduleId ? { scheduleId: record.scheduleId, run: record.run } : {}) },
+  };
+}
