@@ -13,7 +13,7 @@ import { KeyManagementServiceClient } from '@google-cloud/kms';
 import { grpc } from 'google-gax';
 import type { EncryptedSecret, SecretCipher } from '../domain/ports';
 import { open, seal } from './aes-gcm';
-import { Crc32c } from './archive-copier';
+import { Crc32c } from './crc32c';
 
 const KEY_RE = /^projects\/[^/]+\/locations\/[^/]+\/keyRings\/[^/]+\/cryptoKeys\/[^/]+$/;
 const VERSION_RE = /^(projects\/[^/]+\/locations\/[^/]+\/keyRings\/[^/]+\/cryptoKeys\/[^/]+)\/cryptoKeyVersions\/\d+$/;

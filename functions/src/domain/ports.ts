@@ -413,3 +413,9 @@ export interface ScheduleStore {
   /** The exports a schedule started, newest first (the composite index scheduleId + createdAt). */
   listRuns(scheduleId: string, limit: number): Promise<ExportRecord[]>;
 }
+
+/** The bucket that holds the archives, for what is not a copy: removing an export's objects. */
+export interface ArchiveBucket {
+  /** Removes every object under a non-empty prefix; answers how many it deleted. */
+  deletePrefix(prefix: string): Promise<number>;
+}
