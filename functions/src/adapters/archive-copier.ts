@@ -15,6 +15,7 @@ import {
   type ArchiveBucket,
   type ArchiveCopier,
   type ArchiveFacts,
+  type CopyCheckpoint,
   type CopyProgress,
   type CopyResumeOptions,
   type PartedSource,
@@ -96,7 +97,7 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
     if (resume?.signal?.aborted) throw new CopyInterruptedError(`The archive copy was stopped before it began (${where})`);
     resume?.signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      const resumed = resume?.checkpoint ? await this.resumedSession(file, resume) : {};
+      const resumed = resume?.checkpoint ? await this.resumedSession(file, resume.checkpoint) : {};
       if ('done' in resumed) return resumed.done;
       const { session } = resumed;
       guard.arm();
@@ -148,9 +149,7 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
    * whose object is there is the copy done (or a conflict); an open one is continued; a gone one
    * (or a complete one without its object) starts over.
    */
-  private async resumedSession(file: File, resume: CopyResumeOptions): Promise<{ done: StoredArchive } | { session?: OpenSession }> {
-    const checkpoint = resume.checkpoint;
-    if (!checkpoint) return {};
+  private async resumedSession(file: File, checkpoint: CopyCheckpoint): Promise<{ done: StoredArchive } | { session?: OpenSession }> {
     const status = await sessionStatus(this.storage, this.fetchImpl, checkpoint);
     if (status.kind === 'complete') {
       const meta = await metadataOrUndefined(file);
