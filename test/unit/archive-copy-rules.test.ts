@@ -8,8 +8,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { FileMetadata } from '@google-cloud/storage';
 import { DownloadGuard } from '../../functions/src/adapters/download-guard';
 import { uploadFailure } from '../../functions/src/adapters/resumable-upload';
-import { declaredFacts, describe as describeUrl, parseGoogHash, sourceStatusError, type SourceResponse } from '../../functions/src/adapters/signed-url-source';
-import { matchesSource, sameArchive, sameSource } from '../../functions/src/adapters/stored-archive';
+import { declaredFacts, describe as describeUrl, networkReason, parseGoogHash, SignedUrlSource, sourceStatusError, type SourceResponse } from '../../functions/src/adapters/signed-url-source';
+import { httpStatusOf, matchesSource, mismatchMessage, sameArchive, sameSource } from '../../functions/src/adapters/stored-archive';
 import { ArchiveRejectedError, ArchiveUrlExpiredError, CopyInterruptedError, type ArchiveFacts } from '../../functions/src/domain/ports';
 
 const WHERE = 'https://storage.example/a.zip';
@@ -57,6 +57,8 @@ describe('what a source declares', () => {
     expect(parseGoogHash(' CRC32C = x ,junk,sha1=y')).toEqual({ crc32c: 'x' });
     expect(parseGoogHash(undefined)).toEqual({});
     expect(parseGoogHash('')).toEqual({});
+    // A part without '=' is no key: not even one that starts like one.
+    expect(parseGoogHash('md5X,crc32cY')).toEqual({});
   });
 
   it('takes the size from Content-Length on a 200 and from Content-Range on a 206', () => {
@@ -71,7 +73,10 @@ describe('what a source declares', () => {
   it('declares no size when the header is missing or not a number', () => {
     expect(declaredFacts(answer(200, {})).size).toBeUndefined();
     expect(declaredFacts(answer(200, { 'content-length': '12abc' })).size).toBeUndefined();
+    expect(declaredFacts(answer(200, { 'content-length': 'x12' })).size).toBeUndefined();
     expect(declaredFacts(answer(206, { 'content-length': '5', 'content-range': 'bytes 0-4/*' })).size).toBeUndefined();
+    expect(declaredFacts(answer(206, { 'content-length': '5', 'content-range': 'bytes 0-4/12x' })).size).toBeUndefined();
+    expect(declaredFacts(answer(206, { 'content-length': '5' })).size).toBeUndefined();
   });
 });
 
@@ -100,6 +105,10 @@ describe('is it the source’s archive?', () => {
     expect(sameSource({ uploadUri: 'u', md5: 'm' }, src({ md5: 'n' }))).toBe(false);
     expect(sameSource({ uploadUri: 'u', size: 10 }, src({ size: 10 }))).toBe(false);
     expect(sameSource({ uploadUri: 'u', crc32c: 'c' }, src({ md5: 'm' }))).toBe(false);
+    expect(sameSource({ uploadUri: 'u', crc32c: 'c' }, src({ size: 10, crc32c: 'c' }))).toBe(true);
+    // A CRC32C one side lacks proves nothing: the MD5 both know decides.
+    expect(sameSource({ uploadUri: 'u', md5: 'm' }, src({ crc32c: 'c', md5: 'm' }))).toBe(true);
+    expect(sameSource({ uploadUri: 'u', crc32c: 'c', md5: 'm' }, src({ md5: 'm' }))).toBe(true);
   });
 
   it('bytes received: every declaration that was computed must agree', () => {
@@ -111,6 +120,79 @@ describe('is it the source’s archive?', () => {
     expect(matchesSource(10, {}, src({ crc32c: 'c' }))).toBe(true);
     expect(matchesSource(10, { md5: 'x' }, src({ md5: 'm' }))).toBe(false);
     expect(matchesSource(10, { md5: 'm' }, src({ md5: 'm' }))).toBe(true);
+    expect(matchesSource(10, { crc32c: 'c', md5: 'm' }, src({}))).toBe(true);
+  });
+
+  it('names what was received and what was declared, "?" or "not computed" for what is missing', () => {
+    expect(mismatchMessage(7, { crc32c: 'x' }, src({ size: 10, md5: 'm' }), WHERE)).toBe(
+      `Archive checksum mismatch: received 7 bytes, crc32c x, md5 not computed; the source declared size 10, crc32c ?, md5 m (${WHERE})`,
+    );
+    expect(mismatchMessage(7, { md5: 'n' }, src({ crc32c: 'c' }), WHERE)).toBe(
+      `Archive checksum mismatch: received 7 bytes, crc32c not computed, md5 n; the source declared size ?, crc32c c, md5 ? (${WHERE})`,
+    );
+  });
+
+  it('reads the HTTP status of both kinds of storage client error, and of nothing else', () => {
+    expect(httpStatusOf({ code: 404 })).toBe(404);
+    expect(httpStatusOf({ status: 412 })).toBe(412);
+    expect(httpStatusOf({ response: { status: 503 } })).toBe(503);
+    expect(httpStatusOf({ code: 'ECONNRESET', status: '500' })).toBeUndefined();
+    expect(httpStatusOf(undefined)).toBeUndefined();
+    expect(httpStatusOf(null)).toBeUndefined();
+    expect(httpStatusOf(404)).toBeUndefined();
+  });
+});
+
+describe('networkReason: a network error named by its code only', () => {
+  it('prefers the cause’s code, then a string code, then an abort, then the error’s name', () => {
+    expect(networkReason(Object.assign(new TypeError('fetch failed https://h/?sig=secret'), { cause: { code: 'ECONNREFUSED' } }))).toBe('ECONNREFUSED');
+    expect(networkReason(Object.assign(new Error('x'), { cause: { code: 7 }, code: 'ETIMEDOUT' }))).toBe('ETIMEDOUT');
+    expect(networkReason(Object.assign(new Error('x'), { code: 'ABORT_ERR', name: 'AbortError' }))).toBe('aborted');
+    expect(networkReason(Object.assign(new Error('x'), { name: 'AbortError' }))).toBe('aborted');
+    expect(networkReason(new RangeError('https://h/?sig=secret'))).toBe('RangeError');
+    expect(networkReason(Object.assign(new Error('x'), { code: 'ABORT_ERR' }))).toBe('Error');
+    expect(networkReason('https://h/?sig=secret')).toBe('unknown error');
+    expect(networkReason(undefined)).toBe('unknown error');
+  });
+});
+
+describe('SignedUrlSource.check: which URLs may be fetched at all', () => {
+  const lookup = async (host: string) => (host === 'inside.example' ? [{ address: '10.0.0.8', family: 4 }] : [{ address: '142.250.1.1', family: 4 }]);
+  const source = (o: Partial<ConstructorParameters<typeof SignedUrlSource>[0]> = {}) =>
+    new SignedUrlSource({ allowedHosts: ['  Storage.Example  ', '', 'other.example:8443'], allowHttp: false, lookup, ...o });
+
+  it('allows https to a listed host (trimmed, any case) or a listed host:port', async () => {
+    expect((await source().check('https://STORAGE.example/a.zip?sig=s')).host).toBe('storage.example');
+    expect((await source().check('https://other.example:8443/a.zip')).host).toBe('other.example:8443');
+  });
+
+  it('refuses anything else, naming the URL without its query', async () => {
+    const refused = async (url: string, s = source()) => {
+      const e = await s.check(url).catch((err: unknown) => err);
+      expect(e).toBeInstanceOf(ArchiveRejectedError);
+      expect((e as Error).message).not.toContain('sig=');
+      return (e as Error).message;
+    };
+    expect(await refused('not a url')).toBe('The archive URL is not a valid URL');
+    expect(await refused('http://storage.example/a.zip?sig=s')).toBe('Archive URL scheme http: is not allowed (http://storage.example/a.zip)');
+    expect(await refused('ftp://storage.example/a.zip?sig=s', source({ allowHttp: true }))).toMatch(/^Archive URL scheme ftp: is not allowed/);
+    expect(await refused('https://u:p@storage.example/a.zip?sig=s')).toBe('Archive URL must not carry user info (https://storage.example)');
+    expect(await refused('https://u@storage.example/a.zip?sig=s')).toMatch(/must not carry user info/);
+    expect(await refused('https://:p@storage.example/a.zip?sig=s')).toMatch(/must not carry user info/);
+    expect(await refused('https://evil.example/a.zip?sig=s')).toBe('Archive host evil.example is not in the allowed hosts (https://evil.example/a.zip)');
+    expect(await refused('https://other.example/a.zip?sig=s')).toMatch(/^Archive host other.example is not in the allowed hosts/);
+    expect(await refused('https:///a.zip?sig=s')).toMatch(/not in the allowed hosts|not a valid URL/);
+  });
+
+  it('allows http only when told, and checks addresses unless told not to (the local stack)', async () => {
+    const inside = source({ allowedHosts: ['inside.example'] });
+    expect(await inside.check('https://inside.example/a.zip').catch((e: unknown) => e)).toBeInstanceOf(ArchiveRejectedError);
+    const local = source({ allowedHosts: ['inside.example'], allowHttp: true });
+    expect((await local.check('http://inside.example/a.zip')).protocol).toBe('http:');
+    const checked = source({ allowedHosts: ['inside.example'], allowHttp: true, refusePrivateAddresses: true });
+    const e = await checked.check('http://inside.example/a.zip?sig=s').catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(ArchiveRejectedError);
+    expect((e as Error).message).toMatch(/^Archive URL refused: .*\(http:\/\/inside\.example\/a\.zip\)$/);
   });
 });
 
@@ -137,6 +219,12 @@ describe('uploadFailure: what a failed upload becomes', () => {
     expect(f.error).toBeInstanceOf(ArchiveRejectedError);
     expect(f.error.message).toMatch(/^Archive checksum mismatch: Cloud Storage refused the 10 bytes received against the source's size 10, crc32c c, md5 \?/);
     expect(f).toMatchObject({ removePartial: false, mayHaveRaced: false });
+  });
+
+  it.each([{ size: 10 }, { crc32c: 'c' }, { md5: 'm' }])('a 400 after every byte is a mismatch whatever the source declared (%o)', (declared) => {
+    const f = uploadFailure({ ...base, sourceEnded: true, uploadError: { code: 400 }, source: { contentType: 'application/zip', ...declared } });
+    expect(f.error).toBeInstanceOf(ArchiveRejectedError);
+    expect(f.error.message).toMatch(/^Archive checksum mismatch: Cloud Storage refused/);
   });
 
   it('a 400 is not a mismatch when the source declared nothing, the bytes had not all arrived, or we aborted', () => {
