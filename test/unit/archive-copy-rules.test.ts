@@ -118,6 +118,7 @@ describe('is it the source’s archive?', () => {
     expect(matchesSource(10, { crc32c: 'c' }, src({ crc32c: 'c' }))).toBe(true);
     expect(matchesSource(10, { crc32c: 'x' }, src({ crc32c: 'c' }))).toBe(false);
     expect(matchesSource(10, {}, src({ crc32c: 'c' }))).toBe(true);
+    expect(matchesSource(10, {}, src({ md5: 'm' }))).toBe(true);
     expect(matchesSource(10, { md5: 'x' }, src({ md5: 'm' }))).toBe(false);
     expect(matchesSource(10, { md5: 'm' }, src({ md5: 'm' }))).toBe(true);
     expect(matchesSource(10, { crc32c: 'c', md5: 'm' }, src({}))).toBe(true);
@@ -164,6 +165,8 @@ describe('SignedUrlSource.check: which URLs may be fetched at all', () => {
   it('allows https to a listed host (trimmed, any case) or a listed host:port', async () => {
     expect((await source().check('https://STORAGE.example/a.zip?sig=s')).host).toBe('storage.example');
     expect((await source().check('https://other.example:8443/a.zip')).host).toBe('other.example:8443');
+    // A listed hostname allows any port; a listed host:port only that port.
+    expect((await source().check('https://storage.example:8080/a.zip')).host).toBe('storage.example:8080');
   });
 
   it('refuses anything else, naming the URL without its query', async () => {
@@ -225,6 +228,13 @@ describe('uploadFailure: what a failed upload becomes', () => {
     const f = uploadFailure({ ...base, sourceEnded: true, uploadError: { code: 400 }, source: { contentType: 'application/zip', ...declared } });
     expect(f.error).toBeInstanceOf(ArchiveRejectedError);
     expect(f.error.message).toMatch(/^Archive checksum mismatch: Cloud Storage refused/);
+  });
+
+  it('names the declarations it was refused against, "?" for what the source did not declare', () => {
+    const f = uploadFailure({ ...base, sourceEnded: true, count: 9, uploadError: { code: 400 }, source: { crc32c: 'c', contentType: 'application/zip' } });
+    expect(f.error.message).toBe(`Archive checksum mismatch: Cloud Storage refused the 9 bytes received against the source's size ?, crc32c c, md5 ? (${WHERE})`);
+    const g = uploadFailure({ ...base, sourceEnded: true, count: 9, uploadError: { code: 400 }, source: { size: 9, md5: 'm', contentType: 'application/zip' } });
+    expect(g.error.message).toBe(`Archive checksum mismatch: Cloud Storage refused the 9 bytes received against the source's size 9, crc32c ?, md5 m (${WHERE})`);
   });
 
   it('a 400 is not a mismatch when the source declared nothing, the bytes had not all arrived, or we aborted', () => {
