@@ -85,3 +85,29 @@ describe('copyInParts', () => {
     expect(await names('d/')).not.toContain('d/archive.zip');
   });
 });
+
+describe('copyPart', () => {
+  it('refuses a source that ignores the range, and writes no part', async () => {
+    source.serve('/no-ranges.zip', { fixture, ignoreRange: true });
+    const e = await copier().copyPart(signed('/no-ranges.zip'), 'e/archive.zip', 0, 2, fixture.size).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(ArchiveRejectedError);
+    expect((e as Error).message).toMatch(/^Archive source did not serve bytes 0-\d+ \(status 200\)/);
+    expect((e as Error).message).not.toContain('secret');
+    expect(await names('e/')).toEqual([]);
+  });
+
+  it('refuses a range that ends elsewhere than asked (the archive is shorter than the plan)', async () => {
+    // Planned for one byte more than there is: the last range asks past the end, and is cut short.
+    const e = await copier().copyPart(signed('/big.zip'), 'f/archive.zip', 1, 2, fixture.size + 1).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(ArchiveRejectedError);
+    expect((e as Error).message).toMatch(/^Archive source did not serve bytes \d+-\d+ \(status 206\)/);
+    expect(await names('f/')).toEqual([]);
+  });
+
+  it('refuses a part of an archive whose size is not the one the copy began with', async () => {
+    const e = await copier().copyPart(signed('/big.zip'), 'g/archive.zip', 0, 2, fixture.size + 1).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(ArchiveRejectedError);
+    expect((e as Error).message).toMatch(new RegExp(`^Archive is now ${fixture.size} bytes, not the ${fixture.size + 1} its copy began with`));
+    expect(await names('g/')).toEqual([]);
+  });
+});
