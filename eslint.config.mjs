@@ -23,7 +23,7 @@ export default tseslint.config(
     files: ['**/*.cjs'],
     languageOptions: {
       sourceType: 'commonjs',
-      globals: { module: 'writable', require: 'readonly', process: 'readonly', Buffer: 'readonly', performance: 'readonly', fetch: 'readonly' },
+      globals: { module: 'writable', require: 'readonly', process: 'readonly', Buffer: 'readonly', performance: 'readonly', fetch: 'readonly', AbortSignal: 'readonly' },
     },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },

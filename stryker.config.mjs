@@ -15,7 +15,15 @@ export default {
     : [
         'functions/src/domain/**/*.ts',
         'functions/src/pipeline/**/*.ts',
+        // The copier and its pieces.
         'functions/src/adapters/archive-copier.ts',
+        'functions/src/adapters/signed-url-source.ts',
+        'functions/src/adapters/resumable-upload.ts',
+        'functions/src/adapters/stored-archive.ts',
+        'functions/src/adapters/ranged-copy.ts',
+        'functions/src/adapters/download-guard.ts',
+        'functions/src/adapters/cloud-storage-archive-bucket.ts',
+        'functions/src/adapters/crc32c.ts',
         'functions/src/adapters/firestore-export-store.ts',
         'functions/src/adapters/firestore-schedule-store.ts',
       ],

@@ -10,6 +10,8 @@ import path from 'node:path';
 import { Storage } from '@google-cloud/storage';
 import { removeFixtures, startArchiveHttpServer, writeArchiveFixture } from '../test/support/archive-http-server';
 import { CloudStorageArchiveCopier, DEFAULT_CHUNK_SIZE } from '../functions/src/adapters/archive-copier';
+import { SignedUrlSource } from '../functions/src/adapters/signed-url-source';
+import { probe } from '../test/support/copy-in-parts';
 import type { BenchRow, CopyJob, CopyLegResult, Log } from './bench-types';
 
 export interface CopyBenchOptions {
@@ -169,13 +171,14 @@ export async function runCopyBench(opts: CopyBenchOptions): Promise<BenchRow[]> 
         // As the pipeline runs it: a probe, one process per part (each a copy-part task on an
         // instance of its own), then compose; timed from the probe to the composed object.
         const copier = new CloudStorageArchiveCopier({ storage, bucket: BUCKET, allowedHosts: [source.host], allowHttp: true });
+        const urls = new SignedUrlSource({ allowedHosts: [source.host], allowHttp: true });
         for (const parts of opts.partCounts) {
           const times: number[] = [];
           let peak = 0;
           for (let i = 0; i < n; i++) {
             const object = `bench/across-${++run}.zip`;
             const t0 = performance.now();
-            const facts = await copier.probe(url);
+            const facts = await probe(urls, url);
             if (facts.size === undefined || facts.crc32c === undefined) throw new Error('the source declares no size or CRC32C');
             const legs = await Promise.all(Array.from({ length: parts }, (_, index) => leg('part', size, url, parts, { object, index })));
             const stored = await copier.composeParts(object, parts, { size: facts.size, crc32c: facts.crc32c });

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { GrpcClient, grpc } from 'google-gax';
-import { Crc32c } from '../functions/src/adapters/archive-copier';
+import { Crc32c } from '../functions/src/adapters/crc32c';
 
 const PROTOS_JSON = path.join(path.dirname(require.resolve('@google-cloud/kms')), '..', 'protos', 'protos.json');
 const KEY_RE = /^projects\/[^/]+\/locations\/[^/]+\/keyRings\/[^/]+\/cryptoKeys\/[^/]+$/;

@@ -112,11 +112,14 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       now,
     });
   });
+  const storage = lazy(async () => {
+    const { Storage } = await import('@google-cloud/storage');
+    return config.storageApiEndpoint ? new Storage({ apiEndpoint: config.storageApiEndpoint, projectId: config.projectId }) : new Storage();
+  });
   const copier = overrides.copier ?? lazy(async () => {
-    const [{ Storage }, { CloudStorageArchiveCopier }] = await Promise.all([import('@google-cloud/storage'), import('./adapters/archive-copier')]);
-    const storage = config.storageApiEndpoint ? new Storage({ apiEndpoint: config.storageApiEndpoint, projectId: config.projectId }) : new Storage();
+    const { CloudStorageArchiveCopier } = await import('./adapters/archive-copier');
     return new CloudStorageArchiveCopier({
-      storage,
+      storage: await storage(),
       bucket: config.archive.bucket,
       allowedHosts: config.archive.urlHosts,
       allowHttp: config.archive.allowHttp,
@@ -135,6 +138,11 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
     if (!events) return undefined;
     const [{ EventRelay }, { FirestoreEventOutbox }] = await Promise.all([import('./pipeline/event-relay'), import('./adapters/firestore-outbox')]);
     return new EventRelay({ publisher, outbox: new FirestoreEventOutbox(await firestore()), logger });
+  });
+  // Deleting an export's or a job's objects needs the bucket, not the copier.
+  const archives = lazy(async () => {
+    const { CloudStorageArchiveBucket } = await import('./adapters/cloud-storage-archive-bucket');
+    return new CloudStorageArchiveBucket(await storage(), config.archive.bucket);
   });
   const verifier = lazy(async () => {
     const { JwksIdTokenVerifier } = await import('./adapters/id-token-verifier');
@@ -192,7 +200,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   const service = lazy(async () => {
     const [{ ExportService }, { ConsentFlow }] = await Promise.all([import('./pipeline/export-service'), import('./pipeline/consent-flow')]);
     const consent = new ConsentFlow({ store: await consentStates(), cipher, clientId: config.oauth.clientId, ...config.consent, now });
-    return new ExportService({ consent, store: await store(), api, oauth, tokens: await tokens(), cipher, queue, logger, limits: config.limits, copier, policy: config.polling, now, onJobFinished, relay: await relay() });
+    return new ExportService({ consent, store: await store(), api, oauth, tokens: await tokens(), cipher, queue, logger, limits: config.limits, archives, policy: config.polling, now, onJobFinished, relay: await relay() });
   });
 
   // Handlers.
@@ -206,7 +214,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       corsOrigins: config.corsOrigins,
       projectId: config.projectId,
       logger,
-      deletion: new ExportDeletion({ store: await store(), copier, cancel: (u, e) => svc.cancelExport(u, e), logger }),
+      deletion: new ExportDeletion({ store: await store(), archives, cancel: (u, e) => svc.cancelExport(u, e), logger }),
     });
   });
   /** A Cloud Tasks function: its own URL is the token audience; it runs only its steps. */

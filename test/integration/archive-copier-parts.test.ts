@@ -8,8 +8,10 @@ import path from 'node:path';
 import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloudStorageArchiveCopier } from '../../functions/src/adapters/archive-copier';
+import { SignedUrlSource } from '../../functions/src/adapters/signed-url-source';
 import { ArchiveRejectedError } from '../../functions/src/domain/errors';
 import { startGcsServer, type GcsServer } from '../../local-stack/gcs-server';
+import { copyInParts } from '../support/copy-in-parts';
 import { removeFixtures, startArchiveHttpServer, writeArchiveFixture, type ArchiveFixture, type ArchiveHttpServer } from '../support/archive-http-server';
 
 const BUCKET = 'archive-parts-test';
@@ -20,6 +22,7 @@ let dir: string;
 let fixture: ArchiveFixture;
 
 const copier = () => new CloudStorageArchiveCopier({ storage, bucket: BUCKET, allowedHosts: [source.host], allowHttp: true });
+const urlSource = () => new SignedUrlSource({ allowedHosts: [source.host], allowHttp: true });
 const signed = (p: string) => `${source.origin}${p}?X-Goog-Signature=secret`;
 const names = async (prefix: string) => (await storage.bucket(BUCKET).getFiles({ prefix }))[0].map((f) => f.name).sort();
 
@@ -41,7 +44,7 @@ afterAll(async () => {
 describe('copyInParts', () => {
   it('copies 4 ranges in parallel, composes them, and the combined CRC32C equals the source x-goog-hash', async () => {
     const seen: number[] = [];
-    const stored = await copier().copyInParts(signed('/big.zip'), 'a/archive.zip', 4, (n) => seen.push(n));
+    const stored = await copyInParts(copier(), urlSource(), signed('/big.zip'), 'a/archive.zip', 4, (n) => seen.push(n));
     expect(stored).toMatchObject({ bucket: BUCKET, name: 'a/archive.zip', size: fixture.size, crc32c: fixture.crc32c });
     expect(seen[seen.length - 1]).toBe(fixture.size);
     expect(await names('a/')).toEqual(['a/archive.zip']);
@@ -50,18 +53,18 @@ describe('copyInParts', () => {
     expect(data.length).toBe(fixture.size);
     // A duplicate delivery finds the archive and copies nothing.
     const before = source.requests.length;
-    expect(await copier().copyInParts(signed('/big.zip'), 'a/archive.zip', 4)).toMatchObject({ crc32c: fixture.crc32c });
+    expect(await copyInParts(copier(), urlSource(), signed('/big.zip'), 'a/archive.zip', 4)).toMatchObject({ crc32c: fixture.crc32c });
     expect(source.requests.length - before).toBe(1); // the probe only
   });
 
   it('resumes: a part an earlier attempt completed is kept, not downloaded again', async () => {
     const partLen = Math.ceil(fixture.size / 2);
-    await copier().copyInParts(signed('/big.zip'), 'tmp/whole.zip', 1);
+    await copyInParts(copier(), urlSource(), signed('/big.zip'), 'tmp/whole.zip', 1);
     // Make part 1 of 2 as an earlier attempt would have left it.
     const [firstHalf] = await storage.bucket(BUCKET).file('tmp/whole.zip').download({ start: 0, end: partLen - 1, validation: false });
     await storage.bucket(BUCKET).file('b/archive.zip.part-1-of-2').save(firstHalf, { resumable: false });
     const before = source.requests.length;
-    const stored = await copier().copyInParts(signed('/big.zip'), 'b/archive.zip', 2);
+    const stored = await copyInParts(copier(), urlSource(), signed('/big.zip'), 'b/archive.zip', 2);
     expect(stored.crc32c).toBe(fixture.crc32c);
     expect(source.requests.length - before).toBe(2); // probe + part 2
     expect(await names('b/')).toEqual(['b/archive.zip']);
@@ -69,7 +72,7 @@ describe('copyInParts', () => {
 
   it('refuses (and removes) a composite whose combined CRC32C differs from the source hash', async () => {
     source.serve('/lying.zip', { fixture, googHash: 'crc32c=AAAAAA==' });
-    const e = await copier().copyInParts(signed('/lying.zip'), 'c/archive.zip', 3).catch((err: unknown) => err);
+    const e = await copyInParts(copier(), urlSource(), signed('/lying.zip'), 'c/archive.zip', 3).catch((err: unknown) => err);
     expect(e).toBeInstanceOf(ArchiveRejectedError);
     expect((e as Error).message).not.toContain('secret');
     expect(await names('c/archive.zip')).not.toContain('c/archive.zip');
@@ -77,8 +80,34 @@ describe('copyInParts', () => {
 
   it('detects a byte altered in one range through the combined CRC32C, and leaves no composite', async () => {
     source.serve('/corrupt.zip', { fixture, corruptAt: 4 * 1024 * 1024 });
-    const e = await copier().copyInParts(signed('/corrupt.zip'), 'd/archive.zip', 2).catch((err: unknown) => err);
+    const e = await copyInParts(copier(), urlSource(), signed('/corrupt.zip'), 'd/archive.zip', 2).catch((err: unknown) => err);
     expect(e).toBeInstanceOf(ArchiveRejectedError);
     expect(await names('d/')).not.toContain('d/archive.zip');
+  });
+});
+
+describe('copyPart', () => {
+  it('refuses a source that ignores the range, and writes no part', async () => {
+    source.serve('/no-ranges.zip', { fixture, ignoreRange: true });
+    const e = await copier().copyPart(signed('/no-ranges.zip'), 'e/archive.zip', 0, 2, fixture.size).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(ArchiveRejectedError);
+    expect((e as Error).message).toMatch(/^Archive source did not serve bytes 0-\d+ \(status 200\)/);
+    expect((e as Error).message).not.toContain('secret');
+    expect(await names('e/')).toEqual([]);
+  });
+
+  it('refuses a range that ends elsewhere than asked (the archive is shorter than the plan)', async () => {
+    // Planned for one byte more than there is: the last range asks past the end, and is cut short.
+    const e = await copier().copyPart(signed('/big.zip'), 'f/archive.zip', 1, 2, fixture.size + 1).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(ArchiveRejectedError);
+    expect((e as Error).message).toMatch(/^Archive source did not serve bytes \d+-\d+ \(status 206\)/);
+    expect(await names('f/')).toEqual([]);
+  });
+
+  it('refuses a part of an archive whose size is not the one the copy began with', async () => {
+    const e = await copier().copyPart(signed('/big.zip'), 'g/archive.zip', 0, 2, fixture.size + 1).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(ArchiveRejectedError);
+    expect((e as Error).message).toMatch(new RegExp(`^Archive is now ${fixture.size} bytes, not the ${fixture.size + 1} its copy began with`));
+    expect(await names('g/')).toEqual([]);
   });
 });

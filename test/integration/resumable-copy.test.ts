@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloudStorageArchiveCopier } from '../../functions/src/adapters/archive-copier';
-import { CopyInterruptedError } from '../../functions/src/domain/errors';
+import { ArchiveRejectedError, CopyInterruptedError } from '../../functions/src/domain/errors';
 import type { CopyCheckpoint } from '../../functions/src/domain/ports/archive-copier';
 import { startGcsServer, type GcsServer } from '../../local-stack/gcs-server';
 import { removeFixtures, startArchiveHttpServer, writeArchiveFixture, type ArchiveFixture, type ArchiveHttpServer } from '../support/archive-http-server';
@@ -137,5 +137,27 @@ describe('resumable copies', () => {
     const [after] = await storage.bucket(BUCKET).file('u/e/r/done.zip').getMetadata();
     expect(after.generation).toBe(before.generation);
     expect(gcs.writesOf(BUCKET, 'u/e/r/done.zip')).toBe(1);
+  });
+
+  it('checks a resumed object against the source (only the tail passed the copier), and removes one that differs', async () => {
+    const copier = new CloudStorageArchiveCopier({ storage, bucket: BUCKET, allowedHosts: [source.host], allowHttp: true });
+    const url = `${source.origin}/big.zip?X-Goog-Signature=abc`;
+    const name = 'u/e/r/misreported.zip';
+    const stop = new AbortController();
+    let checkpoint: CopyCheckpoint | undefined;
+    await expect(
+      copier.copy(url, name, (b) => (b >= 4 * CHUNK ? stop.abort() : undefined), { signal: stop.signal, chunkSize: CHUNK, onCheckpoint: async (cp) => void (checkpoint = cp) }),
+    ).rejects.toBeInstanceOf(CopyInterruptedError);
+    // The store finishes the session but reports another size than the archive's.
+    gcs.faults.misreportUploads(name, 'size');
+    try {
+      const e = await copier.copy(url, name, undefined, { checkpoint, chunkSize: CHUNK }).catch((err: unknown) => err);
+      expect(e).toBeInstanceOf(ArchiveRejectedError);
+      expect((e as Error).message).toMatch(new RegExp(`^Resumed object gs://${BUCKET}/${name} does not match the source`));
+      expect((e as Error).message).not.toContain('X-Goog-Signature');
+      expect((await storage.bucket(BUCKET).file(name).exists())[0]).toBe(false);
+    } finally {
+      gcs.faults.clear();
+    }
   });
 });

@@ -58,6 +58,8 @@ export interface ArchiveRoute {
   stallAfterBytes?: number;
   /** Flip one byte at this offset in what is sent. */
   corruptAt?: number;
+  /** Answer a ranged GET with the whole archive (200), as a server without range support does. */
+  ignoreRange?: boolean;
 }
 
 export interface ArchiveHttpServer {
@@ -94,7 +96,7 @@ export async function startArchiveHttpServer(): Promise<ArchiveHttpServer> {
     const hash = route.googHash ?? trueHash;
     if (hash) headers['x-goog-hash'] = hash;
     const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
-    if (m) {
+    if (m && !route.ignoreRange) {
       start = Number(m[1]);
       if (m[2]) end = Math.min(end, Number(m[2]));
       status = 206;

@@ -15,8 +15,8 @@ function deletion(cancel: ExportDeletionDeps['cancel']): { del: ExportDeletion; 
     listJobs: async () => [],
     deleteExportRecords: async (id: string) => void removed.push(`records:${id}`),
   } as unknown as ExportDeletionDeps['store'];
-  const copier = async () => ({ deletePrefix: async (p: string) => (removed.push(`objects:${p}`), 0) }) as unknown as Awaited<ReturnType<ExportDeletionDeps['copier']>>;
-  return { del: new ExportDeletion({ store, copier, cancel, logger: createLogger({ level: 'silent' }) }), removed };
+  const archives = async () => ({ deletePrefix: async (p: string) => (removed.push(`objects:${p}`), 0) });
+  return { del: new ExportDeletion({ store, archives, cancel, logger: createLogger({ level: 'silent' }) }), removed };
 }
 
 describe('DELETE of an export that ends meanwhile', () => {

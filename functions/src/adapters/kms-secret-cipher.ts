@@ -14,7 +14,7 @@ import { grpc } from 'google-gax';
 import type { EncryptedSecret } from '../domain/model';
 import type { SecretCipher } from '../domain/ports/secret-cipher';
 import { open, seal } from './aes-gcm';
-import { Crc32c } from './archive-copier';
+import { Crc32c } from './crc32c';
 
 const KEY_RE = /^projects\/[^/]+\/locations\/[^/]+\/keyRings\/[^/]+\/cryptoKeys\/[^/]+$/;
 const VERSION_RE = /^(projects\/[^/]+\/locations\/[^/]+\/keyRings\/[^/]+\/cryptoKeys\/[^/]+)\/cryptoKeyVersions\/\d+$/;

@@ -4,7 +4,7 @@
  */
 import { conflict, notFound, RequestError } from '../domain/errors';
 import { isTerminal } from '../domain/job';
-import type { ArchiveCopier } from '../domain/ports/archive-copier';
+import type { ArchiveBucket } from '../domain/ports/archive-copier';
 import type { ExportStore, HousekeepingStore } from '../domain/ports/export-store';
 import type { Logger } from '../logging';
 import { ID_PATTERN } from './export-service';
@@ -12,7 +12,7 @@ import { ID_PATTERN } from './export-service';
 export interface ExportDeletionDeps {
   store: ExportStore & HousekeepingStore;
   /** Made on first use: the API's cold start need not load the Cloud Storage client. */
-  copier: () => Promise<ArchiveCopier>;
+  archives: () => Promise<ArchiveBucket>;
   /** Cancels the export's jobs that have not reached their archive (ExportService.cancelExport). */
   cancel: (userId: string, exportId: string) => Promise<unknown>;
   logger: Logger;
@@ -42,7 +42,7 @@ export class ExportDeletion {
       throw conflict('EXPORT_BUSY', 'A copy into the bucket is in progress; delete the export again when it has finished');
     }
     // Both ids were validated (the user id by the API, the export id above): the prefix cannot escape.
-    const deleted = await (await this.deps.copier()).deletePrefix(`${userId}/${exportId}/`);
+    const deleted = await (await this.deps.archives()).deletePrefix(`${userId}/${exportId}/`);
     await this.deps.store.deleteExportRecords(exportId);
     this.deps.logger.info({ userId, exportId, objects: deleted }, 'export deleted');
   }

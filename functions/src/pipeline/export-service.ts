@@ -10,7 +10,7 @@ import { AuthorizationCodeError, conflict, ConsentRevokedError, invalid, isTrans
 import { exportWindowProblem } from '../domain/export-window';
 import type { ExportRecord, ExportState, Job } from '../domain/model';
 import { attemptsOf, callInFlight, CONSENT_REVOKED, newJob } from '../domain/job';
-import type { ArchiveCopier } from '../domain/ports/archive-copier';
+import type { ArchiveBucket } from '../domain/ports/archive-copier';
 import type { ExportStore } from '../domain/ports/export-store';
 import type { OAuthTokenClient } from '../domain/ports/google-oauth';
 import type { PortabilityApi } from '../domain/ports/portability-api';
@@ -75,7 +75,7 @@ export interface ExportServiceDeps {
   /** Per-user abuse limits on starting exports (429 with Retry-After beyond them). */
   limits?: ExportLimits;
   /** Made on first use: a reset removes what unfinished copies wrote. */
-  copier?: () => Promise<Pick<ArchiveCopier, 'deletePrefix'>>;
+  archives?: () => Promise<ArchiveBucket>;
   /** When the checks of a job whose cancel finds its Google job still to stop are due. */
   policy: PollingPolicy;
   now?: () => number;
@@ -308,7 +308,7 @@ export class ExportService {
       const updated = await this.jobs.apply(live.id, { type: 'failed', error: CONSENT_REVOKED });
       if (!updated.applied) continue;
       ended++;
-      if (updated.before.state === 'COPYING' && this.deps.copier) await (await this.deps.copier()).deletePrefix(jobObjectPrefix(live));
+      if (updated.before.state === 'COPYING' && this.deps.archives) await (await this.deps.archives()).deletePrefix(jobObjectPrefix(live));
     }
     return ended;
   }

@@ -54,7 +54,7 @@ export interface PartedSource {
 }
 
 /** `copy` was asked (`partsFrom`) to leave this archive to the ranged copy; nothing was written. */
-export interface ArchiveCopier {
+export interface ArchiveCopier extends ArchiveBucket {
   /**
    * Streams one signed URL into the bucket as `objectName` (never holding the archive in memory),
    * verifies size and checksums against the source's `Content-Length`/`x-goog-hash` and against
@@ -62,12 +62,8 @@ export interface ArchiveCopier {
    * the source's checksum (a duplicate delivery), returns it without copying again.
    */
   copy(url: string, objectName: string, onProgress?: CopyProgress, resume?: CopyResumeOptions): Promise<StoredArchive>;
-  /** Removes every object under a prefix (used when deleting an export). */
-  deletePrefix(prefix: string): Promise<number>;
   // The ranged copy, one piece per call so that parts can run in separate invocations. Optional:
   // with a copier that lacks them, every archive is copied as one stream.
-  /** The archive's size and checksums, from a one-byte ranged GET (a signed URL allows GET only). */
-  probe?(url: string): Promise<ArchiveFacts>;
   /**
    * Copies range `index` of `count` (`partRanges(size, count)`) into `partObjectName(objectName,
    * index, count)`, verified by size and the stored CRC32C. Idempotent: a part already there with
@@ -83,3 +79,9 @@ export interface ArchiveCopier {
   composeParts?(objectName: string, count: number, source: PartedSource): Promise<StoredArchive>;
 }
 
+
+/** The bucket that holds the archives, for what is not a copy: removing an export's objects. */
+export interface ArchiveBucket {
+  /** Removes every object under a non-empty prefix; answers how many it deleted. */
+  deletePrefix(prefix: string): Promise<number>;
+}
