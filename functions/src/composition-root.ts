@@ -10,6 +10,7 @@ import type { Firestore } from '@google-cloud/firestore';
 import type { Config } from './config';
 import type { Job } from './domain/model';
 import type { ArchiveCopier } from './domain/ports/archive-copier';
+import type { EventPublisher } from './domain/ports/event-publisher';
 import type { TaskStep } from './domain/ports/task-queues';
 import type { HttpRequest, HttpResponse } from './http/http-types';
 import { createLogger, type Logger } from './logging';
@@ -22,6 +23,8 @@ export interface Overrides {
   copier?: () => Promise<ArchiveCopier>;
   /** The Firestore client every store uses (the cost benchmark counts the operations on its wire). */
   firestore?: Firestore;
+  /** Where events are published, when EVENTS_TOPIC is set (the chaos run refuses some publishes). */
+  publisher?: () => Promise<EventPublisher>;
 }
 
 export type Handler = (req: HttpRequest, res: HttpResponse) => Promise<void>;
@@ -129,7 +132,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   });
   // Apps are told on a Pub/Sub topic, when one is configured: events go through the outbox.
   const events = config.events;
-  const publisher = lazy(async () => {
+  const publisher = overrides.publisher ?? lazy(async () => {
     const [{ PubSub }, { PubSubEventPublisher }] = await Promise.all([import('@google-cloud/pubsub'), import('./adapters/pubsub-event-publisher')]);
     const pubsub = events?.emulatorHost ? new PubSub({ projectId: config.projectId, apiEndpoint: events.emulatorHost, emulatorMode: true }) : new PubSub({ projectId: config.projectId });
     return new PubSubEventPublisher(pubsub, events?.topic ?? '');

@@ -19,9 +19,12 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { Firestore } from '@google-cloud/firestore';
+import type { Message } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
 import { CloudStorageArchiveCopier } from '../../functions/src/adapters/archive-copier';
 import type { ArchiveCopier } from '../../functions/src/domain/ports/archive-copier';
+import type { EventPublisher } from '../../functions/src/domain/ports/event-publisher';
+import { PubSubEventPublisher } from '../../functions/src/adapters/pubsub-event-publisher';
 import type { DispatchFault } from '../../local-stack/cloud-tasks-server';
 import { deriveExportState } from '../../functions/src/domain/export-state';
 import type { JobState } from '../../functions/src/domain/model';
@@ -49,7 +52,8 @@ export type FaultKind =
   | 'api-500'
   | 'archive-failed-recoverable'
   | 'archive-failed-unrecoverable'
-  | 'multi-url-job';
+  | 'multi-url-job'
+  | 'publish-failed';
 
 export interface FaultRates {
   /** Per task, first attempt only (redeliveries always get through, so every export can finish). */
@@ -69,6 +73,8 @@ export interface FaultRates {
   userActions: number;
   /** Users (per export, at least one when > 0) who send two schedules at once. */
   duplicateSchedules: number;
+  /** Per event, first publish only: Pub/Sub refuses it (the outbox and the sweeper must make up for it). */
+  failPublish: number;
 }
 
 export const DEFAULT_RATES: FaultRates = {
@@ -82,6 +88,7 @@ export const DEFAULT_RATES: FaultRates = {
   twoResources: 0.4,
   userActions: 0.3,
   duplicateSchedules: 0.04,
+  failPublish: 0.25,
 };
 
 export interface ChaosOptions {
@@ -89,6 +96,8 @@ export interface ChaosOptions {
   seed: number;
   /** Use this Firestore emulator ('host:port'); default: the stack starts its own. */
   firestoreEmulatorHost?: string;
+  /** Use this Pub/Sub emulator ('host:port') for the events; default: the stack starts its own. */
+  pubsubEmulatorHost?: string;
   /** A `demo-chaos-…` project id; default one derived from the seed and the time. */
   projectId?: string;
   rates?: Partial<FaultRates>;
@@ -136,6 +145,8 @@ export interface ChaosReport {
   untouched: { succeeded: number; archiveFailedJobs: number };
   deliveries: { total: number; byOutcome: Record<string, number>; byStatus: Record<string, number> };
   sweeps: { runs: number; requeued: number };
+  /** Ended jobs and exports that must be told, events received (duplicates counted), ids received more than once. */
+  events: { wanted: number; received: number; duplicates: number };
   tasksLeft: number;
   /** Exports not terminal when the run gave up waiting (empty when all finished). */
   stuck: Array<{ exportId: string; jobs: string[] }>;
@@ -167,6 +178,7 @@ const FAULT_KINDS: FaultKind[] = [
   'archive-failed-recoverable',
   'archive-failed-unrecoverable',
   'multi-url-job',
+  'publish-failed',
 ];
 
 /** Faults decided as things happen (by hashing the seed with the victim), not planned up front. */
@@ -176,6 +188,7 @@ const ON_THE_FLY: Partial<Record<FaultKind, string>> = {
   'task-duplicated-late': 'first deliveries, by seed',
   'copy-killed': 'first copy of an archive, by seed',
   'url-expired-mid-stream': 'first copy of an archive, by seed',
+  'publish-failed': 'first publish of an event, by seed',
 };
 
 /** mulberry32: small, fast, good enough to pick faults. */
@@ -287,8 +300,24 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     if (!chaosCopier) throw new Error('the chaos copier is not ready');
     return chaosCopier;
   };
+  // Pub/Sub refuses an event's first publish, by seed: the outbox keeps it and a sweep publishes it.
+  const publisherRef: { real?: EventPublisher } = {};
+  const firstPublish = new Set<string>();
+  const flakyPublisher = async (): Promise<EventPublisher> => ({
+    publish: async (events) => {
+      if (!publisherRef.real) throw new Error('the events publisher is not ready');
+      const refused = events.filter((e) => !firstPublish.has(e.id) && chance(seed, `publish ${e.id}`) < rates.failPublish);
+      for (const e of events) firstPublish.add(e.id);
+      if (refused.length > 0) {
+        injected['publish-failed'] += refused.length;
+        throw new Error('Pub/Sub unavailable (injected)');
+      }
+      await publisherRef.real.publish(events);
+    },
+  });
   const stack: LocalStack = await startLocalStack({
     ...(opts.firestoreEmulatorHost ? { firestoreEmulatorHost: opts.firestoreEmulatorHost } : {}),
+    events: opts.pubsubEmulatorHost ?? true,
     projectId,
     jobDurationMs: 300,
     archiveBytes: opts.archiveBytes ?? 120_000,
@@ -300,14 +329,24 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     ...(opts.functionLogs ? { logDestination: opts.functionLogs } : {}),
     // A lost copy task is found once its lease ends: keep the lease short so the sweeper acts in seconds.
     env: { COPY_LEASE_SECONDS: '5' },
-    overrides: { copier: lateCopier },
+    overrides: { copier: lateCopier, publisher: flakyPublisher },
   });
   const db = new Firestore({ projectId });
+  const events = stack.events as NonNullable<LocalStack['events']>;
+  publisherRef.real = new PubSubEventPublisher(events.pubsub, events.topic);
+  // The app's side: every event that arrives, by id (duplicates are allowed: at least once).
+  const eventsSeen = new Map<string, number>();
+  const [appSubscription] = await events.pubsub.topic(events.topic).createSubscription(`chaos-app-${Date.now()}`);
+  appSubscription.on('message', (m: Message) => {
+    eventsSeen.set(m.attributes['ce-id'] ?? '', (eventsSeen.get(m.attributes['ce-id'] ?? '') ?? 0) + 1);
+    m.ack();
+  });
   const byJobId = new Map<string, { exp: PlannedExport; resource: string }>();
   const byUser = new Map(plan.map((p) => [p.userId, p]));
   let sweeping = false;
   let sweepLoop: Promise<void> = Promise.resolve();
   const sweeps = { runs: 0, requeued: 0 };
+  let eventReport = { wanted: 0, received: 0, duplicates: 0 };
   const burstTimers: NodeJS.Timeout[] = [];
   try {
     for (const [r, n] of Object.entries(MULTI_URL)) stack.portability.faults.urlsPerJob(r, n);
@@ -706,6 +745,17 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         }),
       );
     }
+    // Every job and export that ended was told on Pub/Sub at least once, refused publishes included
+    // (the sweeps keep running, and publish what the outbox holds after its grace period).
+    const endedJobs = (await db.collection('jobs').get()).docs.map((d) => d.data() as { id: string; state: string }).filter((j) => ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(j.state));
+    const endedExports = (await db.collection('exports').get()).docs.map((d) => d.data() as { id: string; state: string }).filter((e) => e.state !== 'RUNNING');
+    const wanted = [...endedJobs.map((j) => `job/${j.id}/${j.state}`), ...endedExports.map((e) => `export/${e.id}/${e.state}`)];
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline && wanted.some((id) => !eventsSeen.has(id)); ) await new Promise((r) => setTimeout(r, 250));
+    const missing = wanted.filter((id) => !eventsSeen.has(id));
+    if (missing.length > 0) problem('events', `${missing.length} of ${wanted.length} ended jobs and exports never told on Pub/Sub: ${missing.slice(0, 5).join(', ')}`);
+    const outboxLeft = (await db.collection('outbox').get()).size;
+    if (missing.length === 0 && outboxLeft > 0) problem('events', `${outboxLeft} events still in the outbox after all were received`);
+    eventReport = { wanted: wanted.length, received: [...eventsSeen.values()].reduce((n, c) => n + c, 0), duplicates: [...eventsSeen.values()].filter((c) => c > 1).length };
     if (running > 0) problem('terminal states', `${running} exports still RUNNING after ${opts.timeoutMs ?? 240_000} ms`);
     if (tasksLeft > 0) problem('tasks left', `${tasksLeft} tasks still queued after the exports ended`);
     const gaveUp = stack.tasks.deliveries.filter((d) => d.outcome === 'gave-up').length;
@@ -744,6 +794,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       untouched,
       deliveries: { total: stack.tasks.deliveries.length, byOutcome, byStatus },
       sweeps,
+      events: eventReport,
       tasksLeft,
       stuck,
       problems,
@@ -753,6 +804,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     sweeping = false;
     for (const t of burstTimers) clearTimeout(t);
     await sweepLoop.catch(() => undefined);
+    await appSubscription.close().catch(() => undefined);
     await db.terminate().catch(() => undefined);
     await stack.stop();
   }
@@ -779,6 +831,7 @@ export function formatChaosReport(r: ChaosReport): string {
   rows.push(['task deliveries', `${r.deliveries.total} (${Object.entries(r.deliveries.byOutcome).map(([k, v]) => `${k} ${v}`).join(', ')})`]);
   rows.push(['delivery answers', Object.entries(r.deliveries.byStatus).map(([k, v]) => `${k}: ${v}`).join(', ')]);
   rows.push(['sweeps', `${r.sweeps.runs} runs, ${r.sweeps.requeued} jobs re-enqueued`]);
+  rows.push(['events', `${r.events.wanted} ended jobs and exports, ${r.events.received} events received (${r.events.duplicates} ids more than once)`]);
   rows.push(['tasks left', String(r.tasksLeft)]);
   rows.push(['audit', r.ok ? 'PASSED' : `FAILED (${r.problems.length} problems)`]);
   const w = Math.max(...rows.map(([k]) => k.length));

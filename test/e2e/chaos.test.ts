@@ -1,6 +1,6 @@
 /**
  * The chaos run, small: 30 exports through the local stack under every kind of injected fault,
- * some cancelled, deleted, reset or duplicated by their users in flight, then the audit (test/chaos/chaos-run.ts). The full run is `npm run chaos`.
+ * some cancelled, deleted, reset or duplicated by their users in flight, a quarter of the events' first publishes refused, then the audit (test/chaos/chaos-run.ts). The full run is `npm run chaos`.
  */
 import { describe, expect, inject, it } from 'vitest';
 import { formatChaosReport, runChaos, type FaultKind } from '../chaos/chaos-run';
@@ -8,7 +8,7 @@ import { USER_ACTION_KINDS } from '../support/chaos-user-actions';
 
 describe('the pipeline under injected faults', () => {
   it('ends every export in the right state with every archive copied once, verified, nothing left over', async () => {
-    const report = await runChaos({ exports: 30, seed: 7, firestoreEmulatorHost: inject('firestoreEmulatorHost'), projectId: 'demo-chaos-e2e', timeoutMs: 45_000 });
+    const report = await runChaos({ exports: 30, seed: 7, firestoreEmulatorHost: inject('firestoreEmulatorHost'), pubsubEmulatorHost: inject('pubsubEmulatorHost'), projectId: 'demo-chaos-e2e', timeoutMs: 45_000 });
     // The table in the failure message says what went wrong.
     expect(report.problems, formatChaosReport(report)).toEqual([]);
     // Every kind of fault really happened in this run (a run without faults would prove nothing).
@@ -23,7 +23,9 @@ describe('the pipeline under injected faults', () => {
       'archive-failed-recoverable',
       'archive-failed-unrecoverable',
       'multi-url-job',
+      'publish-failed',
     ];
+    expect(report.events.wanted).toBeGreaterThan(30);
     for (const k of kinds) expect(report.faultsInjected[k], k).toBeGreaterThan(0);
     expect(report.expected.unrecoverableExports).toBeGreaterThan(0);
     expect(report.untouched.succeeded).toBe(report.expected.recoverableExports);
@@ -41,6 +43,7 @@ describe('the pipeline under injected faults', () => {
       exports: 4,
       seed: 11,
       firestoreEmulatorHost: inject('firestoreEmulatorHost'),
+      pubsubEmulatorHost: inject('pubsubEmulatorHost'),
       projectId: 'demo-chaos-e2e-nosweep',
       rates: { ...none, dropTask: 1 },
       sweepIntervalMs: 0,
