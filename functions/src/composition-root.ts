@@ -251,7 +251,11 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
     return s as ExportStore & HousekeepingStore;
   });
   const apiHandler = lazy(async () => {
-    const [{ createApiHandler }, { ExportDeletion }] = await Promise.all([import('./http/api-handler'), import('./pipeline/export-housekeeping')]);
+    const [{ createApiHandler }, { ExportDeletion }, { AuthorizationStatusReader }] = await Promise.all([
+      import('./http/api-handler'),
+      import('./pipeline/export-housekeeping'),
+      import('./pipeline/authorization-status'),
+    ]);
     const svc = await service();
     const records = await housekeeping();
     return createApiHandler({
@@ -262,6 +266,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       projectId: config.projectId,
       logger,
       deletion: new ExportDeletion({ store: records, copier, cancel: (u, e) => svc.cancelExport(u, e), logger }),
+      authorizations: new AuthorizationStatusReader({ store: records, clientId: config.oauth.clientId, testingMode: config.oauthClientTestingMode }),
     });
   });
   /** A Cloud Tasks function: its own URL is the token audience; it runs only its steps. */

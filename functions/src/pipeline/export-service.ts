@@ -167,6 +167,8 @@ export class ExportService {
       userId,
       refreshToken: await this.deps.cipher.encrypt(tokens.refreshToken, userId),
       resources,
+      requestedResources: consent.resources,
+      consentedAt: now,
       oneTimeResources: access.oneTimeResources,
       timeBasedResources: access.timeBasedResources,
       state: 'ACTIVE',
