@@ -1,7 +1,10 @@
 /**
  * `npm start`: the whole pipeline on this machine. Builds and serves the web app, starts the local
  * stack, runs one export for a demo user through the public API, prints its progress and verifies
- * the archives in the bucket, then keeps serving, with the web app's address and a ready-to-paste curl. `npm start -- --no-demo` skips the export.
+ * the archives in the bucket, then keeps serving, with the web app's address and a ready-to-paste
+ * curl. `npm start -- --no-demo` skips the export. `npm start -- --google` (with OAUTH_CLIENT_ID and
+ * OAUTH_CLIENT_SECRET) uses Google's real consent screen, token endpoint and Data Portability API,
+ * and copies from storage.googleapis.com (google-mode.ts).
  * Set DATAPORTABILITY_API_ROOT, OAUTH_TOKEN_URL, OAUTH_AUTH_URL or AUTH_JWKS_URL to use real endpoints instead of
  * the simulated ones (the demo then needs a real consent, so it is skipped).
  */
@@ -10,6 +13,7 @@ import path from 'node:path';
 import { CRC32C } from '@google-cloud/storage';
 import { buildWebApp } from '../web/build';
 import { LOCAL_REDIRECT_URI, startLocalStack, type LocalStack } from './local-stack';
+import { googleModeEnv } from './google-mode';
 import { startWebServer, webAppEnv, type WebServer } from './web-server';
 
 const EXTERNAL = ['DATAPORTABILITY_API_ROOT', 'OAUTH_TOKEN_URL', 'OAUTH_AUTH_URL', 'OAUTH_REDIRECT_URIS', 'AUTH_JWKS_URL', 'AUTH_ISSUER', 'AUTH_AUDIENCE', 'OAUTH_CLIENT_ID', 'OAUTH_CLIENT_SECRET'];
@@ -113,7 +117,11 @@ async function startWebApp(): Promise<WebServer> {
 
 async function main(): Promise<void> {
   const noDemo = process.argv.includes('--no-demo');
-  const external = Object.fromEntries(EXTERNAL.filter((k) => process.env[k]).map((k) => [k, process.env[k] as string]));
+  const google = process.argv.includes('--google');
+  const external = {
+    ...Object.fromEntries(EXTERNAL.filter((k) => process.env[k]).map((k) => [k, process.env[k] as string])),
+    ...(google ? googleModeEnv(process.env) : {}),
+  };
   const logDir = path.resolve(__dirname, '..', '.cache');
   mkdirSync(logDir, { recursive: true });
   const logFile = path.join(logDir, 'local-stack.log');
