@@ -49,7 +49,7 @@ beforeAll(async () => {
     returnTo: { url: 'https://survey.example/thanks', label: 'Back to the survey' },
   };
   browser = await launchChromium();
-});
+}, 180_000);
 
 afterAll(async () => {
   await browser?.close();
@@ -82,9 +82,24 @@ const hasText = (loc: Locator, text: string) => loc.and(loc.page().getByText(tex
 const containsText = (loc: Locator, text: string | RegExp) => loc.filter({ hasText: text }).first().waitFor();
 const visible = (loc: Locator) => loc.waitFor({ state: 'visible' });
 
+/** Presses Tab until the focused element's accessible label is `label` (at most 200 times). */
+async function tabTo(page: Page, label: string): Promise<void> {
+  const focused = () =>
+    page.evaluate(() => {
+      const a = document.activeElement as HTMLInputElement | null;
+      return a?.labels?.[0]?.textContent ?? a?.textContent ?? '';
+    });
+  for (let i = 0; i < 200; i++) {
+    await page.keyboard.press('Tab');
+    if ((await focused()).trim() === label) return;
+  }
+  throw new Error(`Tab never reached "${label}"`);
+}
+
 const jobLine = (page: Page, resource: string) => page.locator(`.jobs li[data-resource="${resource}"] .job-status`);
 
-describe('the web app in Chromium', () => {
+// Each test is a whole session in a browser: minutes on a loaded machine, never a fixed delay.
+describe('the web app in Chromium', { timeout: 240_000 }, () => {
   it('signs in, consents partially, follows a retried export to its files, survives reloads, and deletes it', async () => {
     const { page, problems } = await watchedPage(browser);
     stack.portability.faults.jobDuration('chrome.history', 20 * MINUTE);
@@ -189,11 +204,17 @@ describe('the web app in Chromium', () => {
     expect(problems).toEqual([]);
   });
 
-  it('gives 30-day access, sets up a daily copy, watches its first run, and stops it', async () => {
+  it('by keyboard only: gives 30-day access, sets up a daily copy, watches its first run, and stops it', async () => {
     const { page, problems } = await watchedPage(browser);
     await signIn(page, 'cy');
     await page.getByRole('heading', { name: 'Choose what to copy' }).waitFor();
-    await chooseAndGoToGoogle(page, ['Search activity']);
+    // The page's heading has the focus; Tab reaches the choice and the button, Space ticks, Enter sends.
+    expect(await page.evaluate(() => document.activeElement?.tagName)).toBe('H2');
+    await tabTo(page, 'Search activity');
+    await page.keyboard.press('Space');
+    await tabTo(page, 'Import from Google');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Choose what to share' }).waitFor();
     await page.getByLabel('Google account').fill('google-cy');
     await page.getByLabel('30 days').check();
     await page.getByRole('button', { name: 'Allow' }).click();

@@ -31,7 +31,7 @@ export interface WatchedPage {
 export async function watchedPage(browser: Browser, opts: { locale?: string } = {}): Promise<WatchedPage> {
   const context = await browser.newContext({ locale: opts.locale ?? 'en-US' });
   // Generous: the machine is shared and often loaded; every wait is for a state, never a delay.
-  context.setDefaultTimeout(30_000);
+  context.setDefaultTimeout(60_000);
   const page = await context.newPage();
   const problems: string[] = [];
   page.on('console', (m) => {

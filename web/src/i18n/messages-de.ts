@@ -49,6 +49,7 @@ export const de: Messages = {
   'schedules.stopped': 'Wiederholte Kopien beendet.',
   'schedules.started': 'Wiederholte Kopien eingerichtet.',
   'export.heading': 'Ihre Daten werden kopiert',
+  'export.status': 'Stand: {state}',
   'export.back': 'Zurück',
   'export.cancel': 'Abbrechen',
   'export.cancelled': 'Abgebrochen.',

@@ -47,6 +47,7 @@ export const en = {
   'schedules.stopped': 'Repeated copies stopped.',
   'schedules.started': 'Repeated copies set up.',
   'export.heading': 'Copying your data',
+  'export.status': 'Status: {state}',
   'export.back': 'Back',
   'export.cancel': 'Cancel',
   'export.cancelled': 'Cancelled.',

@@ -22,7 +22,7 @@ export async function exportView(ctx: AppContext, exportId: string): Promise<voi
   let ended = false;
   const render = (view: ExportView) => {
     ended = view.state !== 'RUNNING';
-    stateLine.textContent = t(`state.${view.state}`);
+    stateLine.textContent = t('export.status', { state: t(`state.${view.state}`) });
     stateLine.dataset.state = view.state;
     jobs.replaceChildren(...view.jobs.map((job) => jobLine(ctx, groups, job)));
     const archives = view.jobs.flatMap((j) => j.archives ?? []);
