@@ -20,7 +20,9 @@ export interface RuntimeConfig {
   maxArchiveRetries?: number;
 }
 
-export class ConfigProblem extends Error {}
+export class ConfigProblem extends Error {
+  override name = 'ConfigProblem';
+}
 
 const isUrl = (s: unknown): s is string => {
   if (typeof s !== 'string') return false;
