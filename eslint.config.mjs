@@ -2,7 +2,7 @@ import eslint from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', 'functions/lib/**', '.cache/**', 'coverage/**', '.stryker-tmp/**', 'reports/**'] },
+  { ignores: ['**/node_modules/**', 'functions/lib/**', 'web/dist/**', '.cache/**', 'coverage/**', '.stryker-tmp/**', 'reports/**'] },
   eslint.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -16,6 +16,13 @@ export default tseslint.config(
       'no-template-curly-in-string': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' }],
       'no-console': 'off',
+    },
+  },
+  {
+    // The web app runs in browsers: its own tsconfig (DOM types, ES modules).
+    files: ['web/src/**/*.ts'],
+    languageOptions: {
+      parserOptions: { project: './web/tsconfig.json', tsconfigRootDir: import.meta.dirname },
     },
   },
   {

@@ -17,7 +17,14 @@ locals {
     key_ring       = "${var.prefix}-keyring"
     token_key      = "${var.prefix}-token-key"
     events_topic   = "${var.prefix}-events"
+    web_bucket     = "${var.project_id}-${var.prefix}-web"
   }
+
+  # The web app's own origin: a bucket's virtual-hosted address is an origin no other bucket shares.
+  web_origin          = "https://${local.names.web_bucket}.storage.googleapis.com"
+  web_callback        = "${local.web_origin}/oauth/callback"
+  cors_origins        = distinct(concat(var.cors_origins, var.web_app_hosting ? [local.web_origin] : []))
+  oauth_redirect_uris = distinct(concat(var.oauth_redirect_uris, var.web_app_hosting ? [local.web_callback] : []))
 
   # The deterministic gen2 URL form, known before the functions exist: the api function needs the
   # check function's URL (and the check function the copy function's), so reading the URL from the
@@ -41,33 +48,34 @@ locals {
   # come from Secret Manager (secret_environment_variables in functions.tf).
   # test/infra/terraform.test.ts checks this map against the schema.
   function_environment = {
-    GOOGLE_CLOUD_PROJECT     = var.project_id
-    FUNCTION_REGION          = var.region
-    DATAPORTABILITY_API_ROOT = "https://dataportability.googleapis.com/"
-    OAUTH_CLIENT_ID          = var.oauth_client_id
-    OAUTH_TOKEN_URL          = "https://oauth2.googleapis.com/token"
-    OAUTH_AUTH_URL           = "https://accounts.google.com/o/oauth2/v2/auth"
-    OAUTH_REDIRECT_URIS      = join(",", var.oauth_redirect_uris)
-    OAUTH_STATE_TTL_SECONDS  = "600"
-    AUTH_ISSUER              = coalesce(var.auth_issuer, "https://securetoken.google.com/${var.project_id}")
-    AUTH_AUDIENCE            = coalesce(var.auth_audience, var.project_id)
-    AUTH_JWKS_URL            = var.auth_jwks_url
-    ARCHIVE_BUCKET           = google_storage_bucket.archives.name
-    ARCHIVE_URL_HOSTS        = join(",", var.archive_url_hosts)
-    TASKS_LOCATION           = var.region
-    TASKS_QUEUE_CHECK        = google_cloud_tasks_queue.check.name
-    TASKS_QUEUE_COPY         = google_cloud_tasks_queue.copy.name
-    TASKS_SERVICE_ACCOUNT    = google_service_account.tasks_invoker.email
-    CHECK_FUNCTION_URL       = local.function_urls.check
-    COPY_FUNCTION_URL        = local.function_urls.copy
-    SWEEP_FUNCTION_URL       = local.function_urls.sweep
-    SCHEDULE_FUNCTION_URL    = local.function_urls.schedule
-    SWEEP_GRACE_SECONDS      = tostring(var.sweep_grace_seconds)
-    COPY_LEASE_SECONDS       = "2100"
-    COPY_SLICE_SECONDS       = "1500"
-    COPY_CHUNK_BYTES         = "16777216"
-    COPY_PARALLEL_MIN_BYTES  = "2147483648"
-    COPY_PARALLEL_PARTS      = "4"
+    GOOGLE_CLOUD_PROJECT      = var.project_id
+    FUNCTION_REGION           = var.region
+    DATAPORTABILITY_API_ROOT  = "https://dataportability.googleapis.com/"
+    OAUTH_CLIENT_ID           = var.oauth_client_id
+    OAUTH_TOKEN_URL           = "https://oauth2.googleapis.com/token"
+    OAUTH_AUTH_URL            = "https://accounts.google.com/o/oauth2/v2/auth"
+    OAUTH_REDIRECT_URIS       = join(",", local.oauth_redirect_uris)
+    OAUTH_CLIENT_TESTING_MODE = tostring(var.oauth_client_testing_mode)
+    OAUTH_STATE_TTL_SECONDS   = "600"
+    AUTH_ISSUER               = coalesce(var.auth_issuer, "https://securetoken.google.com/${var.project_id}")
+    AUTH_AUDIENCE             = coalesce(var.auth_audience, var.project_id)
+    AUTH_JWKS_URL             = var.auth_jwks_url
+    ARCHIVE_BUCKET            = google_storage_bucket.archives.name
+    ARCHIVE_URL_HOSTS         = join(",", var.archive_url_hosts)
+    TASKS_LOCATION            = var.region
+    TASKS_QUEUE_CHECK         = google_cloud_tasks_queue.check.name
+    TASKS_QUEUE_COPY          = google_cloud_tasks_queue.copy.name
+    TASKS_SERVICE_ACCOUNT     = google_service_account.tasks_invoker.email
+    CHECK_FUNCTION_URL        = local.function_urls.check
+    COPY_FUNCTION_URL         = local.function_urls.copy
+    SWEEP_FUNCTION_URL        = local.function_urls.sweep
+    SCHEDULE_FUNCTION_URL     = local.function_urls.schedule
+    SWEEP_GRACE_SECONDS       = tostring(var.sweep_grace_seconds)
+    COPY_LEASE_SECONDS        = "2100"
+    COPY_SLICE_SECONDS        = "1500"
+    COPY_CHUNK_BYTES          = "16777216"
+    COPY_PARALLEL_MIN_BYTES   = "2147483648"
+    COPY_PARALLEL_PARTS       = "4"
     # Cloud Tasks and Cloud Scheduler sign their OIDC tokens as Google accounts do.
     TASKS_OIDC_ISSUER      = "https://accounts.google.com"
     TASKS_OIDC_JWKS_URL    = "https://www.googleapis.com/oauth2/v3/certs"
@@ -75,7 +83,7 @@ locals {
     POLL_INITIAL_SECONDS   = tostring(var.poll_initial_seconds)
     POLL_MAX_SECONDS       = tostring(var.poll_max_seconds)
     MAX_ARCHIVE_RETRIES    = tostring(var.max_archive_retries)
-    CORS_ORIGINS           = join(",", var.cors_origins)
+    CORS_ORIGINS           = join(",", local.cors_origins)
     ARCHIVE_MAX_BYTES      = tostring(var.archive_max_bytes)
     ARCHIVE_STALL_SECONDS  = tostring(var.archive_stall_seconds)
     MAX_EXPORTS_PER_DAY    = tostring(var.max_exports_per_day)

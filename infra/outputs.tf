@@ -37,3 +37,13 @@ output "queues" {
     copy  = google_cloud_tasks_queue.copy.id
   }
 }
+
+output "web_app_url" {
+  description = "Where the reference web app is served (null when web_app_hosting is false); scripts/deploy-web.sh uploads it."
+  value       = var.web_app_hosting ? "${local.web_origin}/index.html" : null
+}
+
+output "web_app_bucket" {
+  description = "The bucket holding the web app's static files (null when web_app_hosting is false)."
+  value       = var.web_app_hosting ? google_storage_bucket.web[0].name : null
+}

@@ -218,6 +218,18 @@ variable "oauth_redirect_uris" {
   }
 }
 
+variable "oauth_client_testing_mode" {
+  type        = bool
+  description = "The OAuth client is still in Testing publishing status: GET /v1/authorizations warns that Google ends every grant after 7 days."
+  default     = false
+}
+
+variable "web_app_hosting" {
+  type        = bool
+  description = "Host the reference web app (web/) as static files in a public Cloud Storage bucket; its origin is added to the API's CORS origins and its callback to the OAuth redirect URIs. scripts/deploy-web.sh uploads the files."
+  default     = true
+}
+
 variable "cors_origins" {
   type        = list(string)
   description = "Browser origins allowed to call the API (CORS), e.g. [\"https://app.example.com\"]."

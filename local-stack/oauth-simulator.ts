@@ -3,11 +3,14 @@
  *
  * - `consent(...)` plays the user clicking "Allow" on Google's consent screen and returns the
  *   authorization code Google would append to the redirect URI;
- * - `GET /auth` does the same over HTTP for a browser-driven local run (auto-approves);
+ * - `GET /auth` does the same over HTTP: a browser (Accept: text/html) gets a consent screen
+ *   (consent-page.ts: Allow/Deny, partial consent, one-time/30/180 days) whose form posts back to
+ *   `POST /auth`; any other caller, or one with `sim_*` knobs, is approved at once;
  * - `POST /token` is Google's token endpoint (`authorization_code` and `refresh_token` grants,
  *   form-encoded, answers and errors shaped as Google's). A code minted with a PKCE challenge
  *   (RFC 7636) is exchanged only with the matching `code_verifier`, else `invalid_grant`;
- * - `GET /jwks` and `issueIdToken(...)` stand in for the identity provider of the frontend's users.
+ * - `GET /jwks`, `issueIdToken(...)` and `POST /id-token` (the web app's local sign-in) stand in
+ *   for the identity provider of the frontend's users.
  *
  * All grant/token state lives in the shared `GoogleAccounts`, so the Data Portability API
  * simulator sees the same tokens and can revoke the same grants.
@@ -15,6 +18,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { consentPage, decisionQuery } from './consent-page';
 import { GoogleAccounts, type SimAccessType, type SimCode, type SimGrant } from './google-accounts';
 import { createLocalOidcIssuer, type LocalOidcIssuer } from './local-oidc-issuer';
 import { groupsInScopes, scopeOf } from '../functions/src/domain/resource-groups';
@@ -74,6 +78,8 @@ export interface OAuthSimulator {
   jwksUrl: string;
   /** Google's authorization endpoint stand-in (auto-approving); see `handleAuthorize`. */
   authUrl: string;
+  /** The web app's local sign-in: `POST {"userId"}` answers `{idToken}`. */
+  idTokenUrl: string;
   idIssuer: LocalOidcIssuer;
   /** Default `aud` of `issueIdToken`. */
   idTokenAudience: string;
@@ -232,7 +238,7 @@ export async function startOAuthSimulator(opts: OAuthSimulatorOptions): Promise<
    * Simulator-only knobs: `sim_access_type=ONE_TIME|TIME_BASED`, `sim_days`, `sim_grant=<groups,
    * comma-separated>` (partial consent: the intersection with the requested scopes), `sim_deny=1`.
    */
-  function handleAuthorize(url: URL, res: http.ServerResponse): void {
+  function handleAuthorize(url: URL, res: http.ServerResponse, interactive = false): void {
     const q = url.searchParams;
     const redirectUri = q.get('redirect_uri');
     const refuse = (message: string) => {
@@ -249,6 +255,12 @@ export async function startOAuthSimulator(opts: OAuthSimulatorOptions): Promise<
     const method = q.get('code_challenge_method') ?? (challenge !== undefined ? 'plain' : undefined);
     if (method !== undefined && (challenge === undefined || (method !== 'S256' && method !== 'plain') || !VERIFIER_SHAPE.test(challenge))) {
       return refuse('Error 400: invalid_request (Invalid code_challenge or code_challenge_method)');
+    }
+    // A person in a browser gets the consent screen; its form posts the choice back here.
+    if (interactive && requested.length > 0 && ![...q.keys()].some((k) => k.startsWith('sim_'))) {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+      res.end(consentPage(q, requested));
+      return;
     }
     const target = new URL(redirectUri);
     const state = q.get('state');
@@ -275,18 +287,50 @@ export async function startOAuthSimulator(opts: OAuthSimulatorOptions): Promise<
     res.end();
   }
 
+  /**
+   * `POST /id-token {"userId"}`: the local stack's sign-in for the web app (what Firebase
+   * Authentication does in production): an ID token of the frontend's issuer for that user. Any
+   * page may ask (CORS `*`, no cookies): this issuer is trusted only by the local API.
+   */
+  async function handleIdToken(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const cors = { 'access-control-allow-origin': '*', 'access-control-allow-headers': 'Content-Type', 'access-control-allow-methods': 'POST' };
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, cors);
+      res.end();
+      return;
+    }
+    try {
+      if (req.method !== 'POST') throw new OAuthError(405, 'invalid_request', 'POST {"userId"}');
+      const params = parseParams(await readBody(req), req.headers['content-type']);
+      const userId = params.get('userId') ?? '';
+      if (!/^[A-Za-z0-9_-]{1,128}$/.test(userId)) throw new OAuthError(400, 'invalid_request', 'userId: letters, digits, _ and - only (1 to 128)');
+      const ttlSeconds = 3600;
+      sendJson(res, 200, { idToken: await idIssuer.sign({ sub: userId, aud: idTokenAudience }, ttlSeconds), expiresIn: ttlSeconds }, cors);
+    } catch (err) {
+      const e = err instanceof OAuthError ? err : new OAuthError(400, 'invalid_request', 'Invalid request');
+      sendJson(res, e.httpStatus, { error: e.error, error_description: e.description }, cors);
+    }
+  }
+
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     if (req.method === 'POST' && url.pathname === '/token') {
       void handleToken(req, res);
     } else if (req.method === 'GET' && url.pathname === '/jwks') {
       sendJson(res, 200, idIssuer.jwks(), { 'cache-control': 'public, max-age=300' });
+    } else if (url.pathname === '/id-token') {
+      void handleIdToken(req, res);
     } else if (req.method === 'GET' && url.pathname === '/auth') {
       try {
-        handleAuthorize(url, res);
+        handleAuthorize(url, res, /\btext\/html\b/.test(req.headers.accept ?? ''));
       } catch {
         sendJson(res, 400, { error: 'invalid_request', error_description: 'Invalid redirect_uri' });
       }
+    } else if (req.method === 'POST' && url.pathname === '/auth') {
+      // The consent screen's form: the person's choice becomes the same redirect as the knobs give.
+      readBody(req)
+        .then((raw) => handleAuthorize(new URL(`/auth?${decisionQuery(new URLSearchParams(raw)).toString()}`, url), res))
+        .catch(() => sendJson(res, 400, { error: 'invalid_request', error_description: 'Invalid request' }));
     } else {
       sendJson(res, 404, { error: 'not_found', error_description: 'Not Found' });
     }
@@ -303,6 +347,7 @@ export async function startOAuthSimulator(opts: OAuthSimulatorOptions): Promise<
     tokenUrl: `${base}/token`,
     jwksUrl: `${base}/jwks`,
     authUrl: `${base}/auth`,
+    idTokenUrl: `${base}/id-token`,
     idIssuer,
     idTokenAudience,
     consent,

@@ -1,14 +1,20 @@
 /**
- * `npm start`: the whole pipeline on this machine. Starts the local stack, runs one export for a
- * demo user through the public API, prints its progress and verifies the archives in the bucket,
- * then keeps serving with a ready-to-paste curl. `npm start -- --no-demo` skips the export.
+ * `npm start`: the whole pipeline on this machine. Builds and serves the web app, starts the local
+ * stack, runs one export for a demo user through the public API, prints its progress and verifies
+ * the archives in the bucket, then keeps serving, with the web app's address and a ready-to-paste
+ * curl. `npm start -- --no-demo` skips the export. `npm start -- --google` (with OAUTH_CLIENT_ID and
+ * OAUTH_CLIENT_SECRET) uses Google's real consent screen, token endpoint and Data Portability API,
+ * and copies from storage.googleapis.com (google-mode.ts).
  * Set DATAPORTABILITY_API_ROOT, OAUTH_TOKEN_URL, OAUTH_AUTH_URL or AUTH_JWKS_URL to use real endpoints instead of
  * the simulated ones (the demo then needs a real consent, so it is skipped).
  */
 import { createWriteStream, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { CRC32C } from '@google-cloud/storage';
+import { buildWebApp } from '../web/build';
 import { LOCAL_REDIRECT_URI, startLocalStack, type LocalStack } from './local-stack';
+import { googleModeEnv } from './google-mode';
+import { startWebServer, webAppEnv, type WebServer } from './web-server';
 
 const EXTERNAL = ['DATAPORTABILITY_API_ROOT', 'OAUTH_TOKEN_URL', 'OAUTH_AUTH_URL', 'OAUTH_REDIRECT_URIS', 'AUTH_JWKS_URL', 'AUTH_ISSUER', 'AUTH_AUDIENCE', 'OAUTH_CLIENT_ID', 'OAUTH_CLIENT_SECRET'];
 
@@ -95,17 +101,38 @@ async function demo(stack: LocalStack): Promise<void> {
   }
 }
 
+let webConfig: unknown;
+
+/** Builds the web app and serves it on WEB_PORT (default 5173, the port of LOCAL_REDIRECT_URI), or any free port. */
+async function startWebApp(): Promise<WebServer> {
+  const dir = await buildWebApp();
+  const config = () => webConfig ?? { error: 'starting' };
+  const port = Number(process.env.WEB_PORT ?? 5173);
+  return startWebServer({ dir, config, port }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EADDRINUSE') throw err;
+    console.log(`Port ${port} is taken: serving the web app on another one.`);
+    return startWebServer({ dir, config });
+  });
+}
+
 async function main(): Promise<void> {
   const noDemo = process.argv.includes('--no-demo');
-  const external = Object.fromEntries(EXTERNAL.filter((k) => process.env[k]).map((k) => [k, process.env[k] as string]));
+  const google = process.argv.includes('--google');
+  const external = {
+    ...Object.fromEntries(EXTERNAL.filter((k) => process.env[k]).map((k) => [k, process.env[k] as string])),
+    ...(google ? googleModeEnv(process.env) : {}),
+  };
   const logDir = path.resolve(__dirname, '..', '.cache');
   mkdirSync(logDir, { recursive: true });
   const logFile = path.join(logDir, 'local-stack.log');
   console.log('Starting the local stack (Firestore and Pub/Sub emulators, Cloud Storage and Cloud Tasks stand-ins, simulated Google APIs, functions)…');
-  const stack = await startLocalStack({ env: external, events: true, logDestination: createWriteStream(logFile), schedulerIntervalMs: 5000, jobDurationMs: Number(process.env.SIM_JOB_DURATION_MS ?? 3000) });
+  // The web app first: its origin goes into the API's CORS list and redirect URIs.
+  const web = await startWebApp();
+  const stack = await startLocalStack({ env: webAppEnv(web.origin, { OAUTH_REDIRECT_URIS: LOCAL_REDIRECT_URI, ...external }), events: true, logDestination: createWriteStream(logFile), schedulerIntervalMs: 5000, jobDurationMs: Number(process.env.SIM_JOB_DURATION_MS ?? 3000) });
   await printEvents(stack);
   const shutdown = async () => {
     console.log('\nStopping…');
+    await web.stop();
     await stack.stop();
     process.exit();
   };
@@ -116,7 +143,9 @@ async function main(): Promise<void> {
   else if (Object.keys(external).length > 0) console.log(`Demo skipped: using external ${Object.keys(external).join(', ')}.`);
   else await demo(stack);
   const token = await stack.idToken('demo-user');
-  console.log(`\nAPI: ${stack.apiUrl}   (Firestore emulator ${stack.firestoreEmulatorHost}, Cloud Storage ${stack.gcs.endpoint}, Cloud Tasks ${stack.tasks.host})`);
+  webConfig = { apiBaseUrl: stack.apiUrl, auth: { mode: 'local', idTokenUrl: stack.oauth.idTokenUrl }, pollMs: 1000 };
+  console.log(`\nWeb app: ${web.origin}/   (sign in with any name; the consent screen is the local stack's stand-in for Google's)`);
+  console.log(`API: ${stack.apiUrl}   (Firestore emulator ${stack.firestoreEmulatorHost}, Cloud Storage ${stack.gcs.endpoint}, Cloud Tasks ${stack.tasks.host})`);
   console.log(`Try:\n  curl -s -H 'Authorization: Bearer ${token}' ${stack.apiUrl}/v1/exports\n\nServing; Ctrl-C to stop.`);
 }
 

@@ -42,6 +42,10 @@ API_MIN_INSTANCES="${API_MIN_INSTANCES:-0}"
 WORKER_INGRESS="${WORKER_INGRESS:-internal-only}"
 SWEEP_SCHEDULE="${SWEEP_SCHEDULE:-*/5 * * * *}"
 SCHEDULES_SCHEDULE="${SCHEDULES_SCHEDULE:-*/5 * * * *}"
+OAUTH_CLIENT_TESTING_MODE="${OAUTH_CLIENT_TESTING_MODE:-false}"
+# The reference web app in a public bucket of its own (infra/web.tf); FIREBASE_API_KEY set uploads it too.
+WEB_APP_HOSTING="${WEB_APP_HOSTING:-true}"
+FIREBASE_API_KEY="${FIREBASE_API_KEY:-}"
 DRY_RUN="${DRY_RUN:-}"
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -68,6 +72,13 @@ KEY_RING="${PREFIX}-keyring"
 TOKEN_KEY="${PREFIX}-token-key"
 EVENTS_TOPIC="${PREFIX}-events"
 FN_URL_BASE="https://${REGION}-${PROJECT_ID}.cloudfunctions.net"
+WEB_BUCKET="${PROJECT_ID}-${PREFIX}-web"
+WEB_ORIGIN="https://${WEB_BUCKET}.storage.googleapis.com"
+# As infra/locals.tf: the web app's origin may call the API, and its callback may end a consent.
+if [[ "$WEB_APP_HOSTING" == "true" ]]; then
+  CORS_ORIGINS="${CORS_ORIGINS:+${CORS_ORIGINS},}${WEB_ORIGIN}"
+  OAUTH_REDIRECT_URIS="${OAUTH_REDIRECT_URIS:+${OAUTH_REDIRECT_URIS},}${WEB_ORIGIN}/oauth/callback"
+fi
 sa() { printf '%s-%s@%s.iam.gserviceaccount.com' "$PREFIX" "$1" "$PROJECT_ID"; }
 INVOKER_SA="$(sa invoker)"
 BUILD_SA="$(sa build)"
@@ -234,6 +245,7 @@ OAUTH_TOKEN_URL: 'https://oauth2.googleapis.com/token'
 OAUTH_AUTH_URL: 'https://accounts.google.com/o/oauth2/v2/auth'
 OAUTH_REDIRECT_URIS: $(q "$OAUTH_REDIRECT_URIS")
 OAUTH_STATE_TTL_SECONDS: '600'
+OAUTH_CLIENT_TESTING_MODE: $(q "$OAUTH_CLIENT_TESTING_MODE")
 AUTH_ISSUER: $(q "$AUTH_ISSUER")
 AUTH_AUDIENCE: $(q "$AUTH_AUDIENCE")
 AUTH_JWKS_URL: $(q "$AUTH_JWKS_URL")
@@ -319,5 +331,18 @@ metric "${PREFIX}-failed-export-jobs" "Export jobs that ended FAILED (${PREFIX})
   "${logs} AND resource.labels.service_name=~\"^${PREFIX}-\" AND jsonPayload.message=\"job state changed\" AND jsonPayload.state=\"FAILED\""
 metric "${PREFIX}-copy-errors" "Errors logged by the copyArchives function (${PREFIX})." \
   "${logs} AND resource.labels.service_name=\"${COPY_FN}\" AND severity>=ERROR"
+
+if [[ "$WEB_APP_HOSTING" == "true" ]]; then
+  log "Web app: static files in gs://${WEB_BUCKET}, readable by anyone (as infra/web.tf)"
+  exists storage buckets describe "gs://${WEB_BUCKET}" ||
+    gc storage buckets create "gs://${WEB_BUCKET}" --location="${REGION^^}" --uniform-bucket-level-access
+  gc storage buckets add-iam-policy-binding "gs://${WEB_BUCKET}" --member=allUsers --role=roles/storage.objectViewer --format=none
+  if [[ -n "$FIREBASE_API_KEY" ]]; then
+    PROJECT_ID="$PROJECT_ID" PREFIX="$PREFIX" API_URL="${FN_URL_BASE}/${API_FN}" FIREBASE_API_KEY="$FIREBASE_API_KEY" \
+      MAX_ARCHIVE_RETRIES="$MAX_ARCHIVE_RETRIES" DRY_RUN="$DRY_RUN" bash "$REPO/scripts/deploy-web.sh"
+  else
+    echo "Set FIREBASE_API_KEY to upload the web app too (or run scripts/deploy-web.sh)." >&2
+  fi
+fi
 
 log "Done. API: ${FN_URL_BASE}/${API_FN}"

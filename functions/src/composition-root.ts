@@ -208,7 +208,11 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
 
   // Handlers.
   const apiHandler = lazy(async () => {
-    const [{ createApiHandler }, { ExportDeletion }] = await Promise.all([import('./http/api-handler'), import('./pipeline/export-housekeeping')]);
+    const [{ createApiHandler }, { ExportDeletion }, { AuthorizationStatusReader }] = await Promise.all([
+      import('./http/api-handler'),
+      import('./pipeline/export-housekeeping'),
+      import('./pipeline/authorization-status'),
+    ]);
     const svc = await service();
     return createApiHandler({
       service: svc,
@@ -218,6 +222,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       projectId: config.projectId,
       logger,
       deletion: new ExportDeletion({ store: await store(), archives, cancel: (u, e) => svc.cancelExport(u, e), logger }),
+      authorizations: new AuthorizationStatusReader({ store: await store(), clientId: config.oauth.clientId, testingMode: config.oauthClientTestingMode }),
     });
   });
   /** A Cloud Tasks function: its own URL is the token audience; it runs only its steps. */

@@ -42,6 +42,8 @@ const schema = z
     OAUTH_AUTH_URL: url.default('https://accounts.google.com/o/oauth2/v2/auth'),
     /** Comma-separated redirect URIs a consent may return to (exact match, as registered with the OAuth client). */
     OAUTH_REDIRECT_URIS: csv.pipe(z.array(redirectUri)).default(''),
+    /** The OAuth client is still in Testing publishing status: GET /v1/authorizations warns that Google ends access after 7 days. */
+    OAUTH_CLIENT_TESTING_MODE: bool.default('false'),
     /** How long a started consent (its state and PKCE verifier) may take before it expires. */
     OAUTH_STATE_TTL_SECONDS: coercedSafeInt().min(60).max(86_400).default(600),
 
@@ -129,6 +131,7 @@ const schema = z
       redirectUris: e.OAUTH_REDIRECT_URIS,
       stateTtlSeconds: e.OAUTH_STATE_TTL_SECONDS,
     },
+    oauthClientTestingMode: e.OAUTH_CLIENT_TESTING_MODE,
     auth: {
       issuer: e.AUTH_ISSUER ?? `https://securetoken.google.com/${e.GOOGLE_CLOUD_PROJECT}`,
       audience: e.AUTH_AUDIENCE ?? e.GOOGLE_CLOUD_PROJECT,

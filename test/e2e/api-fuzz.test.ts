@@ -135,7 +135,9 @@ function generator(seed: number, validToken: string, knownExport: string): () =>
       ['POST', '/v1/schedules'],
       ['GET', `/v1/schedules/${id}`],
       ['DELETE', `/v1/schedules/${id}`],
-      [pick(['PUT', 'PATCH', 'DELETE', 'GET']), '/v1/authorizations'],
+      [pick(['PUT', 'PATCH', 'DELETE']), '/v1/authorizations'],
+      // The GET routes without a body answer 200 to a plain request: a query they do not take is refused.
+      ['GET', `/v1/${pick(['authorizations', 'resource-groups'])}?${pick(['pageSize=1', `q=${encodeURIComponent(pick(hostile)).slice(0, 100)}`, 'x'])}`],
       [pick(['PUT', 'PATCH']), `/v1/exports/${knownExport}`],
       [pick(['GET', 'POST']), `/v1/${encodeURIComponent(pick(hostile)).slice(0, 200)}`],
       ['GET', `/v1/exports?pageSize=${encodeURIComponent(pick(hostile)).slice(0, 100)}&pageSize=2`],

@@ -223,11 +223,18 @@ describe('terraform files', () => {
     }
   });
 
-  it('grants allUsers / allAuthenticatedUsers only on the public API function', () => {
+  it('grants allUsers / allAuthenticatedUsers only on the public API function, and read on the web app\'s files', () => {
     const publicFunctions = functions.filter((f) => PUBLIC_ENTRY_POINTS.has(entryPoint(f))).map((f) => f.address);
     for (const r of resources(root, /_iam_member$/)) {
       const members = JSON.stringify([r.body.member, r.body.members]);
       if (!/allUsers|allAuthenticatedUsers/.test(members)) continue;
+      if (r.type === 'google_storage_bucket_iam_member') {
+        // The web app's bucket holds only its static files: anyone may read an object, no more.
+        expect(r.address).toBe('google_storage_bucket_iam_member.web_public_read');
+        expect(String(r.body.role)).toBe('roles/storage.objectViewer');
+        expect(JSON.stringify(r.body.bucket)).toContain('google_storage_bucket.web');
+        continue;
+      }
       expect(r.type, r.address).toBe('google_cloud_run_service_iam_member');
       expect(String(r.body.role)).toBe('roles/run.invoker');
       expect(publicFunctions, `${r.address} makes ${String(r.body.service)} public`).toContain(referencedAddress(r.body.service));
@@ -438,8 +445,10 @@ describe('scripts/deploy.sh (the gcloud alternative)', () => {
     expect(new Set(accounts).size).toBe(ENTRY_POINTS.length);
     for (const l of deploys) expect(l).toContain('--runtime=nodejs22');
     const publicGrants = lines.filter((l) => /allUsers|allAuthenticatedUsers/.test(l));
-    expect(publicGrants).toHaveLength(1);
+    // The API (it checks ID tokens itself) and the web app's static files, read-only.
+    expect(publicGrants).toHaveLength(2);
     expect(publicGrants[0]).toContain('add-invoker-policy-binding portability-api ');
+    expect(publicGrants[1]).toMatch(/storage buckets add-iam-policy-binding gs:\/\/demo-infra-portability-web --member=allUsers --role=roles\/storage.objectViewer /);
   });
 });
 

@@ -135,6 +135,9 @@ export interface Grant {
   state: GrantState;
   /** epoch ms: when time-based access ends, when Google said (`refresh_token_expires_in`). */
   expiresAt?: number;
+  /** What the consent asked for (more than `resources` after a partial consent), and when it was given (epoch ms). */
+  requestedResources?: string[];
+  consentedAt?: number;
   createdAt: number;
   updatedAt: number;
 }

@@ -9,6 +9,8 @@ import type { IdTokenVerifier } from '../domain/ports/caller-identity';
 import { isKnownResourceGroup } from '../domain/resource-groups';
 import { parseRfc3339 } from '../domain/rfc3339';
 import { type Logger, traceFields } from '../logging';
+import { RESOURCE_GROUP_CATALOGUE } from '../domain/resource-group-catalogue';
+import type { AuthorizationStatusReader } from '../pipeline/authorization-status';
 import type { ExportService } from '../pipeline/export-service';
 import type { ExportDeletion } from '../pipeline/export-housekeeping';
 import type { ScheduleService } from '../pipeline/schedule-service';
@@ -80,6 +82,8 @@ export interface ApiHandlerDeps {
   logger: Logger;
   /** DELETE /v1/exports/{id}; without it the route answers 405. */
   deletion?: ExportDeletion;
+  /** GET /v1/authorizations; without it the route answers 405. */
+  authorizations?: Pick<AuthorizationStatusReader, 'read'>;
 }
 
 type Route = { method: string; pattern: RegExp; handle: (ctx: RouteContext, m: RegExpMatchArray) => Promise<void> };
@@ -128,6 +132,14 @@ function jsonBody(req: HttpRequest, allowEmpty: boolean): unknown {
 export function createApiHandler(deps: ApiHandlerDeps): (req: HttpRequest, res: HttpResponse) => Promise<void> {
   const { service } = deps;
   const routes: Route[] = [
+    {
+      method: 'GET',
+      pattern: /^\/v1\/resource-groups$/,
+      handle: async ({ req, res }) => {
+        parse(z.strictObject({}), req.query, 'query');
+        res.status(200).json({ resourceGroups: RESOURCE_GROUP_CATALOGUE });
+      },
+    },
     {
       method: 'POST',
       pattern: /^\/v1\/authorizations:start$/,
@@ -223,6 +235,18 @@ export function createApiHandler(deps: ApiHandlerDeps): (req: HttpRequest, res: 
         },
       },
     );
+  }
+
+  const { authorizations } = deps;
+  if (authorizations) {
+    routes.push({
+      method: 'GET',
+      pattern: /^\/v1\/authorizations$/,
+      handle: async ({ req, res, userId }) => {
+        parse(z.strictObject({}), req.query, 'query');
+        res.status(200).json(await authorizations.read(userId));
+      },
+    });
   }
 
   const { deletion } = deps;

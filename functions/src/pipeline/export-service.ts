@@ -176,6 +176,8 @@ export class ExportService {
       userId,
       refreshToken: await (await this.deps.cipher()).encrypt(tokens.refreshToken, userId),
       resources,
+      requestedResources: consent.resources,
+      consentedAt: now,
       oneTimeResources: access.oneTimeResources,
       timeBasedResources: access.timeBasedResources,
       state: 'ACTIVE',

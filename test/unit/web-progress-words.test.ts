@@ -1,0 +1,37 @@
+/** The web app's plain words for a job's state, in both shipped languages. */
+import { describe, expect, it } from 'vitest';
+import type { JobView } from '../../web/src/api-client';
+import { pickLocale, translator } from '../../web/src/i18n/i18n';
+import { formatBytes, jobWords } from '../../web/src/progress-words';
+
+const job = (j: Partial<JobView>): JobView => ({ jobId: 'j', resource: 'myactivity.search', state: 'WAITING', attempts: 1, ...j });
+const en = translator('en');
+const de = translator('de');
+
+describe('jobWords', () => {
+  it('says what Google is doing, which retry is under way, and how much is copied', () => {
+    expect(jobWords(job({}), en, 3).status).toBe('Waiting for Google to prepare your data');
+    expect(jobWords(job({ attempts: 3 }), en, 3).status).toBe('Google\'s export failed; trying again (2 of 3)');
+    expect(jobWords(job({ state: 'COPYING', bytesCopied: 1_234_000_000 }), en, 3).status).toBe('Copying: 1.2 GB so far');
+    expect(jobWords(job({ state: 'COPYING', bytesCopied: 1_234_000_000 }), de, 3).status).toBe('Wird kopiert: bisher 1,2 GB');
+    expect(jobWords(job({ state: 'SUCCEEDED' }), de, 3).status).toBe('Fertig');
+  });
+
+  it('a failure: the reason and what the person can do; a cooldown: when Google allows the next copy', () => {
+    const revoked = jobWords(job({ state: 'FAILED', error: { code: 'CONSENT_REVOKED', message: 'The user revoked access' } }), en, 3);
+    expect(revoked).toEqual({ status: 'Failed: The user revoked access', advice: 'Give Google\'s permission again to copy this data.' });
+    expect(jobWords(job({ state: 'FAILED', error: { code: 'COPY_FAILED', message: 'x' } }), en, 3).advice).toMatch(/^Try again later/);
+    const cooldown = jobWords(job({ state: 'FAILED', error: { code: 'TIME_BASED_COOLDOWN', message: 'x', retryAt: '2026-03-01T14:05:00Z' } }), en, 3);
+    expect(cooldown.status).toMatch(/^Google allows the next copy of this data at .*2026/);
+    expect(cooldown.advice).toBeUndefined();
+  });
+});
+
+describe('the catalogues', () => {
+  it('pick the browser\'s language when shipped, else English, and fill in parameters', () => {
+    expect(pickLocale(['fr-FR', 'de-AT'])).toBe('de');
+    expect(pickLocale(['ja'])).toBe('en');
+    expect(en('signIn.signedInAs', { name: 'Ada' })).toBe('Signed in as Ada');
+    expect(formatBytes(999, 'en')).toBe('999 B');
+  });
+});
