@@ -7,7 +7,7 @@ import { isTerminal } from '../domain/job';
 import type { ArchiveBucket } from '../domain/ports/archive-copier';
 import type { ExportStore, HousekeepingStore } from '../domain/ports/export-store';
 import type { Logger } from '../logging';
-import { ID_PATTERN } from './export-service';
+import { ID_PATTERN } from '../domain/ids';
 
 export interface ExportDeletionDeps {
   store: ExportStore & HousekeepingStore;

@@ -3,13 +3,14 @@
  * exports, and revoke. Input reaching here is already shape-checked by the HTTP layer; this layer
  * checks it against the user's grant and state, and writes nothing when it refuses.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { ExportLimits } from '../domain/admission';
 import { classifyApiError } from '../domain/api-error-classification';
 import { AuthorizationCodeError, conflict, ConsentRevokedError, invalid, isTransientError, notFound, RequestError, UnavailableError } from '../domain/errors';
 import { exportWindowProblem } from '../domain/export-window';
-import type { ExportRecord, ExportState, Job } from '../domain/model';
-import { attemptsOf, callInFlight, CONSENT_REVOKED, newJob } from '../domain/job';
+import type { ExportRecord, Job } from '../domain/model';
+import { ID_PATTERN, newId } from '../domain/ids';
+import { callInFlight, CONSENT_REVOKED, newJob } from '../domain/job';
 import type { ArchiveBucket } from '../domain/ports/archive-copier';
 import type { ExportStore } from '../domain/ports/export-store';
 import type { OAuthTokenClient } from '../domain/ports/google-oauth';
@@ -24,36 +25,7 @@ import type { EventRelay } from './event-relay';
 import { JobTransitions } from './job-transitions';
 import { quotaUserOf, type AccessTokens } from './access-tokens';
 import type { ConsentFlow, StartedConsent } from './consent-flow';
-
-export interface ExportView {
-  exportId: string;
-  state: ExportState;
-  resources: string[];
-  startTime?: string;
-  endTime?: string;
-  createdAt: string;
-  updatedAt: string;
-  jobs: JobView[];
-  /** Set on the exports a schedule started. */
-  scheduleId?: string;
-  run?: number;
-}
-
-export interface JobView {
-  jobId: string;
-  resource: string;
-  state: Job['state'];
-  attempts: number;
-  createdAt: string;
-  updatedAt: string;
-  finishedAt?: string;
-  exportTime?: string;
-  bytesCopied?: number;
-  archives?: Job['archives'];
-  error?: Job['error'];
-  /** Scheduled runs: `incremental` (since the previous run's exportTime) or `full` (the group has no time filter). */
-  window?: Job['window'];
-}
+import { toExportView, type ExportView } from './export-views';
 
 export interface StartExportInput {
   resources?: string[];
@@ -83,42 +55,6 @@ export interface ExportServiceDeps {
   onJobFinished?: (job: Job) => Promise<void>;
   /** Publishes the events of jobs and exports a cancel or reset ended. */
   relay?: EventRelay;
-}
-
-const iso = (ms: number): string => new Date(ms).toISOString();
-export const newId = (): string => randomBytes(10).toString('hex');
-export const ID_PATTERN = /^[0-9a-f]{20}$/;
-
-/** What the API answers for a job (JSON drops the fields left undefined). */
-export function toJobView(job: Job): JobView {
-  return {
-    jobId: job.id,
-    resource: job.resource,
-    state: job.state,
-    attempts: attemptsOf(job),
-    createdAt: iso(job.createdAt),
-    updatedAt: iso(job.updatedAt),
-    ...(job.finishedAt !== undefined ? { finishedAt: iso(job.finishedAt) } : {}),
-    exportTime: job.exportTime,
-    ...(job.state === 'COPYING' ? { bytesCopied: job.bytesCopied } : {}),
-    ...(job.state === 'SUCCEEDED' ? { archives: job.archives } : {}),
-    error: job.error,
-    window: job.window,
-  };
-}
-
-export function toExportView(record: ExportRecord, jobs: Job[]): ExportView {
-  return {
-    exportId: record.id,
-    state: record.state,
-    resources: record.resources,
-    startTime: record.startTime,
-    endTime: record.endTime,
-    createdAt: iso(record.createdAt),
-    updatedAt: iso(Math.max(record.updatedAt, ...jobs.map((j) => j.updatedAt))),
-    jobs: jobs.map(toJobView),
-    ...(record.scheduleId ? { scheduleId: record.scheduleId, run: record.run } : {}),
-  };
 }
 
 export class ExportService {

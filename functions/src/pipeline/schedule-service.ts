@@ -21,7 +21,8 @@ import {
   type RunPlan,
 } from '../domain/schedule';
 import type { Logger } from '../logging';
-import { ID_PATTERN, newId, toExportView, type ExportView } from './export-service';
+import { ID_PATTERN, newId } from '../domain/ids';
+import { toExportView, type ExportView } from './export-views';
 
 /** How long a dispatched run may take to be claimed before the scheduler enqueues it again. */
 export const DISPATCH_LEASE_MS = 30 * 60_000;

@@ -1,0 +1,67 @@
+/** What the API answers for an export and its jobs: the stored records, shaped for callers (ISO times, no internals). */
+import { attemptsOf } from '../domain/job';
+import type { ExportRecord, ExportState, Job } from '../domain/model';
+
+export interface ExportView {
+  exportId: string;
+  state: ExportState;
+  resources: string[];
+  startTime?: string;
+  endTime?: string;
+  createdAt: string;
+  updatedAt: string;
+  jobs: JobView[];
+  /** Set on the exports a schedule started. */
+  scheduleId?: string;
+  run?: number;
+}
+
+export interface JobView {
+  jobId: string;
+  resource: string;
+  state: Job['state'];
+  attempts: number;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt?: string;
+  exportTime?: string;
+  bytesCopied?: number;
+  archives?: Job['archives'];
+  error?: Job['error'];
+  /** Scheduled runs: `incremental` (since the previous run's exportTime) or `full` (the group has no time filter). */
+  window?: Job['window'];
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** What the API answers for a job (JSON drops the fields left undefined). */
+export function toJobView(job: Job): JobView {
+  return {
+    jobId: job.id,
+    resource: job.resource,
+    state: job.state,
+    attempts: attemptsOf(job),
+    createdAt: iso(job.createdAt),
+    updatedAt: iso(job.updatedAt),
+    ...(job.finishedAt !== undefined ? { finishedAt: iso(job.finishedAt) } : {}),
+    exportTime: job.exportTime,
+    ...(job.state === 'COPYING' ? { bytesCopied: job.bytesCopied } : {}),
+    ...(job.state === 'SUCCEEDED' ? { archives: job.archives } : {}),
+    error: job.error,
+    window: job.window,
+  };
+}
+
+export function toExportView(record: ExportRecord, jobs: Job[]): ExportView {
+  return {
+    exportId: record.id,
+    state: record.state,
+    resources: record.resources,
+    startTime: record.startTime,
+    endTime: record.endTime,
+    createdAt: iso(record.createdAt),
+    updatedAt: iso(Math.max(record.updatedAt, ...jobs.map((j) => j.updatedAt))),
+    jobs: jobs.map(toJobView),
+    ...(record.scheduleId ? { scheduleId: record.scheduleId, run: record.run } : {}),
+  };
+}
