@@ -8,7 +8,10 @@
  * and of POST /v1/exports (each request a new export of one group). Task delivery is paused
  * while POSTs run, so the pipeline's own work does not share the API's process here.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import { Firestore } from '@google-cloud/firestore';
 import * as ff from '@google-cloud/functions-framework';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
@@ -56,8 +59,16 @@ interface LoadRequest {
   body?: string;
 }
 
-const load = async (url: string, connections: number, requests: LoadRequest[], run: { seconds?: number; amount?: number }): Promise<LoadResult> =>
-  JSON.parse(await runChild('bench/load-child.cjs', [JSON.stringify({ url, connections, requests, ...(run.amount ? { amount: run.amount } : { duration: run.seconds }) })])) as LoadResult;
+async function load(url: string, connections: number, requests: LoadRequest[], run: { seconds?: number; amount?: number }): Promise<LoadResult> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-load-'));
+  const file = path.join(dir, 'job.json');
+  try {
+    await writeFile(file, JSON.stringify({ url, connections, requests, ...(run.amount ? { amount: run.amount } : { duration: run.seconds }) }), { mode: 0o600 });
+    return JSON.parse(await runChild('bench/load-child.cjs', [file])) as LoadResult;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
 
 let registered = 0;
 
@@ -83,17 +94,19 @@ async function seedExports(db: Firestore, userId: string, n: number): Promise<Ex
   // No ramp-up: the 500/50/5 throttle protects production databases, not the emulator.
   const writer = db.bulkWriter({ throttling: false });
   const records: ExportRecord[] = [];
+  const writes: Array<Promise<unknown>> = [];
   for (let i = 0; i < n; i++) {
     const id = `load${String(i).padStart(6, '0')}`;
     const at = base + i * 1000;
     const record: ExportRecord = { id, userId, state: 'SUCCEEDED', resources: ['myactivity.search'], createdAt: at, updatedAt: at + 500 };
     const job = { ...newJob({ id: `${id}j`, exportId: id, userId, resource: 'myactivity.search' }, at), state: 'SUCCEEDED' as const, seq: 6, updatedAt: at + 500 };
     const { nextCheckAt: _none, ...finished } = job;
-    void writer.set(db.doc(paths.export(id)), { ...record, jobIds: [job.id], endedJobs: { [job.id]: 'SUCCEEDED' } });
-    void writer.set(db.doc(paths.job(job.id)), finished);
+    writes.push(writer.set(db.doc(paths.export(id)), { ...record, jobIds: [job.id], endedJobs: { [job.id]: 'SUCCEEDED' } }));
+    writes.push(writer.set(db.doc(paths.job(job.id)), finished));
     records.push(record);
   }
   await writer.close();
+  await Promise.all(writes);
   return records;
 }
 

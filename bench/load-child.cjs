@@ -1,13 +1,15 @@
 /**
  * The load tool of the API benchmark, in a process of its own: autocannon against one URL, with
- * `connections` callers at once. Reads a JSON job from argv[2]: `{ url, connections, duration?,
+ * `connections` callers at once. Reads a JSON job from the file named by argv[2] (too long for
+ * an argument once it holds hundreds of requests): `{ url, connections, duration?,
  * amount?, requests: [{ method, path, headers?, body? }] }`; each request sent takes the next of
  * `requests` in turn (so POSTs can each start a different export). Prints one JSON line:
  * `{ p50, p90, p99, max, rps, sent, s2xx, s4xx, s5xx, errors, timeouts }` (latencies in ms).
  */
+const { readFileSync } = require('node:fs');
 const autocannon = require('autocannon');
 
-const job = JSON.parse(process.argv[2] ?? '{}');
+const job = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8'));
 let next = 0;
 const instance = autocannon(
   {

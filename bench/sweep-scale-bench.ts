@@ -56,12 +56,13 @@ function schedule(id: string, now: number, kind: 'ended' | 'later' | 'due'): Sch
   return { ...s, runCount: 2, nextRunAt: kind === 'later' ? now + HOUR : now - 60_000 };
 }
 
-/** Writes `docs` through a BulkWriter of the seeding client (not counted). */
+/** Writes `docs` through a BulkWriter of the seeding client (not counted); fails on the first refused write. */
 async function seed(db: Firestore, docs: Array<{ path: string; data: object }>): Promise<void> {
   // No ramp-up: the 500/50/5 throttle protects production databases, not the emulator.
   const writer = db.bulkWriter({ throttling: false });
-  for (const d of docs) void writer.set(db.doc(d.path), d.data);
+  const writes = docs.map((d) => writer.set(db.doc(d.path), d.data));
   await writer.close();
+  await Promise.all(writes);
 }
 
 export async function runSweepScaleBench(opts: SweepScaleOptions): Promise<BenchRow[]> {
@@ -115,8 +116,8 @@ export async function runSweepScaleBench(opts: SweepScaleOptions): Promise<Bench
       // half ended, half due later. The overdue and due ones are written at each measurement.
       const want = size - FIXED_OVERDUE - pct;
       const t0 = Date.now();
-      for (let from = background; from < want; from += 5000) {
-        const to = Math.min(want, from + 5000);
+      for (let from = background; from < want; from += 2000) {
+        const to = Math.min(want, from + 2000);
         const docs: Array<{ path: string; data: object }> = [];
         for (let i = from; i < to; i++) {
           docs.push({ path: paths.job(`bg-${i}`), data: job(`bg-${i}`, now, i % 5 === 0 ? 'waiting' : 'done') });
