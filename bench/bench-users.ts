@@ -22,7 +22,7 @@ export async function inParallel<T>(items: T[], width: number, fn: (item: T, i: 
  * for one group and the scope widened at the simulated consent screen: what the grant of a user
  * who consented to every group would be.
  */
-export async function userGranted(stack: LocalStack, userId: string, groups: string[]): Promise<{ token: string; googleUserId: string }> {
+export async function userGranted(stack: LocalStack, userId: string, groups: string[], attempt = 1): Promise<{ token: string; googleUserId: string }> {
   const token = await stack.idToken(userId);
   const googleUserId = `google-${userId}`;
   const started = await startConsent(stack, token, groups.slice(0, 1));
@@ -30,6 +30,11 @@ export async function userGranted(stack: LocalStack, userId: string, groups: str
   url.searchParams.set('scope', groups.map(scopeOf).join(' '));
   const { code, state } = await consentAtGoogle(url.toString(), googleUserId);
   const res = await api<{ resources: string[] }>(stack, token, 'POST', '/v1/authorizations', { code, state });
+  if (res.status >= 500 && attempt < 3) {
+    // A server fault is a finding, not a reason to lose the run: said on stderr, then consented again.
+    process.stderr.write(`  ${userId}: POST /v1/authorizations answered ${res.status} ${JSON.stringify(res.body)}; consenting again\n`);
+    return userGranted(stack, userId, groups, attempt + 1);
+  }
   if (res.status !== 201 || res.body.resources.length !== groups.length) throw new Error(`authorization answered ${res.status}: ${JSON.stringify(res.body)}`);
   return { token, googleUserId };
 }

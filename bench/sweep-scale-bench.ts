@@ -60,9 +60,10 @@ function schedule(id: string, now: number, kind: 'ended' | 'later' | 'due'): Sch
 async function seed(db: Firestore, docs: Array<{ path: string; data: object }>): Promise<void> {
   // No ramp-up: the 500/50/5 throttle protects production databases, not the emulator.
   const writer = db.bulkWriter({ throttling: false });
-  const writes = docs.map((d) => writer.set(db.doc(d.path), d.data));
+  let failed: unknown;
+  for (const d of docs) writer.set(db.doc(d.path), d.data).catch((e: unknown) => void (failed ??= e));
   await writer.close();
-  await Promise.all(writes);
+  if (failed) throw failed;
 }
 
 export async function runSweepScaleBench(opts: SweepScaleOptions): Promise<BenchRow[]> {

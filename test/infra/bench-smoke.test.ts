@@ -45,7 +45,8 @@ describe('benchmarks (smoke)', () => {
   it('the API load benchmark drives GETs and POSTs from autocannon in a second process beside hello-world', async () => {
     const rows = await runApiLoadBench({ connections: 2, seconds: 1, exports: 12, posts: 3, log: () => undefined, firestoreEmulatorHost: inject('firestoreEmulatorHost') });
     expect(rows.map((r) => r.bench)).toEqual(Array(3).fill('11 API under load'));
-    for (const r of rows) expect(Number.isFinite(r.ratio)).toBe(true);
+    // On a busy machine a one-second GET run may see no answer: the row says so.
+    for (const r of rows) expect(r.value).toMatch(/ ms \/ | no answer within the run/);
   }, 180_000); // eight load-tool processes, each a fresh Node
 
   it('the wide-export benchmark runs a 3-group export, its one-group baseline and 3 one-group exports', async () => {
