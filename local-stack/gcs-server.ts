@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { CRC32C } from '@google-cloud/storage';
+import { FastCrc32c } from './fast-crc32c';
 
 export interface GcsServer {
   /** e.g. `http://127.0.0.1:PORT`, for `new Storage({apiEndpoint})`. */
@@ -86,7 +86,7 @@ interface UploadSession {
   intent: UploadIntent;
   file: string;
   received: number;
-  crc: CRC32C;
+  crc: FastCrc32c;
   md5: Hash;
   /** Set once the upload is finalized, so a status query can answer with the object. */
   result?: StoredObject;
@@ -108,7 +108,7 @@ class HttpError extends Error {
 class HashingCounter extends Transform {
   count = 0;
   constructor(
-    private readonly crc: CRC32C,
+    private readonly crc: FastCrc32c,
     private readonly md5: Hash,
     private skip = 0,
     /** Flip the first byte kept (the `corruptUploads` fault). */
@@ -439,7 +439,7 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
     intent: UploadIntent,
     file: string,
     size: number,
-    crc: CRC32C,
+    crc: FastCrc32c,
     md5: Hash,
     sent: { crc32c?: string; md5?: string } = {},
   ): StoredObject => {
@@ -519,7 +519,7 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
   const simpleUpload = async (req: http.IncomingMessage, q: URLSearchParams, bucket: string, base: string) => {
     const uploadType = q.get('uploadType') ?? 'media';
     const file = path.join(dataDir, randomUUID());
-    const crc = new CRC32C();
+    const crc = new FastCrc32c();
     const md5 = createHash('md5');
     const counter = new HashingCounter(crc, md5, 0, corrupts(q.get('name') ?? ''));
     let resource: Record<string, unknown> = {};
@@ -563,7 +563,7 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
     const id = randomUUID();
     const file = path.join(dataDir, `${id}.upload`);
     await fsp.writeFile(file, '');
-    sessions.set(id, { id, intent, file, received: 0, crc: new CRC32C(), md5: createHash('md5'), busy: false });
+    sessions.set(id, { id, intent, file, received: 0, crc: new FastCrc32c(), md5: createHash('md5'), busy: false });
     const location = `${base}/upload/storage/v1/b/${bucket}/o?uploadType=resumable&name=${encodeURIComponent(intent.name)}&upload_id=${id}`;
     res.writeHead(200, { Location: location, 'X-GUploader-UploadID': id, 'Content-Length': 0 });
     res.end();
@@ -618,7 +618,7 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
     } catch (e) {
       // The chunk was cut off: roll back to before it, so what we report is exactly what we keep.
       s.received = before.received;
-      s.crc = new CRC32C(before.crc);
+      s.crc = new FastCrc32c(before.crc);
       s.md5 = before.md5;
       await fsp.truncate(s.file, before.received).catch(() => undefined);
       s.busy = false;

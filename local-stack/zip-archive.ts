@@ -10,8 +10,8 @@
 import { createCipheriv, createHash } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { deflateRawSync } from 'node:zlib';
-import { CRC32C } from '@google-cloud/storage';
+import { crc32, deflateRawSync } from 'node:zlib';
+import { FastCrc32c } from './fast-crc32c';
 
 export interface ZipArchiveOptions {
   /** Same seed, same options → byte-identical archive. */
@@ -37,23 +37,6 @@ const MAX_PLAIN_ZIP_BYTES = 0xffff_ffff - 1024 * 1024;
 // A fixed timestamp keeps archives byte-identical across runs (2026-01-01 00:00:00, DOS format).
 const DOS_TIME = 0;
 const DOS_DATE = ((2026 - 1980) << 9) | (1 << 5) | 1;
-
-const CRC32_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-/** CRC-32 (ISO-HDLC) as zip needs it; zlib.crc32 only exists from Node 20.15. */
-export function crc32(buf: Buffer): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < buf.length; i++) c = CRC32_TABLE[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 /** Deterministic pseudo-random bytes: AES-256-CTR keystream keyed by the seed. */
 class SeededBytes {
@@ -135,7 +118,7 @@ class ZipWriter {
   private offset = 0;
   private readonly central: CentralEntry[] = [];
   private readonly md5 = createHash('md5');
-  private readonly crc32c = new CRC32C();
+  private readonly crc32c = new FastCrc32c();
 
   constructor(private readonly out: WriteStream) {}
 

@@ -7,6 +7,9 @@ import { runCopyBench } from '../../bench/copy-bench';
 import { runKeySetBench } from '../../bench/key-set-bench';
 import { runPollingBench, simulate, POLICIES } from '../../bench/polling-bench';
 import { runUploadBench } from '../../bench/upload-bench';
+import { runApiLoadBench } from '../../bench/api-load-bench';
+import { runThroughputBench, runWideExportBench } from '../../bench/pipeline-scale-bench';
+import { runSweepScaleBench } from '../../bench/sweep-scale-bench';
 
 describe('benchmarks (smoke)', () => {
   it('copy, upload, download, buffering and ranged legs each run and produce a row', async () => {
@@ -31,5 +34,30 @@ describe('benchmarks (smoke)', () => {
     const rows = await runUploadBench({ gets: 2, log: () => undefined, firestoreEmulatorHost: inject('firestoreEmulatorHost') });
     expect(rows.map((r) => r.bench)).toEqual(['7 hostile uploads']);
     expect(Number.isFinite(rows[0]?.ratio)).toBe(true);
+  });
+
+  it('the sweep/schedule scale benchmark seeds two sizes and counts one tick of each at both', async () => {
+    const rows = await runSweepScaleBench({ sizes: [60, 120], log: () => undefined, firestoreEmulatorHost: inject('firestoreEmulatorHost') });
+    expect(rows.map((r) => r.bench)).toEqual(Array(6).fill('8 sweep/schedule scale'));
+    for (const r of rows) expect(Number.isFinite(r.ratio)).toBe(true);
+  });
+
+  it('the API load benchmark drives GETs and POSTs from autocannon in a second process beside hello-world', async () => {
+    const rows = await runApiLoadBench({ connections: 2, seconds: 1, exports: 12, posts: 3, log: () => undefined, firestoreEmulatorHost: inject('firestoreEmulatorHost') });
+    expect(rows.map((r) => r.bench)).toEqual(Array(3).fill('11 API under load'));
+    // On a busy machine a one-second GET run may see no answer: the row says so.
+    for (const r of rows) expect(r.value).toMatch(/ ms \/ | no answer within the run/);
+  }, 180_000); // eight load-tool processes, each a fresh Node
+
+  it('the wide-export benchmark runs a 3-group export, its one-group baseline and 3 one-group exports', async () => {
+    const rows = await runWideExportBench({ groups: 3, log: () => undefined, firestoreEmulatorHost: inject('firestoreEmulatorHost') });
+    expect(rows.map((r) => r.bench)).toEqual(Array(4).fill('9 wide exports'));
+    for (const r of rows) expect(Number.isFinite(r.ratio)).toBe(true);
+  });
+
+  it('the throughput benchmark runs two small batches of one-group exports to completion', async () => {
+    const rows = await runThroughputBench({ counts: [1, 2], log: () => undefined, firestoreEmulatorHost: inject('firestoreEmulatorHost') });
+    expect(rows.map((r) => r.bench)).toEqual(['10 throughput', '10 throughput']);
+    for (const r of rows) expect(Number.isFinite(r.ratio)).toBe(true);
   });
 });

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { inflateRawSync } from 'node:zlib';
+import { crc32, inflateRawSync } from 'node:zlib';
 import { CRC32C } from '@google-cloud/storage';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PortabilityApiClient, parseApiError, parseRetryAfter } from '../../functions/src/adapters/portability-api-client';
@@ -18,7 +18,7 @@ import { classifyApiError } from '../../functions/src/domain/api-error-classific
 import { PortabilityApiError } from '../../functions/src/domain/errors';
 import { GoogleAccounts, type SimAccessType } from '../../local-stack/google-accounts';
 import { startPortabilityApiSimulator, type PortabilityApiSimulator } from '../../local-stack/portability-api-simulator';
-import { crc32, writeZipArchive } from '../../local-stack/zip-archive';
+import { writeZipArchive } from '../../local-stack/zip-archive';
 
 const T0 = Date.UTC(2026, 10, 22, 10, 0, 0);
 const HOUR = 3_600_000;
