@@ -96,3 +96,22 @@ describe('claiming a consent', () => {
     expect((await flow(clock).claim(other, theirs.state)).redirectUri).toBe(REDIRECT);
   });
 });
+
+describe('the consent URL\'s length', () => {
+  it('takes a URL of exactly the limit and refuses one character more; each refusal says what to do', async () => {
+    const userId = newUser();
+    const clock = { t: T0 };
+    // The URL's length depends only on the inputs (state and challenge have fixed lengths).
+    const base = (await flow(clock).start(userId, { resources: ['x'], redirectUri: REDIRECT })).authorizationUrl.length;
+    const sized = (extra: number) => flow(clock).start(userId, { resources: [`x${'a'.repeat(extra)}`], redirectUri: REDIRECT });
+    expect((await sized(MAX_AUTHORIZATION_URL_LENGTH - base)).authorizationUrl).toHaveLength(MAX_AUTHORIZATION_URL_LENGTH);
+    expect(await refusalOf(sized(MAX_AUTHORIZATION_URL_LENGTH - base + 1))).toMatchObject({ code: 'TOO_MANY_RESOURCES' });
+    expect(await refusalOf(flow(clock).start(userId, { resources: ['x'], redirectUri: 'http://evil.example/cb' }))).toMatchObject({
+      message: 'redirectUri: is not one of the redirect URIs this API is configured with',
+    });
+    expect(await refusalOf(flow(clock).claim(userId, 'short'))).toMatchObject({ message: 'This state was not issued to you: start the consent with POST /v1/authorizations:start' });
+    const { state } = await flow(clock).start(userId, { resources: ['x'], redirectUri: REDIRECT });
+    await flow(clock).claim(userId, state);
+    expect(await refusalOf(flow(clock).claim(userId, state))).toMatchObject({ message: 'This state was already used: start a new consent' });
+  });
+});
