@@ -12,7 +12,7 @@ import { FirestoreExportStore } from '../../functions/src/adapters/firestore-exp
 import { LocalKeySecretCipher } from '../../functions/src/adapters/local-key-secret-cipher';
 import { pkceChallenge } from '../../functions/src/domain/consent-url';
 import { RequestError, UnavailableError } from '../../functions/src/domain/errors';
-import type { Job } from '../../functions/src/domain/job';
+import { newJob, type Job } from '../../functions/src/domain/job';
 import {
   AuthorizationCodeError,
   ConsentRevokedError,
@@ -26,7 +26,7 @@ import { SCOPE_PREFIX } from '../../functions/src/domain/resource-groups';
 import { createLogger } from '../../functions/src/logging';
 import { AccessTokens, quotaUserOf } from '../../functions/src/pipeline/access-tokens';
 import { ConsentFlow } from '../../functions/src/pipeline/consent-flow';
-import { ExportService, type ExportServiceDeps } from '../../functions/src/pipeline/export-service';
+import { ExportService, toExportView, toJobView, type ExportServiceDeps } from '../../functions/src/pipeline/export-service';
 import { refusalOf, rejectionOf } from '../support/rejections';
 
 const REDIRECT = 'http://localhost:5173/oauth/callback';
@@ -507,5 +507,39 @@ describe('resetAuthorization', () => {
     await setJob(view.jobs[0]!.jobId, (j) => ({ ...j, state: 'COPYING', seq: 2, archiveJobId: 'g1', archiveJobIds: ['g1'] }));
     await w.svc.resetAuthorization(userId);
     expect((await store.getJob(view.jobs[0]!.jobId))?.state).toBe('FAILED');
+  });
+});
+
+describe('the views', () => {
+  const iso = (ms: number) => new Date(ms).toISOString();
+  const job = (over: Partial<Job>): Job => ({ ...newJob({ id: 'j1', exportId: 'e1', userId: 'u', resource: 'chrome.history' }, T0), ...over });
+  const archive = { bucket: 'b', name: 'u/e1/chrome.history/archive-1-of-1.zip', size: 3, crc32c: 'AAAAAA==' };
+
+  it('show a job\'s fields only where they mean something: bytes while copying, archives once succeeded', () => {
+    expect(toJobView(job({ archiveJobIds: ['g1', 'g2'], updatedAt: T0 + 5 }))).toEqual({
+      jobId: 'j1',
+      resource: 'chrome.history',
+      state: 'INITIATING',
+      attempts: 2,
+      createdAt: iso(T0),
+      updatedAt: iso(T0 + 5),
+    });
+    expect(toJobView(job({ state: 'COPYING', bytesCopied: 7, exportTime: '2100-01-01T00:00:00Z', window: 'incremental' }))).toMatchObject({ bytesCopied: 7, exportTime: '2100-01-01T00:00:00Z', window: 'incremental' });
+    const done = toJobView(job({ state: 'SUCCEEDED', bytesCopied: 3, archives: [archive], finishedAt: T0 + 9 }));
+    expect(done).toMatchObject({ archives: [archive], finishedAt: iso(T0 + 9) });
+    expect(done).not.toHaveProperty('bytesCopied');
+    const failed = toJobView(job({ state: 'FAILED', archives: [archive], error: { code: 'ARCHIVE_FAILED', message: 'm' }, finishedAt: T0 }));
+    expect(failed).toMatchObject({ error: { code: 'ARCHIVE_FAILED', message: 'm' }, finishedAt: iso(T0) });
+    expect(failed).not.toHaveProperty('archives');
+    expect(failed).not.toHaveProperty('window');
+  });
+
+  it('show an export as last changed when it or any of its jobs last changed, and a scheduled one with its run', () => {
+    const record = { id: 'e1', userId: 'u', state: 'RUNNING' as const, resources: ['chrome.history'], createdAt: T0, updatedAt: T0 + 10 };
+    expect(toExportView(record, [job({ updatedAt: T0 + 5 })]).updatedAt).toBe(iso(T0 + 10));
+    expect(toExportView(record, [job({ updatedAt: T0 + 5 }), job({ id: 'j2', updatedAt: T0 + 50 })]).updatedAt).toBe(iso(T0 + 50));
+    const plain = toExportView(record, []);
+    for (const absent of ['startTime', 'endTime', 'scheduleId', 'run']) expect(plain).not.toHaveProperty(absent);
+    expect(toExportView({ ...record, scheduleId: 's1', run: 3, startTime: 'a', endTime: 'b' }, [])).toMatchObject({ scheduleId: 's1', run: 3, startTime: 'a', endTime: 'b', createdAt: iso(T0) });
   });
 });
