@@ -197,7 +197,7 @@ describe('authorize', () => {
       expect(e).toMatchObject({ status: 400, code: 'INVALID_AUTHORIZATION_CODE', field: 'code', message: `Google did not accept the authorization code: ${err.message}` });
     }
     const outage = Object.assign(new Error('token endpoint 503'), { transient: true });
-    expect(await attempt(outage)).toBeInstanceOf(UnavailableError);
+    expect(await attempt(outage)).toMatchObject({ name: 'UnavailableError', message: 'Google\'s token endpoint is unavailable; start the consent again' });
     const odd = new Error('unexpected');
     expect(await attempt(odd)).toBe(odd);
     expect(await store.getGrant(userId)).toBeUndefined();
@@ -211,7 +211,12 @@ describe('authorize', () => {
       w.exchange.next = async () => tokens;
       return refusalOf(authorizeOnce(w, userId));
     };
-    expect(await attempt({ accessToken: 'a', expiresAt: T0 + HOUR, scope: scopes('myactivity.search') })).toMatchObject({ status: 400, code: 'NO_REFRESH_TOKEN', field: 'code' });
+    expect(await attempt({ accessToken: 'a', expiresAt: T0 + HOUR, scope: scopes('myactivity.search') })).toMatchObject({
+      status: 400,
+      code: 'NO_REFRESH_TOKEN',
+      field: 'code',
+      message: 'Google returned no refresh token: request the code with access_type=offline and prompt=consent, then send the new code',
+    });
     expect(await attempt({ accessToken: 'a', refreshToken: 'r', expiresAt: T0 + HOUR, scope: 'openid email' })).toMatchObject({
       status: 400,
       code: 'NO_DATAPORTABILITY_SCOPES',
@@ -235,7 +240,7 @@ describe('authorize', () => {
     expect(await attempt(new PortabilityApiError(503, 'UNAVAILABLE', 'busy'))).toMatchObject({ retryAfterSeconds: 30 });
     const rejected = await attempt(new PortabilityApiError(401, 'UNAUTHENTICATED', 'bad token'));
     expect(rejected).toBeInstanceOf(RequestError);
-    expect(rejected).toMatchObject({ status: 403, code: 'NEEDS_CONSENT' });
+    expect(rejected).toMatchObject({ status: 403, code: 'NEEDS_CONSENT', message: 'Google rejected the authorization: the user must consent again' });
     const invalid = new PortabilityApiError(400, 'INVALID_ARGUMENT', 'bad request');
     expect(await attempt(invalid)).toBe(invalid);
     const odd = await attempt('a string');
@@ -249,9 +254,9 @@ describe('startExport', () => {
   it('refuses without an active grant, for groups not granted, for none, and for a bad window, writing nothing', async () => {
     const w = world();
     const userId = newUser();
-    expect(await refusalOf(w.svc.startExport(userId, {}))).toMatchObject({ status: 409, code: 'NO_AUTHORIZATION' });
+    expect(await refusalOf(w.svc.startExport(userId, {}))).toMatchObject({ status: 409, code: 'NO_AUTHORIZATION', message: 'No Google authorization is stored for this user: POST /v1/authorizations first' });
     await grantFor(userId, { state: 'NEEDS_CONSENT' });
-    expect(await refusalOf(w.svc.startExport(userId, {}))).toMatchObject({ status: 409, code: 'NEEDS_CONSENT' });
+    expect(await refusalOf(w.svc.startExport(userId, {}))).toMatchObject({ status: 409, code: 'NEEDS_CONSENT', message: 'The Google authorization expired or was revoked: the user must consent again' });
     await grantFor(userId);
     expect(await refusalOf(w.svc.startExport(userId, { resources: ['saved.collections', 'chrome.history', 'play.store'] }))).toMatchObject({
       status: 400,
@@ -309,6 +314,7 @@ describe('startExport', () => {
     expect(await refusalOf(w.svc.startExport(userId, { resources: ['chrome.history'], endTime: new Date(T0 - HOUR).toISOString() }, 'key-1'))).toMatchObject({
       status: 409,
       code: 'IDEMPOTENCY_KEY_REUSED',
+      message: 'This Idempotency-Key was used for a different request',
     });
     expect(await refusalOf(w.svc.startExport(userId, { resources: ['myactivity.search'] }, 'key-1'))).toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED' });
   });
@@ -337,6 +343,7 @@ describe('reading exports', () => {
     for (const [user, id] of [
       [newUser(), view.exportId],
       [owner, 'not-an-id'],
+      [owner, `${view.exportId}/jobs/x`],
       [owner, randomBytes(10).toString('hex')],
     ] as const) {
       expect(await refusalOf(w.svc.getExport(user, id))).toMatchObject({ status: 404, code: 'NOT_FOUND', message: 'Export not found' });
@@ -541,5 +548,52 @@ describe('the views', () => {
     const plain = toExportView(record, []);
     for (const absent of ['startTime', 'endTime', 'scheduleId', 'run']) expect(plain).not.toHaveProperty(absent);
     expect(toExportView({ ...record, scheduleId: 's1', run: 3, startTime: 'a', endTime: 'b' }, [])).toMatchObject({ scheduleId: 's1', run: 3, startTime: 'a', endTime: 'b', createdAt: iso(T0) });
+  });
+});
+
+describe('what changes between a read and the write that follows it', () => {
+  it('keys are the user\'s own: another key, or another user\'s same key, is another export; a replay enqueues only what still waits to initiate', async () => {
+    const { w, userId } = await runningExport(['chrome.history']);
+    const first = await w.svc.startExport(userId, { resources: ['myactivity.search'] }, 'key-a');
+    const second = await w.svc.startExport(userId, { resources: ['youtube.subscriptions'] }, 'key-b');
+    expect(second.created).toBe(true);
+    const other = newUser();
+    await grantFor(other);
+    expect((await w.svc.startExport(other, { resources: ['myactivity.search'] }, 'key-a')).view.exportId).not.toBe(first.view.exportId);
+    // The first export's job moved on: its replay does not initiate it again.
+    await setJob(first.view.jobs[0]!.jobId, (j) => ({ ...j, state: 'WAITING', seq: 1, archiveJobId: 'g1', archiveJobIds: ['g1'] }));
+    w.tasks.length = 0;
+    expect((await w.svc.startExport(userId, { resources: ['myactivity.search'] }, 'key-a')).created).toBe(false);
+    expect(w.tasks).toEqual([]);
+  });
+
+  it('a job whose archive became ready while its cancel was sent is left to copy, and nothing is enqueued for it', async () => {
+    const { w, userId, view } = await runningExport(['chrome.history']);
+    const jobId = view.jobs[0]!.jobId;
+    await setJob(jobId, (j) => ({ ...j, state: 'WAITING', seq: 1, archiveJobId: 'g1', archiveJobIds: ['g1'] }));
+    w.google.cancel = async () => setJob(jobId, (j) => ({ ...j, state: 'COPYING', seq: 2 }));
+    w.tasks.length = 0;
+    expect((await w.svc.cancelExport(userId, view.exportId)).jobs.map((j) => j.state)).toEqual(['COPYING']);
+    expect(w.tasks).toEqual([]);
+    expect(w.said('export cancellation requested')).toMatchObject([{ userId, exportId: view.exportId }]);
+  });
+
+  it('a reset does not count a job that ended between its listing and its update', async () => {
+    const w0 = world();
+    const userId = newUser();
+    await grantFor(userId);
+    const { view } = await w0.svc.startExport(userId, { resources: ['chrome.history'] });
+    const jobId = view.jobs[0]!.jobId;
+    const racing = Object.assign(Object.create(store) as FirestoreExportStore, {
+      liveJobsOfUser: async (u: string) => {
+        const live = await store.liveJobsOfUser(u);
+        await setJob(jobId, (j) => ({ ...j, state: 'SUCCEEDED', seq: j.seq + 1, finishedAt: T0 }));
+        return live;
+      },
+    });
+    const w = world({ store: racing });
+    await w.svc.resetAuthorization(userId);
+    expect((await store.getJob(jobId))?.state).toBe('SUCCEEDED');
+    expect(w.said('authorization reset')).toMatchObject([{ userId, jobsEnded: 0 }]);
   });
 });
