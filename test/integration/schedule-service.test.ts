@@ -333,3 +333,52 @@ describe('the runner\'s hook', () => {
     expect(w.said('schedule ended')).toMatchObject([{ scheduleId: revokedView.scheduleId, userId: other, reason: 'CONSENT_REVOKED' }]);
   });
 });
+
+describe('gaps the first mutation run showed', () => {
+  it('says why a schedule stopped, shows its groups\' cursors, and refuses a path for a schedule id', async () => {
+    const w = world();
+    const userId = newUser();
+    await w.grant(userId);
+    const view = await w.svc.createSchedule(userId, { resources: ['chrome.history'] });
+    expect(await refusalOf(w.svc.getSchedule(userId, `${view.scheduleId}/x/y`))).toMatchObject({ status: 404 });
+    await w.real.updateSchedule(view.scheduleId, (s) => {
+      const { nextRunAt: _n, ...rest } = s;
+      return { ...rest, state: 'NEEDS_CONSENT', endReason: 'CONSENT_REVOKED', groups: s.groups.map((g) => ({ ...g, cursor: '2100-01-01T00:00:00Z' })) };
+    });
+    const stopped = await w.svc.getSchedule(userId, view.scheduleId);
+    expect(stopped).toMatchObject({ state: 'NEEDS_CONSENT', reason: { code: 'CONSENT_REVOKED', message: '' }, groups: [{ cursor: '2100-01-01T00:00:00Z' }] });
+    expect(stopped).not.toHaveProperty('nextRunAt');
+  });
+
+  it('names what is missing in each refusal', async () => {
+    const w = world();
+    const userId = newUser();
+    expect(await refusalOf(w.svc.createSchedule(userId, {}))).toMatchObject({ message: 'No Google authorization is stored for this user: POST /v1/authorizations first' });
+    await w.grant(userId, { state: 'NEEDS_CONSENT' });
+    expect(await refusalOf(w.svc.createSchedule(userId, {}))).toMatchObject({ message: 'The Google authorization expired or was revoked: the user must consent again' });
+  });
+
+  it('ends the schedule when the grant needs consent, and runs on when the previous run\'s export was deleted', async () => {
+    const w = world();
+    const userId = newUser();
+    await w.grant(userId);
+    const view = await w.svc.createSchedule(userId, { resources: ['chrome.history'] });
+    await w.svc.startRun({ scheduleId: view.scheduleId, run: 1 });
+    const first = (await w.real.getSchedule(view.scheduleId))!.lastRun!;
+    await w.store.updateJob(first.jobs[0]!.jobId, (j): Job => ({ ...j, state: 'CANCELLED', seq: j.seq + 1, finishedAt: T0 }));
+    await w.store.deleteExportRecords(first.exportId);
+    w.clock.t = T0 + DAY_MS;
+    w.tasks.length = 0;
+    expect(await w.svc.startRun({ scheduleId: view.scheduleId, run: 2 })).toEqual({ kind: 'done', detail: 'run 2 started' });
+    // Delivered again after its job moved on: no second initiate.
+    const second = (await w.real.getSchedule(view.scheduleId))!.lastRun!;
+    await w.store.updateJob(second.jobs[0]!.jobId, (j): Job => ({ ...j, state: 'WAITING', seq: 1, archiveJobId: 'g1', archiveJobIds: ['g1'] }));
+    w.tasks.length = 0;
+    await w.svc.startRun({ scheduleId: view.scheduleId, run: 2 });
+    expect(w.tasks).toEqual([]);
+    await w.grant(userId, { state: 'NEEDS_CONSENT' });
+    await w.store.updateJob(second.jobs[0]!.jobId, (j): Job => ({ ...j, state: 'SUCCEEDED', seq: 2, finishedAt: T0 + DAY_MS }));
+    w.clock.t = T0 + 2 * DAY_MS;
+    expect(await w.svc.startRun({ scheduleId: view.scheduleId, run: 3 })).toEqual({ kind: 'done', detail: 'schedule ended: CONSENT_REVOKED' });
+  });
+});
