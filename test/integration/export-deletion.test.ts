@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { createFirestore } from '../../functions/src/adapters/firestore-client';
 import { FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
+import { RequestError } from '../../functions/src/domain/errors';
 import { newJob, type Job } from '../../functions/src/domain/job';
 import type { ArchiveCopier } from '../../functions/src/domain/ports';
 import { createLogger } from '../../functions/src/logging';
@@ -78,7 +79,11 @@ describe('deleting an export', () => {
   it('refuses with 409 while a copy is writing, removing nothing', async () => {
     const { exportId, jobId } = await exportIn('del-user', 'COPYING');
     const d = deletion(async () => undefined);
-    expect(await refusalOf(d.del.delete('del-user', exportId))).toMatchObject({ status: 409, code: 'EXPORT_BUSY' });
+    expect(await refusalOf(d.del.delete('del-user', exportId))).toMatchObject({
+      status: 409,
+      code: 'EXPORT_BUSY',
+      message: 'A copy into the bucket is in progress; delete the export again when it has finished',
+    });
     expect(d.prefixes).toEqual([]);
     expect((await store.getJob(jobId))?.state).toBe('COPYING');
     expect(await store.getExport(exportId)).toBeDefined();
@@ -95,6 +100,16 @@ describe('deleting an export', () => {
     ] as const) {
       expect(await refusalOf(d.del.delete(user, target))).toMatchObject({ status: 404, message: 'Export not found' });
     }
+    expect(d.prefixes).toEqual([]);
+    expect(await store.getExport(exportId)).toBeDefined();
+  });
+
+  it('stops when the cancel is refused for any reason but the export having finished', async () => {
+    const { exportId } = await exportIn('del-user', 'INITIATING');
+    const d = deletion(async () => {
+      throw new RequestError(409, 'EXPORT_CONFLICT', 'refused');
+    });
+    await expect(d.del.delete('del-user', exportId)).rejects.toMatchObject({ code: 'EXPORT_CONFLICT' });
     expect(d.prefixes).toEqual([]);
     expect(await store.getExport(exportId)).toBeDefined();
   });
