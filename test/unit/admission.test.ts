@@ -80,3 +80,19 @@ describe('admitSchedule', () => {
     expect(admitSchedule(ledger, active, { scheduleId: 's3', resources: ['c'], maxActive: 2 })).toEqual({ ...ledger, schedules: ['s1', 's3'] });
   });
 });
+
+describe('admission at its edges', () => {
+  it('refuses at exactly the daily limit, names every holder once, and finds a group on any active schedule', () => {
+    const full: UserLedger = { ...emptyLedger(), recent: [T0 - 2, T0 - 1] };
+    expect(refused(() => admitExport(full, none, request('e', ['x']), { limits })).code).toBe('DAILY_EXPORT_LIMIT');
+    const ledger: UserLedger = { ...emptyLedger(), groups: { a: { exportId: 'e1', jobId: 'j1' }, b: { exportId: 'e2', jobId: 'j2' }, c: { exportId: 'e1', jobId: 'j3' } } };
+    const all = { runningExports: new Set<string>(), liveJobs: new Set(['j1', 'j2', 'j3']) };
+    expect(refused(() => admitExport(ledger, all, request('e9', ['a', 'b', 'c']), {})).message).toBe('Already being exported by export e1, e2: a, b, c. Wait until it ends or cancel it');
+    const schedules: UserLedger = { ...emptyLedger(), schedules: ['s1', 's2'] };
+    const active = new Map([
+      ['s1', ['a']],
+      ['s2', ['b']],
+    ]);
+    expect(refused(() => admitSchedule(schedules, active, { scheduleId: 's3', resources: ['b'], maxActive: 5 })).code).toBe('SCHEDULE_EXISTS');
+  });
+});

@@ -126,6 +126,9 @@ describe('settleJob', () => {
     expect(stopped?.state).toBe('ENDED');
     expect(stopped?.nextRunAt).toBeUndefined();
     expect(settleJob({ ...latest({ lastJobSettled: true }), state: 'ENDED' }, revoked('j1'), T0)).toBeUndefined();
+    // Folded in already, another failure (or none named): nothing to write.
+    expect(settleJob(latest({ lastJobSettled: true }), jobOf('chrome.history', 'j1', { state: 'FAILED', error: { code: 'ARCHIVE_FAILED', message: 'm' } }), T0)).toBeUndefined();
+    expect(settleJob(latest({ lastJobSettled: true }), jobOf('chrome.history', 'j1', { state: 'FAILED' }), T0)).toBeUndefined();
   });
 });
 
