@@ -2,6 +2,8 @@
  * Writes bench/mutation-results.md from StrykerJS's JSON reports (reports/mutation/*.json, one per
  * `npm run mutate` run): per file, how many mutants the tests killed, which survived, which no test
  * reached, and the score. `npx tsx scripts/mutation-summary.ts [report.json …]`.
+ * Runs and files that no report here covers keep their rows from the previous results file (the
+ * reports are not committed: a run made in another worktree is merged through its rows).
  */
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -55,16 +57,53 @@ const covered = (c: Counts): string => {
   return valid === 0 ? '–' : `${((100 * c.killed) / valid).toFixed(1)} %`;
 };
 
+interface Carried {
+  runs: Map<string, string>;
+  files: Map<string, { row: string; total: number; counts: Counts }>;
+  survivors: Map<string, string[]>;
+}
+
+/** The previous results file's rows, by run and by file. */
+async function earlierRows(): Promise<Carried> {
+  const carried: Carried = { runs: new Map(), files: new Map(), survivors: new Map() };
+  const text = await readFile(OUT, 'utf8').catch(() => '');
+  let table = '';
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('| ') || line.startsWith('|---')) {
+      if (!line.startsWith('|')) table = '';
+      continue;
+    }
+    const cells = line.split(' | ').map((c) => c.replace(/^\| |\s*\|$/g, ''));
+    if (table === '') {
+      table = cells[0] ?? '';
+      continue;
+    }
+    const key = cells[0] ?? '';
+    if (table === 'run') carried.runs.set(key.replace(/ \(earlier run\)$/, ''), line);
+    if (table === 'file') {
+      const [total, killed, survived, noCoverage, ignored] = cells.slice(1, 6).map(Number) as [number, number, number, number, number];
+      carried.files.set(key, { row: line, total, counts: { killed, survived, noCoverage, ignored, errors: total - killed - survived - noCoverage - ignored } });
+    }
+    if (table === 'where') {
+      const file = key.replace(/:\d+:\d+$/, '');
+      carried.survivors.set(file, [...(carried.survivors.get(file) ?? []), line]);
+    }
+  }
+  return carried;
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const dir = path.join(ROOT, 'reports', 'mutation');
   const files = args.length > 0 ? args : (await readdir(dir)).filter((f) => f.endsWith('.json')).map((f) => path.join(dir, f));
   const byFile = new Map<string, Mutant[]>();
   const runs: string[] = [];
+  const earlier = await earlierRows();
   for (const f of files) {
     const report = JSON.parse(await readFile(f, 'utf8')) as Report;
     const mutants = Object.values(report.files).flatMap((x) => x.mutants);
     const c = count(mutants);
+    earlier.runs.delete(path.basename(f, '.json'));
     runs.push(`| ${path.basename(f, '.json')} | ${Object.keys(report.files).length} | ${mutants.length} | ${score(c)} |`);
     // Runs over different lines of one file add up; the same mutant in two runs counts once (the later run's result).
     for (const [name, { mutants: ms }] of Object.entries(report.files)) {
@@ -74,26 +113,33 @@ async function main(): Promise<void> {
       byFile.set(key, [...merged.values()]);
     }
   }
-  const names = [...byFile.keys()].sort();
+  for (const name of byFile.keys()) earlier.files.delete(name);
+  for (const [run, row] of earlier.runs) runs.push(row.includes('(earlier run)') ? row : row.replace(`| ${run} |`, `| ${run} (earlier run) |`));
+  const countsOf = new Map<string, { total: number; counts: Counts }>([
+    ...[...byFile].map(([name, ms]) => [name, { total: ms.length, counts: count(ms) }] as const),
+    ...[...earlier.files].map(([name, f]) => [name, f] as const),
+  ]);
+  const names = [...countsOf.keys()].sort();
   const rows: string[] = [];
-  const folders = new Map<string, Mutant[]>();
+  const folders = new Map<string, Counts>();
+  const add = (a: Counts, b: Counts): Counts => ({ killed: a.killed + b.killed, survived: a.survived + b.survived, noCoverage: a.noCoverage + b.noCoverage, ignored: a.ignored + b.ignored, errors: a.errors + b.errors });
+  const zero: Counts = { killed: 0, survived: 0, noCoverage: 0, ignored: 0, errors: 0 };
+  const total = (c: Counts): number => c.killed + c.survived + c.noCoverage + c.ignored + c.errors;
   for (const name of names) {
-    const mutants = byFile.get(name) ?? [];
-    const c = count(mutants);
-    rows.push(`| ${name} | ${mutants.length} | ${c.killed} | ${c.survived} | ${c.noCoverage} | ${c.ignored} | ${score(c)} | ${covered(c)} |`);
+    const { counts: c, total: n } = countsOf.get(name)!;
+    rows.push(earlier.files.get(name)?.row ?? `| ${name} | ${n} | ${c.killed} | ${c.survived} | ${c.noCoverage} | ${c.ignored} | ${score(c)} | ${covered(c)} |`);
     const folder = path.dirname(name);
-    folders.set(folder, [...(folders.get(folder) ?? []), ...mutants]);
+    folders.set(folder, add(folders.get(folder) ?? zero, c));
   }
-  const all = count([...byFile.values()].flat());
-  const folderRows = [...folders].map(([f, ms]) => {
-    const c = count(ms);
-    return `| ${f}/ | ${ms.length} | ${c.killed} | ${c.survived} | ${c.noCoverage} | ${c.ignored} | ${score(c)} | ${covered(c)} |`;
-  });
+  const all = [...folders.values()].reduce(add, zero);
+  const folderRows = [...folders].map(([f, c]) => `| ${f}/ | ${total(c)} | ${c.killed} | ${c.survived} | ${c.noCoverage} | ${c.ignored} | ${score(c)} | ${covered(c)} |`);
   const survivors = names.flatMap((name) =>
-    (byFile.get(name) ?? [])
-      .filter((m) => m.status === 'Survived' || m.status === 'NoCoverage')
-      .sort((a, b) => a.location.start.line - b.location.start.line || a.location.start.column - b.location.start.column)
-      .map((m) => `| ${name}:${m.location.start.line}:${m.location.start.column} | ${m.status} | ${m.mutatorName} | \`${(m.replacement ?? '').replace(/\s+/g, ' ').replace(/\|/g, '\\|').slice(0, 90)}\` |`),
+    earlier.files.has(name)
+      ? (earlier.survivors.get(name) ?? [])
+      : (byFile.get(name) ?? [])
+          .filter((m) => m.status === 'Survived' || m.status === 'NoCoverage')
+          .sort((a, b) => a.location.start.line - b.location.start.line || a.location.start.column - b.location.start.column)
+          .map((m) => `| ${name}:${m.location.start.line}:${m.location.start.column} | ${m.status} | ${m.mutatorName} | \`${(m.replacement ?? '').replace(/\s+/g, ' ').replace(/\|/g, '\\|').slice(0, 90)}\` |`),
   );
   const md = [
     '# Mutation testing results',
@@ -103,7 +149,8 @@ async function main(): Promise<void> {
     'summarised by `npx tsx scripts/mutation-summary.ts`. Score = killed (timeouts included) / (killed + survived + no coverage).',
     '"Ignored" are static mutants (module-level code run at import), left out because each would need the whole suite.',
     '',
-    'Runs (MUTATE_NAME; each mutates the files and lines given in README, "Mutation testing"):',
+    'Runs (MUTATE_NAME; each mutates the files and lines given in README, "Mutation testing"). An "earlier run" is kept from the previous version of this file:',
+    'its report is not here, and its files keep their rows (a later report of a file replaces them).',
     '',
     '| run | files | mutants | score |',
     '|---|---|---|---|',
@@ -112,7 +159,7 @@ async function main(): Promise<void> {
     '| folder | mutants | killed | survived | no coverage | ignored | score | score of covered |',
     '|---|---|---|---|---|---|---|---|',
     ...folderRows,
-    `| **all** | ${all.killed + all.survived + all.noCoverage + all.ignored + all.errors} | ${all.killed} | ${all.survived} | ${all.noCoverage} | ${all.ignored} | ${score(all)} | ${covered(all)} |`,
+    `| **all** | ${total(all)} | ${all.killed} | ${all.survived} | ${all.noCoverage} | ${all.ignored} | ${score(all)} | ${covered(all)} |`,
     '',
     '| file | mutants | killed | survived | no coverage | ignored | score | score of covered |',
     '|---|---|---|---|---|---|---|---|',

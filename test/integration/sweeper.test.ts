@@ -58,3 +58,17 @@ describe('the sweeper', () => {
     expect(new Set(queued.slice(3).map((t) => t.redelivery))).toEqual(new Set([Math.floor(clock.t / (GRACE_S * 1000))]));
   });
 });
+
+describe('the sweeper\'s warning', () => {
+  it('names each re-enqueued job with how long its step was overdue', async () => {
+    const own = new FirestoreExportStore(createFirestore({ projectId: 'demo-sweeper-warning' }));
+    const exportId = randomBytes(10).toString('hex');
+    const job: Job = { ...newJob({ id: randomBytes(10).toString('hex'), exportId, userId: 'sweep-user', resource: 'myactivity.search' }, T0), seq: 2, nextCheckAt: T0 };
+    await own.createExport({ id: exportId, userId: 'sweep-user', state: 'RUNNING', resources: ['myactivity.search'], createdAt: T0, updatedAt: T0 }, [job]);
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = createLogger({ level: 'warn', destination: { write: (l: string) => (lines.push(JSON.parse(l) as Record<string, unknown>), true) } });
+    const sweeper = new Sweeper({ store: own, queue: { enqueue: async () => undefined }, policy: { initialSeconds: 300, maxSeconds: 3600 }, graceSeconds: GRACE_S, logger, now: () => T0 + 300_400 });
+    expect(await sweeper.sweep()).toEqual({ overdue: 1, requeued: 1, events: 0 });
+    expect(lines).toMatchObject([{ message: 'overdue job re-enqueued', jobId: job.id, state: 'INITIATING', step: 'initiate', overdueSeconds: 300 }]);
+  });
+});

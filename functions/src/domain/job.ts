@@ -183,7 +183,7 @@ export function transition(job: Job, event: JobEvent, now: number, policy: Polli
 }
 
 /** The task that carries a live job's next step. */
-const STEP_OF = { INITIATING: 'initiate', WAITING: 'check', COPYING: 'copy' } as Record<JobState, 'initiate' | 'check' | 'copy'>;
+export const STEP_OF = { INITIATING: 'initiate', WAITING: 'check', COPYING: 'copy' } as Record<JobState, 'initiate' | 'check' | 'copy'>;
 
 /** Parts (0-based) of a plan not copied yet. */
 export function missingParts(plan: CopyPartsPlan): number[] {

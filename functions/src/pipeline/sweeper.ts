@@ -3,6 +3,7 @@
  * enqueues that step again. Runs on a Cloud Scheduler tick; reads through the nextCheckAt index,
  * never scanning every job. Redelivery is safe: every step is idempotent and checks the job's seq.
  */
+import { STEP_OF } from '../domain/job';
 import type { PollingPolicy } from '../domain/polling-policy';
 import type { ExportStore } from '../domain/ports/export-store';
 import type { TaskQueue } from '../domain/ports/task-queues';
@@ -52,7 +53,7 @@ export class Sweeper {
       const done = await this.jobs.apply(job.id, { type: 'redelivered', nextCheckAt: now + graceMs, redelivery }, { seq: job.seq });
       if (!done.applied) continue;
       requeued++;
-      this.deps.logger.warn({ jobId: job.id, state: job.state, overdueSeconds: Math.round((now - (job.nextCheckAt ?? now)) / 1000) }, 'overdue job re-enqueued');
+      this.deps.logger.warn({ jobId: job.id, state: job.state, step: STEP_OF[job.state], overdueSeconds: Math.round((now - (job.nextCheckAt ?? now)) / 1000) }, 'overdue job re-enqueued');
     }
     const events = this.deps.relay ? await this.deps.relay.flush(now - graceMs) : 0;
     return { overdue: overdue.length, requeued, events };
