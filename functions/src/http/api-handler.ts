@@ -6,71 +6,15 @@
 import { z } from 'zod';
 import { RequestError, UnauthenticatedError, UnavailableError } from '../domain/errors';
 import type { IdTokenVerifier } from '../domain/ports/caller-identity';
-import { isKnownResourceGroup } from '../domain/resource-groups';
-import { parseRfc3339 } from '../domain/rfc3339';
 import { type Logger, traceFields } from '../logging';
 import { RESOURCE_GROUP_CATALOGUE } from '../domain/resource-group-catalogue';
 import type { AuthorizationStatusReader } from '../pipeline/authorization-status';
 import type { ExportService } from '../pipeline/export-service';
 import type { ExportDeletion } from '../pipeline/export-housekeeping';
 import type { ScheduleService } from '../pipeline/schedule-service';
-import { urlString } from '../zod-helpers';
 import { header, sendError, type HttpRequest, type HttpResponse } from './http-types';
+import { authorizationBody, authorizationStartBody, emptyBody, exportBody, idempotencyKey, jsonBody, listQuery, parse, scheduleBody, USER_ID } from './api-requests';
 import { BODY_TOO_LARGE_MESSAGE } from './request-body-guard';
-
-/** Strict RFC 3339 (a real date and time of day, years 0001-9999): Google refuses anything looser. */
-const timestamp = z.string().superRefine((s, ctx) => {
-  const parsed = parseRfc3339(s);
-  if (!parsed.ok) ctx.addIssue({ code: z.ZodIssueCode.custom, message: parsed.reason });
-});
-
-const resourceList = z
-  .array(z.string().max(100).refine(isKnownResourceGroup, 'is not a known Data Portability resource group'))
-  .min(1)
-  .max(100);
-
-const authorizationStartBody = z.strictObject({
-  resources: resourceList,
-  redirectUri: urlString.pipe(z.string().max(2048)),
-});
-
-const authorizationBody = z.strictObject({
-  code: z.string().min(1).max(2048),
-  state: z.string({ required_error: 'Required: send the state POST /v1/authorizations:start answered' }).min(1).max(200),
-});
-
-const exportBody = z.strictObject({
-  resources: z
-    .array(z.string().max(100).refine(isKnownResourceGroup, 'is not a known Data Portability resource group'))
-    .min(1)
-    .max(100)
-    .optional(),
-  startTime: timestamp.optional(),
-  endTime: timestamp.optional(),
-});
-
-const emptyBody = z.strictObject({});
-
-const scheduleBody = z.strictObject({
-  resources: z
-    .array(z.string().max(100).refine(isKnownResourceGroup, 'is not a known Data Portability resource group'))
-    .min(1)
-    .max(100)
-    .optional(),
-  // Google allows one export per group every 24 hours; 180 days is the longest grant.
-  everyHours: z.number().int().min(24).max(24 * 180).optional(),
-  startTime: timestamp.optional(),
-});
-
-const listQuery = z.strictObject({
-  pageSize: z.coerce.number().int().min(1).max(100).default(20),
-  pageToken: z.string().max(200).regex(/^[A-Za-z0-9_-]+$/, 'is not a page token this API issued').optional(),
-});
-
-const idempotencyKey = z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
-
-/** User ids become object-name prefixes: only ids of this shape are accepted from the issuer. */
-const USER_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 export interface ApiHandlerDeps {
   service: ExportService;
@@ -91,42 +35,6 @@ interface RouteContext {
   req: HttpRequest;
   res: HttpResponse;
   userId: string;
-}
-
-function parse<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, value: unknown, where: string): T {
-  const result = schema.safeParse(value);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const path = issue?.path.join('.') ?? '';
-  const field =
-    issue?.code === 'unrecognized_keys' ? `${where ? `${where}.` : ''}${issue.keys.join(',')}` : [where, path].filter((s) => s !== '').join('.') || where;
-  const message = issue?.code === 'unrecognized_keys' ? `Unknown field(s): ${issue.keys.join(', ')}` : `${field || 'request'}: ${issue?.message ?? 'invalid'}`;
-  throw new RequestError(400, 'INVALID_ARGUMENT', message, field || undefined);
-}
-
-function jsonBody(req: HttpRequest, allowEmpty: boolean): unknown {
-  if (req.bodyError) {
-    const { status, type } = req.bodyError;
-    if (status === 415) throw new RequestError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json in UTF-8 without Content-Encoding', 'body');
-    throw new RequestError(400, 'INVALID_ARGUMENT', type === 'entity.parse.failed' ? 'The body is not valid JSON' : 'The body could not be read', 'body');
-  }
-  const raw = req.rawBody;
-  const empty = raw === undefined || raw.length === 0;
-  // Bytes were sent but no parser kept them (an odd Content-Type): refuse rather than act as if empty.
-  const sent = (header(req, 'content-length') ?? '0') !== '0' || header(req, 'transfer-encoding') !== undefined;
-  if (empty && sent && !/^application\/json\b/i.test(header(req, 'content-type') ?? '')) {
-    throw new RequestError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json');
-  }
-  if (empty) {
-    if (allowEmpty) return {};
-    throw new RequestError(400, 'INVALID_ARGUMENT', 'A JSON body is required', 'body');
-  }
-  const type = header(req, 'content-type') ?? '';
-  if (!/^application\/json\b/i.test(type)) throw new RequestError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json');
-  if (req.body === undefined || typeof req.body !== 'object' || req.body === null || Buffer.isBuffer(req.body) || Array.isArray(req.body)) {
-    throw new RequestError(400, 'INVALID_ARGUMENT', 'The body must be a JSON object', 'body');
-  }
-  return req.body;
 }
 
 export function createApiHandler(deps: ApiHandlerDeps): (req: HttpRequest, res: HttpResponse) => Promise<void> {
