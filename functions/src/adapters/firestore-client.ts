@@ -5,7 +5,7 @@
  */
 import { UnavailableError } from '../domain/errors';
 import { FIRESTORE_CONTENTION_ATTEMPTS } from '../domain/retry-policies';
-import { Firestore, type DocumentData, type Query, type Transaction } from '@google-cloud/firestore';
+import { Firestore, type DocumentData, type Query } from '@google-cloud/firestore';
 
 export interface FirestoreOptions {
   projectId: string;
@@ -92,9 +92,11 @@ export interface QueryDocument<T> {
   data: T;
 }
 
-/** Runs a query (inside `tx` when given) and returns its documents. */
-export async function runQuery<T = DocumentData>(db: Firestore, spec: QuerySpec, tx?: Transaction): Promise<Array<QueryDocument<T>>> {
-  const query = buildQuery(db, spec);
-  const snap = tx ? await tx.get(query) : await query.get();
+/**
+ * Runs a query and returns its documents. Never inside a transaction: a query there locks far
+ * more than the documents it returns (in the emulator, the whole collection).
+ */
+export async function runQuery<T = DocumentData>(db: Firestore, spec: QuerySpec): Promise<Array<QueryDocument<T>>> {
+  const snap = await buildQuery(db, spec).get();
   return snap.docs.map((d) => ({ id: d.id, path: d.ref.path, data: d.data() as T }));
 }
