@@ -10,6 +10,7 @@ import { isKnownResourceGroup } from '../domain/resource-groups';
 import { parseRfc3339 } from '../domain/rfc3339';
 import { type Logger, traceFields } from '../logging';
 import { RESOURCE_GROUP_CATALOGUE } from '../domain/resource-group-catalogue';
+import type { ArchiveDownloads } from '../pipeline/archive-downloads';
 import type { AuthorizationStatusReader } from '../pipeline/authorization-status';
 import type { ExportService } from '../pipeline/export-service';
 import type { ExportDeletion } from '../pipeline/export-housekeeping';
@@ -67,6 +68,12 @@ const listQuery = z.strictObject({
   pageToken: z.string().max(200).regex(/^[A-Za-z0-9_-]+$/, 'is not a page token this API issued').optional(),
 });
 
+/** An archive's place in its job's `archives`, from 0. */
+const archiveIndex = z
+  .string()
+  .regex(/^(0|[1-9][0-9]{0,5})$/, 'must be an archive index: a whole number from 0')
+  .transform(Number);
+
 const idempotencyKey = z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
 
 /** User ids become object-name prefixes: only ids of this shape are accepted from the issuer. */
@@ -84,6 +91,8 @@ export interface ApiHandlerDeps {
   deletion?: ExportDeletion;
   /** GET /v1/authorizations; without it the route answers 405. */
   authorizations?: Pick<AuthorizationStatusReader, 'read'>;
+  /** POST /v1/exports/{id}/jobs/{jobId}/archives/{n}:download; without it the route answers 404. */
+  downloads?: Pick<ArchiveDownloads, 'issue'>;
 }
 
 type Route = { method: string; pattern: RegExp; handle: (ctx: RouteContext, m: RegExpMatchArray) => Promise<void> };
@@ -245,6 +254,19 @@ export function createApiHandler(deps: ApiHandlerDeps): (req: HttpRequest, res: 
       handle: async ({ req, res, userId }) => {
         parse(z.strictObject({}), req.query, 'query');
         res.status(200).json(await authorizations.read(userId));
+      },
+    });
+  }
+
+  const { downloads } = deps;
+  if (downloads) {
+    routes.push({
+      method: 'POST',
+      pattern: /^\/v1\/exports\/([^/:]+)\/jobs\/([^/:]+)\/archives\/([^/:]+):download$/,
+      handle: async ({ req, res, userId }, m) => {
+        parse(emptyBody, jsonBody(req, true), '');
+        const index = parse(archiveIndex, m[3], 'n');
+        res.status(200).json(await downloads.issue(userId, m[1] as string, m[2] as string, index));
       },
     });
   }
