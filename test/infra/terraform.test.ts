@@ -48,6 +48,7 @@ const REVIEWED_ROLES = new Set([
   'roles/cloudkms.cryptoKeyEncrypterDecrypter', // on the token key / the CMEK key only
   'roles/cloudtasks.enqueuer', // on one queue each
   'roles/iam.serviceAccountUser', // on the tasks invoker account only (OIDC tokens on tasks)
+  'roles/iam.serviceAccountTokenCreator', // the api on its own account only: signBlob for download links (no key to leak; narrower roles cannot sign)
   'roles/run.invoker', // on one function each
   'roles/storage.objectUser', // on the archive bucket only
   'roles/storage.objectViewer', // build account, on the source bucket only
@@ -61,7 +62,7 @@ const REVIEWED_ROLES = new Set([
 const AHEAD_OF_CODE = new Set(['KMS_KEY_NAME']);
 
 /** Local stack only: a production function must never get these. */
-const LOCAL_ONLY = new Set(['FIRESTORE_EMULATOR_HOST', 'PUBSUB_EMULATOR_HOST', 'STORAGE_API_ENDPOINT', 'CLOUD_TASKS_EMULATOR_HOST', 'ARCHIVE_URL_ALLOW_HTTP']);
+const LOCAL_ONLY = new Set(['FIRESTORE_EMULATOR_HOST', 'PUBSUB_EMULATOR_HOST', 'STORAGE_API_ENDPOINT', 'CLOUD_TASKS_EMULATOR_HOST', 'ARCHIVE_URL_ALLOW_HTTP', 'STORAGE_SIGNING_KEY_FILE']);
 
 /** Credentials: only from Secret Manager, never as plain environment variables. */
 const SECRET_VARIABLES = new Set(['OAUTH_CLIENT_SECRET', 'TOKEN_ENCRYPTION_KEY']);
