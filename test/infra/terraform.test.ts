@@ -224,6 +224,15 @@ describe('terraform files', () => {
     }
   });
 
+  it('lets only the api sign as a service account, and only as itself (download links through IAM signBlob)', () => {
+    const creators = resources(root, /_iam_member$/).filter((r) => JSON.stringify(r.body).includes('roles/iam.serviceAccountTokenCreator'));
+    expect(creators.map((r) => r.address)).toEqual(['google_service_account_iam_member.api_signs_as_itself']);
+    const [grant] = creators;
+    expect(String(grant?.body.role)).toBe('roles/iam.serviceAccountTokenCreator');
+    expect(String(grant?.body.service_account_id)).toMatch(/^\$\{google_service_account\.api\.name\}$/);
+    expect(String(grant?.body.member)).toMatch(/^\$\{google_service_account\.api\.member\}$/);
+  });
+
   it('grants allUsers / allAuthenticatedUsers only on the public API function, and read on the web app\'s files', () => {
     const publicFunctions = functions.filter((f) => PUBLIC_ENTRY_POINTS.has(entryPoint(f))).map((f) => f.address);
     for (const r of resources(root, /_iam_member$/)) {
