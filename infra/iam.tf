@@ -141,6 +141,14 @@ resource "google_service_account_iam_member" "act_as_tasks_invoker" {
   member             = each.value
 }
 
+# Download links are V4 signed URLs: with no key of its own, the api signs through IAM signBlob as
+# itself, which needs Token Creator on its own account (and on no other).
+resource "google_service_account_iam_member" "api_signs_as_itself" {
+  service_account_id = google_service_account.api.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = google_service_account.api.member
+}
+
 # The api deletes a user's archives; the copier writes and verifies them.
 resource "google_storage_bucket_iam_member" "archive_api" {
   bucket = google_storage_bucket.archives.name

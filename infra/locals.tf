@@ -57,6 +57,7 @@ locals {
     OAUTH_REDIRECT_URIS       = join(",", local.oauth_redirect_uris)
     OAUTH_CLIENT_TESTING_MODE = tostring(var.oauth_client_testing_mode)
     OAUTH_STATE_TTL_SECONDS   = "600"
+    DOWNLOAD_URL_TTL_SECONDS  = "600"
     AUTH_ISSUER               = coalesce(var.auth_issuer, "https://securetoken.google.com/${var.project_id}")
     AUTH_AUDIENCE             = coalesce(var.auth_audience, var.project_id)
     AUTH_JWKS_URL             = var.auth_jwks_url

@@ -15,6 +15,8 @@ import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FastCrc32c } from './fast-crc32c';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { verifyV4SignedUrl } from './gcs-signed-urls';
 
 export interface GcsServer {
   /** e.g. `http://127.0.0.1:PORT`, for `new Storage({apiEndpoint})`. */
@@ -25,6 +27,10 @@ export interface GcsServer {
   /** How many times an upload or compose made a new generation of this object (refused ones do not count). */
   writesOf(bucket: string, name: string): number;
   faults: GcsFaults;
+  /** Trusts this account's key (PEM, public or private) for V4 signed URLs: `GET /{bucket}/{object}?X-Goog-…`. */
+  trustSigner(email: string, keyPem: string): void;
+  /** Moves the clock signed URLs are checked against (ms, may be negative): expiry without waiting. */
+  advanceClock(ms: number): void;
   stop(): Promise<void>;
 }
 
@@ -353,7 +359,16 @@ function utf8Compare(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
+/** A refusal on the XML API (where signed URLs point), worded as Cloud Storage words it. */
+function sendXmlError(res: http.ServerResponse, status: number, code: string, message: string): void {
+  const text = `<?xml version='1.0' encoding='UTF-8'?><Error><Code>${code}</Code><Message>${message.replace(/[<&>]/g, '')}</Message></Error>`;
+  res.writeHead(status, { 'Content-Type': 'application/xml; charset=UTF-8', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
 export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<GcsServer> {
+  const signers = new Map<string, KeyObject>();
+  let clockOffsetMs = 0;
   const ownsDir = opts.dataDir === undefined;
   const dataDir = opts.dataDir ?? (await fsp.mkdtemp(path.join(os.tmpdir(), 'gcs-server-')));
   await fsp.mkdir(dataDir, { recursive: true });
@@ -787,6 +802,21 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
     return body;
   };
 
+  /** The XML API's `GET /{bucket}/{object}`: only with a valid V4 signature (nothing here is public). */
+  const signedRead = async (req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> => {
+    const method = req.method ?? 'GET';
+    if (method !== 'GET' && method !== 'HEAD') return sendXmlError(res, 405, 'MethodNotAllowed', 'Only GET and HEAD are served here');
+    if (!url.searchParams.has('X-Goog-Signature')) return sendXmlError(res, 403, 'AccessDenied', 'Anonymous caller does not have storage.objects.get access');
+    const host = (req.headers.host ?? '').replace(/:\d+$/, '');
+    const verdict = verifyV4SignedUrl({ method, host, rawPath: url.pathname, query: url.searchParams }, signers, Date.now() + clockOffsetMs);
+    if (!verdict.ok) return sendXmlError(res, verdict.code === 'AuthorizationQueryParametersError' ? 400 : 403, verdict.code, verdict.message);
+    const [bucketSeg, ...nameSegs] = url.pathname.slice(1).split('/');
+    const bucket = buckets.get(decodeURIComponent(bucketSeg ?? ''));
+    const obj = bucket?.objects.get(decodeURIComponent(nameSegs.join('/')));
+    if (!obj) return sendXmlError(res, 404, 'NoSuchKey', 'The specified key does not exist.');
+    return download(req, res, obj);
+  };
+
   const route = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const q = url.searchParams;
@@ -801,6 +831,7 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
       p = p.slice('/download'.length);
     }
     if (p.startsWith('/storage/v1/')) p = p.slice('/storage/v1'.length);
+    else if (!upload && !p.startsWith('/b/') && !p.startsWith('/b?') && p !== '/b' && !url.pathname.startsWith('/download/')) return signedRead(req, res, url);
     // Segments stay URL-encoded until split, so an object name may contain '/'.
     const seg = p.split('/').slice(1);
     if (seg[0] !== 'b') throw new HttpError(404, `Not found: ${url.pathname}`, 'notFound');
@@ -923,6 +954,12 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
     port,
     dataDir,
     writesOf: (bucket, name) => writes.get(`${bucket}/${name}`) ?? 0,
+    trustSigner(email, keyPem) {
+      signers.set(email, createPublicKey(keyPem));
+    },
+    advanceClock(ms) {
+      clockOffsetMs += ms;
+    },
     faults: {
       corruptUploads(prefix) {
         corruptPrefixes.push(prefix);

@@ -5,7 +5,10 @@
  * tests. Nothing here is imported by the deployable code.
  */
 import http from 'node:http';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import * as ff from '@google-cloud/functions-framework';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { PubSub } from '@google-cloud/pubsub';
@@ -89,6 +92,8 @@ export interface LocalStack {
 const CLIENT_ID = 'local-client.apps.googleusercontent.com';
 const CLIENT_SECRET = 'local-client-secret';
 const TASKS_SA = 'tasks-invoker@local-project.iam.gserviceaccount.com';
+/** The api function's own account, locally: it signs download links with a key the Cloud Storage stand-in trusts. */
+const API_SIGNER = 'api@local-project.iam.gserviceaccount.com';
 /** The frontend's OAuth callback on a developer's machine: the one redirect URI the local stack allows. */
 export const LOCAL_REDIRECT_URI = 'http://localhost:5173/oauth/callback';
 let registered = 0;
@@ -137,6 +142,13 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
 
     const gcs = await startGcsServer();
     stops.push(() => gcs.stop());
+    // Download links are signed with a generated service-account key the stand-in trusts (production signs through IAM signBlob).
+    const signingKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+    const keyDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'signing-key-'));
+    stops.push(() => fsp.rm(keyDir, { recursive: true, force: true }));
+    const signingKeyFile = path.join(keyDir, 'key.json');
+    await fsp.writeFile(signingKeyFile, JSON.stringify({ client_email: API_SIGNER, private_key: signingKey }), { mode: 0o600 });
+    gcs.trustSigner(API_SIGNER, signingKey);
 
     // Google signs the OIDC tokens Cloud Tasks attaches; locally this issuer does, and serves its keys.
     const tasksIssuer = await createLocalOidcIssuer({ issuer: 'https://accounts.google.com' });
@@ -171,6 +183,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       ARCHIVE_URL_ALLOW_HTTP: 'true',
       FIRESTORE_EMULATOR_HOST: firestoreEmulatorHost,
       STORAGE_API_ENDPOINT: gcs.endpoint,
+      STORAGE_SIGNING_KEY_FILE: signingKeyFile,
       CLOUD_TASKS_EMULATOR_HOST: tasks.host,
       TASKS_LOCATION: location,
       TASKS_SERVICE_ACCOUNT: TASKS_SA,

@@ -207,6 +207,8 @@ for id in api check copy sweep schedule; do
   done
   gc iam service-accounts add-iam-policy-binding "$INVOKER_SA" --member="$member" --role=roles/iam.serviceAccountUser --format=none
 done
+# Download links: the api signs (IAM signBlob) as itself only.
+gc iam service-accounts add-iam-policy-binding "$(sa api)" --member="serviceAccount:$(sa api)" --role=roles/iam.serviceAccountTokenCreator --format=none
 for id in api check copy; do
   gc kms keys add-iam-policy-binding "$TOKEN_KEY" --keyring="$KEY_RING" --location="$REGION" \
     --member="serviceAccount:$(sa "$id")" --role=roles/cloudkms.cryptoKeyEncrypterDecrypter --format=none
@@ -245,6 +247,7 @@ OAUTH_TOKEN_URL: 'https://oauth2.googleapis.com/token'
 OAUTH_AUTH_URL: 'https://accounts.google.com/o/oauth2/v2/auth'
 OAUTH_REDIRECT_URIS: $(q "$OAUTH_REDIRECT_URIS")
 OAUTH_STATE_TTL_SECONDS: '600'
+DOWNLOAD_URL_TTL_SECONDS: '600'
 OAUTH_CLIENT_TESTING_MODE: $(q "$OAUTH_CLIENT_TESTING_MODE")
 AUTH_ISSUER: $(q "$AUTH_ISSUER")
 AUTH_AUDIENCE: $(q "$AUTH_AUDIENCE")

@@ -147,6 +147,18 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
     const { CloudStorageArchiveBucket } = await import('./adapters/cloud-storage-archive-bucket');
     return new CloudStorageArchiveBucket(await storage(), config.archive.bucket);
   });
+  // Download links: signed by IAM signBlob in production, by the local stack's key when it gives one.
+  const downloadSigner = lazy(async () => {
+    const [{ Storage }, { CloudStorageDownloadSigner }, { readFile }] = await Promise.all([
+      import('@google-cloud/storage'),
+      import('./adapters/cloud-storage-download-signer'),
+      import('node:fs/promises'),
+    ]);
+    const keyFile = config.downloads.signingKeyFile;
+    if (!keyFile) return new CloudStorageDownloadSigner(await storage());
+    const { client_email, private_key } = JSON.parse(await readFile(keyFile, 'utf8')) as { client_email: string; private_key: string };
+    return new CloudStorageDownloadSigner(new Storage({ projectId: config.projectId, credentials: { client_email, private_key }, ...(config.storageApiEndpoint ? { apiEndpoint: config.storageApiEndpoint } : {}) }));
+  });
   const verifier = lazy(async () => {
     const { JwksIdTokenVerifier } = await import('./adapters/id-token-verifier');
     return new JwksIdTokenVerifier(config.auth);
@@ -208,10 +220,11 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
 
   // Handlers.
   const apiHandler = lazy(async () => {
-    const [{ createApiHandler }, { ExportDeletion }, { AuthorizationStatusReader }] = await Promise.all([
+    const [{ createApiHandler }, { ExportDeletion }, { AuthorizationStatusReader }, { ArchiveDownloads }] = await Promise.all([
       import('./http/api-handler'),
       import('./pipeline/export-housekeeping'),
       import('./pipeline/authorization-status'),
+      import('./pipeline/archive-downloads'),
     ]);
     const svc = await service();
     return createApiHandler({
@@ -223,6 +236,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       logger,
       deletion: new ExportDeletion({ store: await store(), archives, cancel: (u, e) => svc.cancelExport(u, e), logger }),
       authorizations: new AuthorizationStatusReader({ store: await store(), clientId: config.oauth.clientId, testingMode: config.oauthClientTestingMode }),
+      downloads: new ArchiveDownloads({ store: await store(), signer: downloadSigner, ttlSeconds: config.downloads.ttlSeconds, logger, now }),
     });
   });
   /** A Cloud Tasks function: its own URL is the token audience; it runs only its steps. */

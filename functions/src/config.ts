@@ -73,6 +73,10 @@ const schema = z
     EVENTS_TOPIC: z.string().regex(/^[A-Za-z][\w.~+%-]{2,254}$/, 'a Pub/Sub topic name (letters, digits, - _ . ~ + %; 3 to 255, starting with a letter)').optional(),
     PUBSUB_EMULATOR_HOST: z.string().optional(),
     STORAGE_API_ENDPOINT: url.optional(),
+    /** How long a download link (a V4 signed URL of an archive) stays valid: at most an hour. */
+    DOWNLOAD_URL_TTL_SECONDS: coercedSafeInt().min(60).max(3600).default(600),
+    /** Local stack only: a service-account key file ({client_email, private_key}) download links are signed with; unset, IAM signBlob signs. */
+    STORAGE_SIGNING_KEY_FILE: z.string().min(1).optional(),
     /** host:port of a Cloud Tasks API stand-in (plaintext gRPC); unset in production. */
     CLOUD_TASKS_EMULATOR_HOST: z.string().optional(),
 
@@ -149,6 +153,7 @@ const schema = z
     firestoreEmulatorHost: e.FIRESTORE_EMULATOR_HOST,
     events: e.EVENTS_TOPIC ? { topic: e.EVENTS_TOPIC, emulatorHost: e.PUBSUB_EMULATOR_HOST } : undefined,
     storageApiEndpoint: e.STORAGE_API_ENDPOINT,
+    downloads: { ttlSeconds: e.DOWNLOAD_URL_TTL_SECONDS, signingKeyFile: e.STORAGE_SIGNING_KEY_FILE },
     tasks: {
       emulatorHost: e.CLOUD_TASKS_EMULATOR_HOST,
       location: e.TASKS_LOCATION ?? e.FUNCTION_REGION,

@@ -166,6 +166,12 @@ describe('the web app in Chromium', { timeout: 240_000 }, () => {
     expect(await page.getByRole('link', { name: 'Back to the survey' }).getAttribute('href')).toBe('https://survey.example/thanks');
     await expectAccessible(page, '06-done');
 
+    // A file's Download button asks the API for a signed link; the browser gets the archive through it.
+    const first = archives[0]?.name ?? '';
+    const fetched = page.waitForResponse((r) => r.url().includes('X-Goog-Signature='));
+    await page.getByRole('button', { name: `Download ${first.slice(first.lastIndexOf('/') + 1)}` }).first().click();
+    expect((await fetched).status()).toBe(200);
+
     await page.getByRole('button', { name: 'Delete this copy' }).click();
     await page.getByText('The copy and its files were deleted.').waitFor();
     await visible(page.getByText('No copies yet.'));

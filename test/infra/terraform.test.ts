@@ -48,6 +48,7 @@ const REVIEWED_ROLES = new Set([
   'roles/cloudkms.cryptoKeyEncrypterDecrypter', // on the token key / the CMEK key only
   'roles/cloudtasks.enqueuer', // on one queue each
   'roles/iam.serviceAccountUser', // on the tasks invoker account only (OIDC tokens on tasks)
+  'roles/iam.serviceAccountTokenCreator', // the api on its own account only: signBlob for download links (no key to leak; narrower roles cannot sign)
   'roles/run.invoker', // on one function each
   'roles/storage.objectUser', // on the archive bucket only
   'roles/storage.objectViewer', // build account, on the source bucket only
@@ -61,7 +62,7 @@ const REVIEWED_ROLES = new Set([
 const AHEAD_OF_CODE = new Set(['KMS_KEY_NAME']);
 
 /** Local stack only: a production function must never get these. */
-const LOCAL_ONLY = new Set(['FIRESTORE_EMULATOR_HOST', 'PUBSUB_EMULATOR_HOST', 'STORAGE_API_ENDPOINT', 'CLOUD_TASKS_EMULATOR_HOST', 'ARCHIVE_URL_ALLOW_HTTP']);
+const LOCAL_ONLY = new Set(['FIRESTORE_EMULATOR_HOST', 'PUBSUB_EMULATOR_HOST', 'STORAGE_API_ENDPOINT', 'CLOUD_TASKS_EMULATOR_HOST', 'ARCHIVE_URL_ALLOW_HTTP', 'STORAGE_SIGNING_KEY_FILE']);
 
 /** Credentials: only from Secret Manager, never as plain environment variables. */
 const SECRET_VARIABLES = new Set(['OAUTH_CLIENT_SECRET', 'TOKEN_ENCRYPTION_KEY']);
@@ -221,6 +222,15 @@ describe('terraform files', () => {
       expect(roles.length, `${r.address}: role not resolvable: ${role}`).toBeGreaterThan(0);
       for (const x of roles) expect(REVIEWED_ROLES.has(x), `${r.address} grants unreviewed ${x}`).toBe(true);
     }
+  });
+
+  it('lets only the api sign as a service account, and only as itself (download links through IAM signBlob)', () => {
+    const creators = resources(root, /_iam_member$/).filter((r) => JSON.stringify(r.body).includes('roles/iam.serviceAccountTokenCreator'));
+    expect(creators.map((r) => r.address)).toEqual(['google_service_account_iam_member.api_signs_as_itself']);
+    const [grant] = creators;
+    expect(String(grant?.body.role)).toBe('roles/iam.serviceAccountTokenCreator');
+    expect(String(grant?.body.service_account_id)).toMatch(/^\$\{google_service_account\.api\.name\}$/);
+    expect(String(grant?.body.member)).toMatch(/^\$\{google_service_account\.api\.member\}$/);
   });
 
   it('grants allUsers / allAuthenticatedUsers only on the public API function, and read on the web app\'s files', () => {

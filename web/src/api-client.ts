@@ -106,6 +106,9 @@ export class Api {
   exports = () => this.call<{ exports: ExportView[] }>('GET', '/v1/exports?pageSize=10').then((r) => r.exports);
   export = (id: string) => this.call<ExportView>('GET', `/v1/exports/${encodeURIComponent(id)}`);
   cancel = (id: string) => this.call<ExportView>('POST', `/v1/exports/${encodeURIComponent(id)}:cancel`, {});
+  /** A short-lived signed URL of archive `n` (from 0) of a SUCCEEDED job. */
+  downloadLink = (id: string, jobId: string, n: number) =>
+    this.call<{ url: string; expiresAt: string }>('POST', `/v1/exports/${encodeURIComponent(id)}/jobs/${encodeURIComponent(jobId)}/archives/${n}:download`, {});
   deleteExport = (id: string) => this.call<void>('DELETE', `/v1/exports/${encodeURIComponent(id)}`);
   createSchedule = () => this.call<ScheduleView>('POST', '/v1/schedules', {});
   schedules = () => this.call<{ schedules: ScheduleView[] }>('GET', '/v1/schedules').then((r) => r.schedules);

@@ -8,12 +8,13 @@ import { RequestError, UnauthenticatedError, UnavailableError } from '../domain/
 import type { IdTokenVerifier } from '../domain/ports/caller-identity';
 import { type Logger, traceFields } from '../logging';
 import { RESOURCE_GROUP_CATALOGUE } from '../domain/resource-group-catalogue';
+import type { ArchiveDownloads } from '../pipeline/archive-downloads';
 import type { AuthorizationStatusReader } from '../pipeline/authorization-status';
 import type { ExportService } from '../pipeline/export-service';
 import type { ExportDeletion } from '../pipeline/export-housekeeping';
 import type { ScheduleService } from '../pipeline/schedule-service';
 import { header, sendError, type HttpRequest, type HttpResponse } from './http-types';
-import { authorizationBody, authorizationStartBody, emptyBody, exportBody, idempotencyKey, jsonBody, listQuery, parse, scheduleBody, USER_ID } from './api-requests';
+import { archiveIndex, authorizationBody, authorizationStartBody, emptyBody, exportBody, idempotencyKey, jsonBody, listQuery, parse, scheduleBody, USER_ID } from './api-requests';
 import { BODY_TOO_LARGE_MESSAGE } from './request-body-guard';
 
 export interface ApiHandlerDeps {
@@ -28,6 +29,8 @@ export interface ApiHandlerDeps {
   deletion?: ExportDeletion;
   /** GET /v1/authorizations; without it the route answers 405. */
   authorizations?: Pick<AuthorizationStatusReader, 'read'>;
+  /** POST /v1/exports/{id}/jobs/{jobId}/archives/{n}:download; without it the route answers 404. */
+  downloads?: Pick<ArchiveDownloads, 'issue'>;
 }
 
 type Route = { method: string; pattern: RegExp; handle: (ctx: RouteContext, m: RegExpMatchArray) => Promise<void> };
@@ -153,6 +156,19 @@ export function createApiHandler(deps: ApiHandlerDeps): (req: HttpRequest, res: 
       handle: async ({ req, res, userId }) => {
         parse(z.strictObject({}), req.query, 'query');
         res.status(200).json(await authorizations.read(userId));
+      },
+    });
+  }
+
+  const { downloads } = deps;
+  if (downloads) {
+    routes.push({
+      method: 'POST',
+      pattern: /^\/v1\/exports\/([^/:]+)\/jobs\/([^/:]+)\/archives\/([^/:]+):download$/,
+      handle: async ({ req, res, userId }, m) => {
+        parse(emptyBody, jsonBody(req, true), '');
+        const index = parse(archiveIndex, m[3], 'n');
+        res.status(200).json(await downloads.issue(userId, m[1] as string, m[2] as string, index));
       },
     });
   }

@@ -59,6 +59,12 @@ export const listQuery = z.strictObject({
   pageToken: z.string().max(200).regex(/^[A-Za-z0-9_-]+$/, 'is not a page token this API issued').optional(),
 });
 
+/** `{n}` of an archive download: its place in the job's archives, from 0. */
+export const archiveIndex = z
+  .string()
+  .regex(/^(0|[1-9][0-9]{0,5})$/, 'must be an archive index: a whole number from 0')
+  .transform(Number);
+
 export const idempotencyKey = z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
 
 /** User ids become object-name prefixes: only ids of this shape are accepted from the issuer. */

@@ -57,6 +57,8 @@ export const de: Messages = {
   'export.deleted': 'Die Kopie und ihre Dateien wurden gelöscht.',
   'export.archives': 'Dateien',
   'export.archive': '{name}: {size}, Prüfsumme (CRC32C) {crc32c}',
+  'export.download': 'Herunterladen',
+  'export.downloadNamed': '{name} herunterladen',
   'export.returnTo': 'Weiter',
   'state.RUNNING': 'läuft',
   'state.SUCCEEDED': 'fertig',

@@ -55,6 +55,8 @@ export const en = {
   'export.deleted': 'The copy and its files were deleted.',
   'export.archives': 'Files',
   'export.archive': '{name}: {size}, checksum (CRC32C) {crc32c}',
+  'export.download': 'Download',
+  'export.downloadNamed': 'Download {name}',
   'export.returnTo': 'Continue',
   'state.RUNNING': 'in progress',
   'state.SUCCEEDED': 'done',

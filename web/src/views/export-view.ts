@@ -1,6 +1,6 @@
 /**
  * One export, live: a line per resource group in plain words, refreshed from the API until it
- * ends; then its files with size and checksum. Cancel while it runs, delete once it ended, and
+ * ends; then its files with size, checksum and a Download button. Cancel while it runs, delete once it ended, and
  * the configured "return to" link at the end.
  */
 import type { ExportView, ResourceGroup } from '../api-client';
@@ -25,12 +25,27 @@ export async function exportView(ctx: AppContext, exportId: string): Promise<voi
     stateLine.textContent = t('export.status', { state: t(`state.${view.state}`) });
     stateLine.dataset.state = view.state;
     jobs.replaceChildren(...view.jobs.map((job) => jobLine(ctx, groups, job)));
-    const archives = view.jobs.flatMap((j) => j.archives ?? []);
+    // Only a SUCCEEDED job lists archives; each is downloaded through a short-lived link asked for on click.
+    const archives = view.jobs.flatMap((j) => (j.archives ?? []).map((a, n) => ({ a, n, jobId: j.jobId })));
     files.replaceChildren(
       ...(archives.length > 0
         ? [
             el('h3', {}, t('export.archives')),
-            el('ul', { class: 'archives' }, ...archives.map((a) => el('li', {}, t('export.archive', { name: a.name, size: formatBytes(a.size, t.locale), crc32c: a.crc32c })))),
+            el(
+              'ul',
+              { class: 'archives' },
+              ...archives.map(({ a, n, jobId }) => {
+                const name = a.name.slice(a.name.lastIndexOf('/') + 1);
+                const download: HTMLButtonElement = action(t('export.download'), async () => {
+                  const link = await api.downloadLink(exportId, jobId, n);
+                  location.assign(link.url);
+                  download.disabled = false;
+                });
+                download.setAttribute('aria-label', t('export.downloadNamed', { name }));
+                download.classList.add('download');
+                return el('li', {}, t('export.archive', { name: a.name, size: formatBytes(a.size, t.locale), crc32c: a.crc32c }), ' ', download);
+              }),
+            ),
           ]
         : []),
     );
