@@ -745,12 +745,16 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         }),
       );
     }
-    // Every job and export that ended was told on Pub/Sub at least once, refused publishes included
-    // (the sweeps keep running, and publish what the outbox holds after its grace period).
+    // Every job and export that ended was told on Pub/Sub at least once, refused publishes included:
+    // the sweeper publishes what the outbox holds after its grace period. The run's sweeps stopped at
+    // the drain, so Cloud Scheduler's ticks go on here until every event has arrived.
     const endedJobs = (await db.collection('jobs').get()).docs.map((d) => d.data() as { id: string; state: string }).filter((j) => ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(j.state));
     const endedExports = (await db.collection('exports').get()).docs.map((d) => d.data() as { id: string; state: string }).filter((e) => e.state !== 'RUNNING');
     const wanted = [...endedJobs.map((j) => `job/${j.id}/${j.state}`), ...endedExports.map((e) => `export/${e.id}/${e.state}`)];
-    for (const deadline = Date.now() + 30_000; Date.now() < deadline && wanted.some((id) => !eventsSeen.has(id)); ) await new Promise((r) => setTimeout(r, 250));
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline && wanted.some((id) => !eventsSeen.has(id)); ) {
+      await new Promise((r) => setTimeout(r, 1000));
+      await stack.sweep().catch(() => undefined);
+    }
     const missing = wanted.filter((id) => !eventsSeen.has(id));
     if (missing.length > 0) problem('events', `${missing.length} of ${wanted.length} ended jobs and exports never told on Pub/Sub: ${missing.slice(0, 5).join(', ')}`);
     const outboxLeft = (await db.collection('outbox').get()).size;
