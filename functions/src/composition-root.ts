@@ -66,7 +66,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   const firestore = lazy(async () => {
     if (overrides.firestore) return overrides.firestore;
     const { createFirestore } = await import('./adapters/firestore-client');
-    return createFirestore({ projectId: config.projectId, ...(config.firestoreEmulatorHost ? { emulatorHost: config.firestoreEmulatorHost } : {}) });
+    return createFirestore({ projectId: config.projectId, emulatorHost: config.firestoreEmulatorHost });
   });
   const store = lazy(async () => {
     const { FirestoreExportStore } = await import('./adapters/firestore-export-store');
@@ -94,7 +94,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
     if (config.kmsKeyName) {
       // Production: KMS wraps every new data key; a local key, if still configured, only reads older grants.
       const { KmsSecretCipher, createKmsClient } = await import('./adapters/kms-secret-cipher');
-      return new KmsSecretCipher({ client: createKmsClient(), keyName: config.kmsKeyName, ...(local ? { fallback: local } : {}) });
+      return new KmsSecretCipher({ client: createKmsClient(), keyName: config.kmsKeyName, fallback: local });
     }
     if (!local) throw new Error('KMS_KEY_NAME or TOKEN_ENCRYPTION_KEY is required to store OAuth tokens');
     return local;

@@ -92,7 +92,7 @@ export function createApiHandler(deps: ApiHandlerDeps): (req: HttpRequest, res: 
       pattern: /^\/v1\/exports$/,
       handle: async ({ req, res, userId }) => {
         const q = parse(listQuery, req.query, 'query');
-        res.status(200).json(await service.listExports(userId, { limit: q.pageSize, ...(q.pageToken ? { pageToken: q.pageToken } : {}) }));
+        res.status(200).json(await service.listExports(userId, { limit: q.pageSize, pageToken: q.pageToken }));
       },
     },
     {

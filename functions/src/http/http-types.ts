@@ -28,7 +28,7 @@ export function header(req: HttpRequest, name: string): string | undefined {
 }
 
 export function sendError(res: HttpResponse, status: number, code: string, message: string, field?: string): void {
-  res.status(status).json({ error: { code, message, ...(field ? { field } : {}) } });
+  res.status(status).json({ error: { code, message, field } });
 }
 
 /** Answers 413 when the body guard refused the body; every function checks this before anything else. */

@@ -63,7 +63,7 @@ export function createTaskHandler(deps: TaskHandlerDeps): (req: HttpRequest, res
     }
     const task = parsed.data;
     const retryCount = Number(header(req, 'x-cloudtasks-taskretrycount') ?? '0') || 0;
-    const log = deps.logger.child({ jobId: task.jobId, step: task.step, seq: task.seq, ...(task.part !== undefined ? { part: task.part } : {}), retryCount, ...traceFields(deps.projectId, header(req, 'x-cloud-trace-context')) });
+    const log = deps.logger.child({ jobId: task.jobId, step: task.step, seq: task.seq, part: task.part, retryCount, ...traceFields(deps.projectId, header(req, 'x-cloud-trace-context')) });
     let outcome: TaskOutcome;
     try {
       outcome = await deps.runner.run({ ...task, delaySeconds: 0 });

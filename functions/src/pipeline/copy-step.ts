@@ -99,14 +99,14 @@ export class CopyStep {
           const stop = (err: unknown): boolean => err instanceof ArchiveNeedsPartsError || (err instanceof CopyInterruptedError && signal.aborted);
           stored = await this.withCopyRetries(job, i, undefined, urls, stop, (url) =>
             copier.copy(url, archiveObjectName(job, i, count), onProgress, {
-              ...(checkpoint ? { checkpoint } : {}),
+              checkpoint,
               onCheckpoint: async (cp) => {
                 checkpoint = cp;
                 await this.commit(job, { type: 'copy-saved', copy: { done: archives, session: { archive: i, checkpoint: await this.deps.cipher.encrypt(JSON.stringify(cp), job.id) } } });
               },
               signal,
               chunkSize: this.deps.copyChunkBytes,
-              ...(parted && this.deps.parallelCopy ? { partsFrom: this.deps.parallelCopy.minBytes } : {}),
+              partsFrom: parted ? this.deps.parallelCopy?.minBytes : undefined,
             }),
           );
           checkpoint = undefined;
@@ -168,7 +168,7 @@ export class CopyStep {
    * caller take errors that are not failures (a deadline, an archive to copy in parts).
    */
   private async withCopyRetries<T>(job: Job, archive: number, part: number | undefined, urls: SignedUrls, stop: (err: unknown) => boolean, attempt: (url: string) => Promise<T>): Promise<T> {
-    const where = { jobId: job.id, archive: archive + 1, ...(part !== undefined ? { part: part + 1 } : {}) };
+    const where = { jobId: job.id, archive: archive + 1, part: part === undefined ? undefined : part + 1 };
     let refreshes = 0;
     let interruptions = 0;
     for (;;) {
@@ -209,7 +209,7 @@ export class CopyStep {
 
   /** Records the plan (no seq bump: the task stays valid) and enqueues one task per part not done yet, extending the copy's lease. */
   private async planParts(job: Job, archives: StoredArchive[], plan: CopyPartsPlan, redelivery?: number): Promise<TaskOutcome> {
-    const planned = await this.deps.jobs.apply(job.id, { type: 'parts-planned', done: archives, plan }, { seq: job.seq, ...(redelivery !== undefined ? { redelivery } : {}) });
+    const planned = await this.deps.jobs.apply(job.id, { type: 'parts-planned', done: archives, plan }, { seq: job.seq, redelivery });
     if (!planned.applied) return MOVED_ON;
     return { kind: 'done', detail: `archive ${plan.archive + 1}: ${missingParts(plan).length} of ${plan.count} part task(s) enqueued` };
   }
@@ -217,7 +217,7 @@ export class CopyStep {
   /** All parts are in: compose them. Parts found missing are copied again; a composite that differs fails the job. */
   private async composeParts(job: Job, parted: PartedCopier, plan: CopyPartsPlan, count: number, archives: StoredArchive[], redelivery?: number): Promise<StoredArchive | TaskOutcome> {
     try {
-      return await parted.composeParts(archiveObjectName(job, plan.archive, count), plan.count, { size: plan.size, crc32c: plan.crc32c, ...(plan.md5 ? { md5: plan.md5 } : {}) });
+      return await parted.composeParts(archiveObjectName(job, plan.archive, count), plan.count, { size: plan.size, crc32c: plan.crc32c, md5: plan.md5 });
     } catch (err) {
       if (err instanceof ArchiveRejectedError) throw new StepFailed({ code: 'COPY_FAILED', message: err.message });
       if (!(err instanceof ArchivePartsMissingError)) throw err;

@@ -207,7 +207,7 @@ export class ExportService {
         }
         cancelledAtGoogle = job.archiveJobId;
       }
-      await this.jobs.apply(job.id, { type: 'cancelled', ...(cancelledAtGoogle ? { cancelledAtGoogle } : {}) });
+      await this.jobs.apply(job.id, { type: 'cancelled', cancelledAtGoogle });
     }
     this.deps.logger.info({ userId, exportId }, 'export cancellation requested');
     return this.getExport(userId, exportId);

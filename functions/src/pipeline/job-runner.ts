@@ -123,7 +123,7 @@ export class JobRunner {
     try {
       const res = await this.deps.api.initiate(
         token,
-        { resources: [job.resource], ...(job.startTime ? { startTime: job.startTime } : {}), ...(job.endTime ? { endTime: job.endTime } : {}) },
+        { resources: [job.resource], startTime: job.startTime, endTime: job.endTime },
         quotaUserOf(job.userId),
       );
       archiveJobId = res.archiveJobId;
@@ -171,7 +171,7 @@ export class JobRunner {
     }
     switch (state.state) {
       case 'COMPLETE':
-        await this.step(job, { type: 'archive-complete', ...(state.exportTime ? { exportTime: state.exportTime } : {}) });
+        await this.step(job, { type: 'archive-complete', exportTime: state.exportTime });
         return { kind: 'done', detail: 'archive ready' };
       case 'CANCELLED':
         await this.step(job, { type: 'archive-cancelled' });

@@ -52,9 +52,8 @@ export class JobTransitions {
     const { before, after } = updated;
     const queue = decided.effects.length > 0 ? await this.deps.queue() : undefined;
     for (const effect of decided.effects) {
-      const part = effect.step === 'copy-part' ? { part: effect.part, ...(opts.redelivery !== undefined ? { redelivery: opts.redelivery } : {}) } : {};
-      const redelivery = effect.step !== 'copy-part' && effect.redelivery !== undefined ? { redelivery: effect.redelivery } : {};
-      await queue?.enqueue({ step: effect.step, jobId, seq: after.seq, delaySeconds: effect.delaySeconds, ...part, ...redelivery });
+      const [part, redelivery] = effect.step === 'copy-part' ? [effect.part, opts.redelivery] : [undefined, effect.redelivery];
+      await queue?.enqueue({ step: effect.step, jobId, seq: after.seq, delaySeconds: effect.delaySeconds, part, redelivery });
     }
     if (after.seq !== before.seq || after.state !== before.state) {
       this.deps.logger.info({ jobId, exportId: after.exportId, resource: after.resource, event: event.type, state: after.state }, 'job state changed');
