@@ -34,6 +34,8 @@ describe('timestamps and windows', () => {
     const day = 86_400_000;
     const past = (ms: number): string => new Date(Date.now() - ms).toISOString();
     const future = new Date(Date.now() + day).toISOString();
+    // One instant for both ends: two calls of past(day) can land a millisecond apart and make a valid window.
+    const yesterday = past(day);
     const cases: Array<[string, string, Record<string, unknown>, string, RegExp]> = [
       ['POST', '/v1/exports', { startTime: '2026-02-30T00:00:00Z' }, 'startTime', /2026-02-30 is not a calendar date/],
       ['POST', '/v1/exports', { startTime: '2025-02-29T00:00:00Z' }, 'startTime', /not a calendar date/],
@@ -45,7 +47,7 @@ describe('timestamps and windows', () => {
       ['POST', '/v1/exports', { endTime: future }, 'endTime', /endTime must not be in the future/],
       ['POST', '/v1/exports', { startTime: past(day), endTime: future }, 'endTime', /endTime must not be in the future/],
       ['POST', '/v1/exports', { startTime: future }, 'startTime', /startTime must be in the past/],
-      ['POST', '/v1/exports', { startTime: past(day), endTime: past(day) }, 'startTime', /startTime must be before endTime/],
+      ['POST', '/v1/exports', { startTime: yesterday, endTime: yesterday }, 'startTime', /startTime must be before endTime/],
       ['POST', '/v1/exports', { startTime: past(day), endTime: past(2 * day) }, 'startTime', /startTime must be before endTime/],
       ['POST', '/v1/schedules', { startTime: '2026-02-30T00:00:00Z' }, 'startTime', /not a calendar date/],
       ['POST', '/v1/schedules', { startTime: '2026-01-01T24:00:00Z' }, 'startTime', /not a time of day/],
