@@ -3,8 +3,11 @@
  * in order, a failure not blocking the next) and `contended` (a transaction that met contention
  * runs again, a few times, then is the caller's to retry as 503; any other error passes at once).
  */
+import type { Firestore } from '@google-cloud/firestore';
 import { describe, expect, it } from 'vitest';
 import { contended } from '../../functions/src/adapters/firestore-client';
+import { FirestoreConsentStateStore } from '../../functions/src/adapters/firestore-consent-state-store';
+import { FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
 import { PerKeyQueue } from '../../functions/src/adapters/per-key-queue';
 import { UnavailableError } from '../../functions/src/domain/errors';
 
@@ -97,5 +100,17 @@ describe('contended', () => {
       await expect(contended(t.run)).rejects.toBe(e);
       expect(t.calls()).toBe(1);
     }
+  });
+});
+
+describe('the API-facing transactions under contention past the client’s retries', () => {
+  // A Firestore whose every transaction ends ABORTED (code 10), as the client reports contention it gave up on.
+  const aborting = { runTransaction: async () => Promise.reject(Object.assign(new Error('10 ABORTED: too much contention'), { code: 10 })), doc: () => ({}), collection: () => ({ doc: () => ({}) }) } as unknown as Firestore;
+
+  it('answer 503 (UnavailableError), not a server fault: the consent claim and the grant-state compare-and-set', async () => {
+    const claim = await new FirestoreConsentStateStore(aborting).claim('k'.repeat(43), 'u1', 0).catch((e: unknown) => e);
+    expect(claim).toBeInstanceOf(UnavailableError);
+    const grantState = await new FirestoreExportStore(aborting).setGrantState('u1', 'ACTIVE', 'NEEDS_CONSENT').catch((e: unknown) => e);
+    expect(grantState).toBeInstanceOf(UnavailableError);
   });
 });

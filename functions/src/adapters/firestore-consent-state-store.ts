@@ -6,7 +6,7 @@
  */
 import { FieldValue, type Firestore } from '@google-cloud/firestore';
 import { consentStateUse, type ConsentState, type ConsentStateRefusal, type ConsentStateStore } from '../domain/consent-state';
-import { runQuery, type QuerySpec as Query } from './firestore-client';
+import { contended, runQuery, type QuerySpec as Query } from './firestore-client';
 
 /** The collection; infra/firestore.tf declares its TTL policy on `expireAt`. */
 export const CONSENT_STATE_COLLECTION = 'consentStates';
@@ -37,7 +37,8 @@ export class FirestoreConsentStateStore implements ConsentStateStore {
 
   async claim(key: string, userId: string, now: number): Promise<{ ok: true; state: ConsentState } | { ok: false; refusal: ConsentStateRefusal }> {
     const ref = this.doc(key);
-    return this.db.runTransaction(async (tx) => {
+    // Contention past the client's own retries is the caller's to retry (503), never a 500.
+    return contended(() => this.db.runTransaction(async (tx) => {
       const snap = await tx.get(ref);
       const current = snap.exists ? (snap.data() as Stored) : undefined;
       const use = consentStateUse(current, userId, now);
@@ -45,7 +46,7 @@ export class FirestoreConsentStateStore implements ConsentStateStore {
       tx.update(ref, { usedAt: now, codeVerifier: FieldValue.delete() });
       const { expireAt: _ttl, ...state } = current;
       return { ok: true as const, state };
-    });
+    }));
   }
 
   async deleteOfUser(userId: string): Promise<number> {

@@ -89,12 +89,14 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
   }
 
   async setGrantState(userId: string, expected: GrantState, next: GrantState): Promise<boolean> {
-    return this.db.runTransaction(async (tx) => {
-      const current = await this.read<Grant>(grant(userId), tx);
-      if (current?.state !== expected) return false;
-      tx.update(this.db.doc(grant(userId)), { state: next, updatedAt: Date.now() });
-      return true;
-    });
+    return contended(() =>
+      this.db.runTransaction(async (tx) => {
+        const current = await this.read<Grant>(grant(userId), tx);
+        if (current?.state !== expected) return false;
+        tx.update(this.db.doc(grant(userId)), { state: next, updatedAt: Date.now() });
+        return true;
+      }),
+    );
   }
 
   async deleteGrant(userId: string): Promise<void> {
