@@ -2,15 +2,12 @@
  * Starts the real Firestore emulator (the Google Cloud CLI's jar) as one java process on a free
  * port, with an AppCDS archive cached in .cache/ to cut its start-up time, and stops it cleanly.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { freePort, waitFor } from './net-utils';
+import { startJavaEmulator, type JavaEmulator } from './java-emulator';
 
-export interface FirestoreEmulator {
-  host: string;
-  stop(): Promise<void>;
-}
+export type FirestoreEmulator = JavaEmulator;
 
 function emulatorJar(): string {
   const fromEnv = process.env.FIRESTORE_EMULATOR_JAR;
@@ -24,56 +21,28 @@ function emulatorJar(): string {
 }
 
 export async function startFirestoreEmulator(opts: { cacheDir?: string } = {}): Promise<FirestoreEmulator> {
-  const port = await freePort();
   const cacheDir = opts.cacheDir ?? path.resolve(__dirname, '..', '.cache');
   mkdirSync(cacheDir, { recursive: true });
   const cds = path.join(cacheDir, 'firestore-emulator.jsa');
   const cdsFlag = existsSync(cds) ? `-XX:SharedArchiveFile=${cds}` : `-XX:ArchiveClassesAtExit=${cds}`;
-  const args = [
-    '-Duser.language=en',
-    '-Xmx512m',
-    '-XX:TieredStopAtLevel=1',
-    '-Xshare:auto',
-    cdsFlag,
-    '-cp',
-    emulatorJar(),
-    'com.google.cloud.datastore.emulator.firestore.CloudFirestore',
-    'start',
-    `--host=127.0.0.1`,
-    `--port=${port}`,
-  ];
-  const child: ChildProcess = spawn('java', args, { stdio: ['ignore', 'ignore', 'pipe'], detached: false });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    if (stderr.length < 10_000) stderr += d.toString();
+  const jar = emulatorJar();
+  return startJavaEmulator({
+    what: 'Firestore emulator',
+    args: (port) => [
+      '-Duser.language=en',
+      '-Xmx512m',
+      '-XX:TieredStopAtLevel=1',
+      '-Xshare:auto',
+      cdsFlag,
+      '-cp',
+      jar,
+      'com.google.cloud.datastore.emulator.firestore.CloudFirestore',
+      'start',
+      `--host=127.0.0.1`,
+      `--port=${port}`,
+    ],
+    ready: async (res) => (await res.text()).trim() === 'Ok',
+    timeoutMs: 30_000,
+    shutdown: async (host) => void (await fetch(`http://${host}/shutdown`, { method: 'POST' }).catch(() => undefined)),
   });
-  const host = `127.0.0.1:${port}`;
-  let exited = false;
-  child.on('exit', () => {
-    exited = true;
-  });
-  try {
-    await waitFor(
-      async () => {
-        if (exited) throw new Error(`Firestore emulator exited early:\n${stderr}`);
-        const res = await fetch(`http://${host}/`).catch(() => undefined);
-        return res !== undefined && res.ok && (await res.text()).trim() === 'Ok';
-      },
-      { timeoutMs: 30_000, what: 'the Firestore emulator' },
-    );
-  } catch (err) {
-    child.kill('SIGKILL');
-    throw err;
-  }
-  return {
-    host,
-    async stop() {
-      if (exited) return;
-      const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      await fetch(`http://${host}/shutdown`, { method: 'POST' }).catch(() => undefined);
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await done;
-      clearTimeout(timer);
-    },
-  };
 }

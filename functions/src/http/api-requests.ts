@@ -16,6 +16,7 @@ export const timestamp = z.string().superRefine((s, ctx) => {
   if (!parsed.ok) ctx.addIssue({ code: z.ZodIssueCode.custom, message: parsed.reason });
 });
 
+/** Known resource groups, 1 to 100 (every body that names groups). */
 export const resourceList = z
   .array(z.string().max(100).refine(isKnownResourceGroup, 'is not a known Data Portability resource group'))
   .min(1)
@@ -32,11 +33,7 @@ export const authorizationBody = z.strictObject({
 });
 
 export const exportBody = z.strictObject({
-  resources: z
-    .array(z.string().max(100).refine(isKnownResourceGroup, 'is not a known Data Portability resource group'))
-    .min(1)
-    .max(100)
-    .optional(),
+  resources: resourceList.optional(),
   startTime: timestamp.optional(),
   endTime: timestamp.optional(),
 });
@@ -44,11 +41,7 @@ export const exportBody = z.strictObject({
 export const emptyBody = z.strictObject({});
 
 export const scheduleBody = z.strictObject({
-  resources: z
-    .array(z.string().max(100).refine(isKnownResourceGroup, 'is not a known Data Portability resource group'))
-    .min(1)
-    .max(100)
-    .optional(),
+  resources: resourceList.optional(),
   // Google allows one export per group every 24 hours; 180 days is the longest grant.
   everyHours: z.number().int().min(24).max(24 * 180).optional(),
   startTime: timestamp.optional(),
