@@ -117,6 +117,26 @@ describe('reading exports and jobs', () => {
     }
   });
 
+  it('lists a page of exports with every job of each, as listJobs has them, in the same order and pages', async () => {
+    const userId = newUser();
+    const made = [await created(userId, ['b', 'a', 'c'], { createdAt: T0 }), await created(userId, ['z'], { createdAt: T0 + 1 }), await created(userId, ['m', 'k'], { createdAt: T0 + 2 })];
+    await created(newUser(), ['a'], { createdAt: T0 + 3 });
+    await store.updateJob(made[0]!.jobs[1]!.id, end('SUCCEEDED'));
+    const first = await store.listExportsWithJobs(userId, { limit: 2 });
+    const plain = await store.listExports(userId, { limit: 2 });
+    expect(first.exports.map((e) => e.record)).toEqual(plain.exports);
+    expect(first.nextPageToken).toBe(plain.nextPageToken);
+    for (const e of first.exports) expect(e.jobs).toEqual(await store.listJobs(e.record.id));
+    expect(first.exports.map((e) => e.jobs.map((j) => j.resource))).toEqual([['k', 'm'], ['z']]);
+    const rest = await store.listExportsWithJobs(userId, { limit: 2, pageToken: first.nextPageToken! });
+    expect(rest.exports.map((e) => [e.record.id, e.jobs.map((j) => [j.resource, j.state])])).toEqual([[made[0]!.record.id, [['a', 'SUCCEEDED'], ['b', 'INITIATING'], ['c', 'INITIATING']]]]);
+    expect(rest).not.toHaveProperty('nextPageToken');
+    // An export whose records are being deleted lists the jobs that remain.
+    await db.doc(paths.job(made[2]!.jobs[0]!.id)).delete();
+    expect((await store.listExportsWithJobs(userId, { limit: 1 })).exports[0]!.jobs.map((j) => j.id)).toEqual([made[2]!.jobs[1]!.id]);
+    expect(await refusalOf(store.listExportsWithJobs(userId, { limit: 1, pageToken: '%%%' }))).toMatchObject({ status: 400, field: 'pageToken' });
+  });
+
   it('decodes only the tokens it encodes', () => {
     const token = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
     expect(decodePageToken(token([5, 'abc']))).toEqual({ createdAt: 5, id: 'abc' });

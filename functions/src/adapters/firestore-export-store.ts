@@ -169,6 +169,27 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
   }
 
   async listExports(userId: string, page: { limit: number; pageToken?: string }): Promise<{ exports: ExportRecord[]; nextPageToken?: string }> {
+    const { docs, nextPageToken } = await this.exportPage(userId, page);
+    return { exports: docs.map((d) => recordOf(d) as ExportRecord), ...(nextPageToken ? { nextPageToken } : {}) };
+  }
+
+  async listExportsWithJobs(userId: string, page: { limit: number; pageToken?: string }): Promise<{ exports: { record: ExportRecord; jobs: Job[] }[]; nextPageToken?: string }> {
+    const { docs, nextPageToken } = await this.exportPage(userId, page);
+    // Every export names its jobs in its tally, so the whole page's jobs are one batched get.
+    const refs = docs.flatMap((d) => (d.jobIds ?? []).map((id) => this.db.doc(job(id))));
+    const snaps = refs.length > 0 ? await this.db.getAll(...refs) : [];
+    const byExport = new Map<string, Job[]>();
+    for (const snap of snaps) {
+      // A job deleted since (its export is being deleted) is simply not listed.
+      if (!snap.exists) continue;
+      const j = snap.data() as Job;
+      byExport.set(j.exportId, [...(byExport.get(j.exportId) ?? []), j]);
+    }
+    const exports = docs.map((d) => ({ record: recordOf(d) as ExportRecord, jobs: (byExport.get(d.id) ?? []).sort((a, b) => a.resource.localeCompare(b.resource)) }));
+    return { exports, ...(nextPageToken ? { nextPageToken } : {}) };
+  }
+
+  private async exportPage(userId: string, page: { limit: number; pageToken?: string }): Promise<{ docs: (ExportRecord & ExportTally)[]; nextPageToken?: string }> {
     let startAfter: unknown[] | undefined;
     if (page.pageToken) {
       const cursor = decodePageToken(page.pageToken);
@@ -176,10 +197,10 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
       if (!cursor) throw invalid('pageToken', 'pageToken: is not a page token this API issued');
       startAfter = [cursor.createdAt, cursor.id];
     }
-    const docs = (await runQuery<ExportRecord & ExportTally>(this.db, Q.exportsOfUser(userId, page.limit + 1, startAfter))).map((d) => recordOf(d.data) as ExportRecord);
-    const exports = docs.slice(0, page.limit);
-    const last = exports[exports.length - 1];
-    return docs.length > page.limit && last ? { exports, nextPageToken: encodePageToken(last) } : { exports };
+    const all = (await runQuery<ExportRecord & ExportTally>(this.db, Q.exportsOfUser(userId, page.limit + 1, startAfter))).map((d) => d.data);
+    const docs = all.slice(0, page.limit);
+    const last = docs[docs.length - 1];
+    return all.length > page.limit && last ? { docs, nextPageToken: encodePageToken(last) } : { docs };
   }
 
   async listJobs(exportId: string): Promise<Job[]> {

@@ -174,8 +174,8 @@ export class ExportService {
   }
 
   async listExports(userId: string, page: { limit: number; pageToken?: string }): Promise<{ exports: ExportView[]; nextPageToken?: string }> {
-    const { exports, nextPageToken } = await this.deps.store.listExports(userId, page);
-    const views = await Promise.all(exports.map(async (r) => toExportView(r, await this.deps.store.listJobs(r.id))));
+    const { exports, nextPageToken } = await this.deps.store.listExportsWithJobs(userId, page);
+    const views = exports.map(({ record, jobs }) => toExportView(record, jobs));
     return { exports: views, nextPageToken };
   }
 

@@ -31,6 +31,11 @@ export interface ExportStore {
   ): Promise<{ record: ExportRecord; jobs: Job[]; created: boolean }>;
   getExport(exportId: string): Promise<ExportRecord | undefined>;
   listExports(userId: string, page: { limit: number; pageToken?: string }): Promise<{ exports: ExportRecord[]; nextPageToken?: string }>;
+  /**
+   * A page of the user's exports with every job of each, in two reads whatever the page size (the
+   * page's query and one batched get of its jobs), instead of one jobs query per export.
+   */
+  listExportsWithJobs(userId: string, page: { limit: number; pageToken?: string }): Promise<{ exports: { record: ExportRecord; jobs: Job[] }[]; nextPageToken?: string }>;
   listJobs(exportId: string): Promise<Job[]>;
   getJob(jobId: string): Promise<Job | undefined>;
   /** The jobs whose archiveJobIds hold this Google archive job (at most a few). */
