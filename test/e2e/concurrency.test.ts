@@ -277,6 +277,8 @@ describe('a reset during a copy', () => {
     const started = await api<ExportBody>(stack, token, 'POST', '/v1/exports', { resources: ['chrome.reading_list'] });
     const copying = await waitForExport(stack, token, started.body.exportId, (e) => (e.jobs[0]?.bytesCopied ?? 0) > 0, 30_000);
     const jobId = copying.jobs[0]?.jobId as string;
+    // Both archives' sizes were asked of their URLs first: the person sees a share of the whole.
+    expect(copying.jobs[0]?.bytesTotal).toBeGreaterThan(copying.jobs[0]?.bytesCopied ?? 0);
     // Task ids start with a hash of the job id: the deliveries of this job's tasks, finished ones.
     const jobKey = taskIdFor({ jobId, step: 'copy', seq: 0 }).split('-')[0] as string;
     const copyTasks = (): number => stack.tasks.deliveries.filter((d) => d.taskName.includes(jobKey)).length;

@@ -153,6 +153,22 @@ describe('CloudStorageArchiveCopier', () => {
     expect(closed.message).toContain('ECONNREFUSED');
   });
 
+  it('measures an archive with a one-byte ranged GET, through the same checks as a copy', async () => {
+    source.serve('/measured.zip', { fixture: small });
+    source.serve('/measured-expired.zip', { status: 403 });
+    source.serve('/measured-redirect.zip', { status: 302, location: `${source.origin}/measured.zip` });
+    const before = source.requests.length;
+    expect(await copier().measure(signed('/measured.zip'))).toEqual({ size: small.size, crc32c: small.crc32c, md5: small.md5, contentType: 'application/zip' });
+    // A server that ignores the range still answers the size; the body is not read.
+    source.serve('/measured-whole.zip', { fixture: small, ignoreRange: true });
+    expect((await copier().measure(signed('/measured-whole.zip'))).size).toBe(small.size);
+    expect(await failure(copier().measure(signed('/measured-expired.zip')))).toBeInstanceOf(ArchiveUrlExpiredError);
+    expect(await failure(copier().measure(signed('/measured-redirect.zip')))).toBeInstanceOf(ArchiveRejectedError);
+    expect(await failure(copier().measure(`https://evil.example/measured.zip?${SECRET_QUERY}`))).toBeInstanceOf(ArchiveRejectedError);
+    expect(source.requests.slice(before)).toEqual(['/measured.zip', '/measured-whole.zip', '/measured-expired.zip', '/measured-redirect.zip']);
+    expect(await exists('measured.zip')).toBe(false);
+  });
+
   it('refuses disallowed hosts, http without allowHttp, and redirects, before writing anything', async () => {
     source.serve('/redirect.zip', { status: 302, location: `${source.origin}/ok.zip` });
     const before = source.requests.length;

@@ -531,7 +531,7 @@ describe('the views', () => {
       createdAt: iso(T0),
       updatedAt: iso(T0 + 5),
     });
-    expect(toJobView(job({ state: 'COPYING', bytesCopied: 7, exportTime: '2100-01-01T00:00:00Z', window: 'incremental' }))).toMatchObject({ bytesCopied: 7, exportTime: '2100-01-01T00:00:00Z', window: 'incremental' });
+    expect(toJobView(job({ state: 'COPYING', bytesCopied: 7, bytesTotal: 70, exportTime: '2100-01-01T00:00:00Z', window: 'incremental' }))).toMatchObject({ bytesCopied: 7, bytesTotal: 70, exportTime: '2100-01-01T00:00:00Z', window: 'incremental' });
     const done = toJobView(job({ state: 'SUCCEEDED', bytesCopied: 3, archives: [archive], finishedAt: T0 + 9 }));
     expect(done).toMatchObject({ archives: [archive], finishedAt: iso(T0 + 9) });
     expect(done).not.toHaveProperty('bytesCopied');

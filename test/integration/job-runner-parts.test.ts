@@ -185,7 +185,7 @@ describe('copying a large archive in parts, one task per part', () => {
     // The delivery that completed the set moved the job on and asked for a copy task (the composer).
     expect(queued).toEqual([copyTask(job, job.seq + 1)]);
     const planned = await jobNow(job);
-    expect(planned).toMatchObject({ seq: job.seq + 1, bytesCopied: big.size, copy: { parts: { done: [0, 1, 2, 3] } } });
+    expect(planned).toMatchObject({ seq: job.seq + 1, bytesCopied: big.size, bytesTotal: big.size + small.size, copy: { parts: { done: [0, 1, 2, 3] } } });
     expect(await names(prefixOf(job))).toHaveLength(4);
     // A late duplicate of a part task is stale now.
     expect(await r.run(twice)).toMatchObject({ kind: 'dropped' });

@@ -18,6 +18,7 @@ export interface ExportBody {
     state: string;
     attempts: number;
     bytesCopied?: number;
+    bytesTotal?: number;
     archives?: Array<{ bucket: string; name: string; size: number; crc32c: string; md5Hash?: string }>;
     error?: { code: string; message: string };
   }>;

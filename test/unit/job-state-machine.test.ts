@@ -59,6 +59,7 @@ describe('job state machine', () => {
       'lease-released': ['INITIATING', 'WAITING'],
       'copy-saved': ['COPYING'],
       'copy-progress': ['COPYING'],
+      'copy-sized': ['COPYING'],
       'parts-planned': ['COPYING'],
       'part-copied': ['COPYING'],
       'slice-ended': ['COPYING'],
@@ -199,6 +200,7 @@ describe('bookkeeping events: the state machine writes them too, and they keep t
   it('copy progress and saved copy state change only what they say', () => {
     const job = copying();
     expect(transition(job, { type: 'copy-progress', bytesCopied: 7 }, MIN, policy)).toEqual({ job: { ...job, bytesCopied: 7 }, effects: [] });
+    expect(transition(job, { type: 'copy-sized', bytesTotal: 70 }, MIN, policy)).toEqual({ job: { ...job, bytesTotal: 70 }, effects: [] });
     const saved = transition(job, { type: 'copy-saved', copy: { done: [archive] } }, MIN, policy);
     expect(saved).toEqual({ job: { ...job, copy: { done: [archive] }, updatedAt: MIN }, effects: [] });
   });

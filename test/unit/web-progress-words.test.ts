@@ -15,6 +15,12 @@ describe('jobWords', () => {
     expect(jobWords(job({ state: 'COPYING', bytesCopied: 1_234_000_000 }), en, 3).status).toBe('Copying: 1.2 GB so far');
     expect(jobWords(job({ state: 'COPYING', bytesCopied: 1_234_000_000 }), de, 3).status).toBe('Wird kopiert: bisher 1,2 GB');
     expect(jobWords(job({ state: 'SUCCEEDED' }), de, 3).status).toBe('Fertig');
+    // With the total known: the share, rounded down and below 100 % until the job is done.
+    expect(jobWords(job({ state: 'COPYING', bytesCopied: 1_200_000_000, bytesTotal: 2_600_000_000 }), en, 3).status).toBe('Copying: 46 % — 1.2 GB of 2.6 GB');
+    expect(jobWords(job({ state: 'COPYING', bytesCopied: 1_200_000_000, bytesTotal: 2_600_000_000 }), de, 3).status).toBe('Wird kopiert: 46 % — 1,2 GB von 2,6 GB');
+    expect(jobWords(job({ state: 'COPYING', bytesCopied: 2_600_000_000, bytesTotal: 2_600_000_000 }), en, 3).status).toBe('Copying: 99 % — 2.6 GB of 2.6 GB');
+    expect(jobWords(job({ state: 'COPYING', bytesCopied: 0, bytesTotal: 2_600_000_000 }), en, 3).status).toBe('Copying: 0 % — 0 B of 2.6 GB');
+    expect(jobWords(job({ state: 'COPYING' }), en, 3).status).toBe('Copying');
   });
 
   it('a failure: the reason and what the person can do; a cooldown: when Google allows the next copy', () => {

@@ -28,6 +28,8 @@ export interface JobView {
   state: 'INITIATING' | 'WAITING' | 'COPYING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
   attempts: number;
   bytesCopied?: number;
+  /** While copying, when the archives' URLs declared their sizes. */
+  bytesTotal?: number;
   archives?: Archive[];
   error?: { code: string; message: string; retryAt?: string };
 }

@@ -34,7 +34,7 @@ export function jobWords(job: JobView, t: Translator, maxRetries: number): JobWo
       // Attempts beyond the first are Google's failed exports being retried.
       return { status: job.attempts > 1 ? t('job.retrying', { retry: job.attempts - 1, max: maxRetries }) : t(`job.${job.state}`) };
     case 'COPYING':
-      return { status: job.bytesCopied ? t('job.COPYING', { copied: formatBytes(job.bytesCopied, t.locale) }) : t('job.COPYING.start') };
+      return { status: copyingWords(job.bytesCopied ?? 0, job.bytesTotal, t) };
     case 'SUCCEEDED':
     case 'CANCELLED':
       return { status: t(`job.${job.state}`) };
@@ -46,6 +46,16 @@ export function jobWords(job: JobView, t: Translator, maxRetries: number): JobWo
       return { status: t('job.FAILED', { reason: error?.message ?? '' }), advice };
     }
   }
+}
+
+/** "Copying: 45 % — 1.2 of 2.6 GB" when the total is known, else how much so far. */
+function copyingWords(copied: number, total: number | undefined, t: Translator): string {
+  if (total !== undefined && total > 0) {
+    // Never 100 % before the job says it is done (the last bytes are still being verified).
+    const percent = Math.min(99, Math.floor((copied / total) * 100));
+    return t('job.COPYING.share', { percent: new Intl.NumberFormat(t.locale).format(percent), copied: formatBytes(copied, t.locale), total: formatBytes(total, t.locale) });
+  }
+  return copied > 0 ? t('job.COPYING', { copied: formatBytes(copied, t.locale) }) : t('job.COPYING.start');
 }
 
 const ADVICE = { 'job.whatToDo.CONSENT_REVOKED': 1, 'job.whatToDo.ONE_TIME_CONSENT_USED': 1, 'job.whatToDo.RESOURCE_NOT_AUTHORIZED': 1 };

@@ -167,6 +167,22 @@ export class CloudStorageArchiveCopier implements ArchiveCopier {
     return undefined;
   }
 
+  /** See ArchiveCopier.measure. */
+  async measure(url: string): Promise<ArchiveFacts> {
+    const u = await this.source.check(url);
+    const where = describe(u);
+    const guard = new DownloadGuard(this.stallTimeoutMs, `Archive size request stalled (${where})`);
+    guard.arm();
+    try {
+      const res = await this.source.fetch(u, 'Archive size request', { signal: guard.signal, range: 'bytes=0-0' }, () => guard.ownFailure);
+      res.discard();
+      if (res.status !== 206 && res.status !== 200) throw sourceStatusError(res.status, 'Archive size request', where);
+      return declaredFacts(res);
+    } finally {
+      guard.clear();
+    }
+  }
+
   /** See ArchiveCopier.copyPart. */
   copyPart(url: string, objectName: string, index: number, count: number, size: number, onProgress?: CopyProgress): Promise<void> {
     return this.ranged.copyPart(url, objectName, index, count, size, onProgress);

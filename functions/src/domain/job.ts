@@ -32,6 +32,8 @@ export type JobEvent =
   | { type: 'copy-saved'; copy: CopyState }
   /** Bytes copied so far, for people watching. */
   | { type: 'copy-progress'; bytesCopied: number }
+  /** What all the job's archives weigh together, asked of their URLs before the copy's first byte. */
+  | { type: 'copy-sized'; bytesTotal: number }
   /** Archive `plan.archive` is copied in parts: one 'copy-part' task per part not done yet. */
   | { type: 'parts-planned'; done: StoredArchive[]; plan: CopyPartsPlan }
   /** One part of the plan is in the bucket; the last one hands over to a copy task that composes. */
@@ -64,6 +66,7 @@ const ALLOWED: Record<JobEvent['type'], readonly JobState[]> = {
   'lease-released': ['INITIATING', 'WAITING'],
   'copy-saved': ['COPYING'],
   'copy-progress': ['COPYING'],
+  'copy-sized': ['COPYING'],
   'parts-planned': ['COPYING'],
   'part-copied': ['COPYING'],
   'slice-ended': ['COPYING'],
@@ -165,6 +168,8 @@ export function transition(job: Job, event: JobEvent, now: number, policy: Polli
       return same({ ...job, copy: event.copy, updatedAt: now });
     case 'copy-progress':
       return same({ ...job, bytesCopied: event.bytesCopied });
+    case 'copy-sized':
+      return same({ ...job, bytesTotal: event.bytesTotal });
     case 'parts-planned':
       return {
         job: { ...job, copy: { done: event.done, parts: event.plan }, updatedAt: now, nextCheckAt: copyLeaseEnds },

@@ -74,6 +74,8 @@ export interface Job {
   /** While COPYING: what is already in the bucket, and the resumable session of the archive under way. */
   copy?: CopyState;
   bytesCopied: number;
+  /** While COPYING: the size of all the job's archives together, when their URLs declared it (for "45 % of 2.6 GB"). */
+  bytesTotal?: number;
   error?: JobError;
   /** A scheduled run's job: its schedule, and whether it asked for what is new (`incremental`) or all (`full`: no time filter). */
   scheduleId?: string;

@@ -76,6 +76,7 @@ export class CopyStep {
       // The archive under way is being copied in parts: its tasks finish it, or this step composes it.
       let plan = parted && job.copy?.parts?.archive === archives.length ? job.copy.parts : undefined;
       let doneBytes = archives.reduce((n, a) => n + a.size, 0);
+      if (job.bytesTotal === undefined) await this.measureTotal(job, copier, urls.current);
       let lastProgressAt = 0;
       for (let i = archives.length; i < count; i++) {
         let stored: StoredArchive;
@@ -197,6 +198,21 @@ export class CopyStep {
   }
 
   /** A bookkeeping or final event of this copy, at the task's seq; false when the job moved on. */
+  /**
+   * Asks every URL what its archive weighs (a one-byte ranged GET each), so that people see a share
+   * of the whole. Only for the display: a URL that does not answer is the copy's business, not this.
+   */
+  private async measureTotal(job: Job, copier: ArchiveCopier, urls: string[]): Promise<void> {
+    const measure = copier.measure?.bind(copier);
+    if (!measure) return;
+    try {
+      const sizes = await Promise.all(urls.map(async (url) => (await measure(url)).size));
+      if (sizes.every((s): s is number => s !== undefined)) await this.commit(job, { type: 'copy-sized', bytesTotal: sizes.reduce((n, s) => n + s, 0) });
+    } catch (err) {
+      this.deps.logger.warn({ jobId: job.id, reason: err instanceof Error ? err.message : String(err) }, 'archive sizes unknown; progress shows bytes only');
+    }
+  }
+
   private async commit(job: Job, event: JobEvent): Promise<boolean> {
     return (await this.deps.jobs.apply(job.id, event, { seq: job.seq })).applied;
   }

@@ -26,6 +26,8 @@ export interface JobView {
   finishedAt?: string;
   exportTime?: string;
   bytesCopied?: number;
+  /** While copying, when known: the size of all the job's archives. */
+  bytesTotal?: number;
   archives?: Job['archives'];
   error?: Job['error'];
   /** Scheduled runs: `incremental` (since the previous run's exportTime) or `full` (the group has no time filter). */
@@ -45,7 +47,7 @@ export function toJobView(job: Job): JobView {
     updatedAt: iso(job.updatedAt),
     ...(job.finishedAt !== undefined ? { finishedAt: iso(job.finishedAt) } : {}),
     exportTime: job.exportTime,
-    ...(job.state === 'COPYING' ? { bytesCopied: job.bytesCopied } : {}),
+    ...(job.state === 'COPYING' ? { bytesCopied: job.bytesCopied, bytesTotal: job.bytesTotal } : {}),
     ...(job.state === 'SUCCEEDED' ? { archives: job.archives } : {}),
     error: job.error,
     window: job.window,

@@ -69,6 +69,7 @@ export const de: Messages = {
   'job.retrying': 'Googles Export ist fehlgeschlagen; neuer Versuch ({retry} von {max})',
   'job.WAITING': 'Warten, bis Google Ihre Daten vorbereitet hat',
   'job.COPYING': 'Wird kopiert: bisher {copied}',
+  'job.COPYING.share': 'Wird kopiert: {percent} % — {copied} von {total}',
   'job.COPYING.start': 'Wird kopiert',
   'job.SUCCEEDED': 'Fertig',
   'job.CANCELLED': 'Abgebrochen',

@@ -67,6 +67,7 @@ export const en = {
   'job.retrying': 'Google\'s export failed; trying again ({retry} of {max})',
   'job.WAITING': 'Waiting for Google to prepare your data',
   'job.COPYING': 'Copying: {copied} so far',
+  'job.COPYING.share': 'Copying: {percent} % — {copied} of {total}',
   'job.COPYING.start': 'Copying',
   'job.SUCCEEDED': 'Done',
   'job.CANCELLED': 'Cancelled',

@@ -62,6 +62,11 @@ export interface ArchiveCopier extends ArchiveBucket {
    * the source's checksum (a duplicate delivery), returns it without copying again.
    */
   copy(url: string, objectName: string, onProgress?: CopyProgress, resume?: CopyResumeOptions): Promise<StoredArchive>;
+  /**
+   * What a signed URL declares of its archive (size, checksums), asked with a one-byte ranged GET
+   * through the same checks as a copy, reading no more. Optional: without it, progress has no total.
+   */
+  measure?(url: string): Promise<ArchiveFacts>;
   // The ranged copy, one piece per call so that parts can run in separate invocations. Optional:
   // with a copier that lacks them, every archive is copied as one stream.
   /**
