@@ -13,6 +13,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { exportStoreQueries } from '../../functions/src/adapters/firestore-export-store';
+import { exportTallyQueries } from '../../functions/src/adapters/firestore-export-tally';
+import { outboxQueries } from '../../functions/src/adapters/firestore-outbox';
 import { CONSENT_STATE_COLLECTION, consentStateQueries } from '../../functions/src/adapters/firestore-consent-state-store';
 import { ENTRY_POINTS } from '../../functions/src/composition-root';
 import type { QuerySpec as Query } from '../../functions/src/adapters/firestore-client';
@@ -332,8 +334,10 @@ describe('terraform files', () => {
       ...Object.entries(exportStoreQueries).map(([name, build]): [string, Query] => [name, (build as (...a: unknown[]) => Query)('x', 1, [1, 'x'])]),
       ...Object.entries(scheduleStoreQueries).map(([name, build]): [string, Query] => [name, (build as (...a: unknown[]) => Query)('x', 1)]),
       ...Object.entries(consentStateQueries).map(([name, build]): [string, Query] => [name, (build as (...a: unknown[]) => Query)('x')]),
+      ...Object.entries(exportTallyQueries).map(([name, build]): [string, Query] => [name, (build as (...a: unknown[]) => Query)(1, 1)]),
+      ...Object.entries(outboxQueries).map(([name, build]): [string, Query] => [name, (build as (...a: unknown[]) => Query)(1, 1)]),
     ];
-    expect(queries.length).toBe(9);
+    expect(queries.length).toBe(11);
     const needed = queries.flatMap(([name, q]) => {
       const index = compositeIndexFor(q);
       return index ? [{ name, collection: q.collection, ...index }] : [];

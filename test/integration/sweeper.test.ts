@@ -41,17 +41,17 @@ describe('the sweeper', () => {
     const queued: PipelineTask[] = [];
     const clock = { t: T0 + GRACE_S * 1000 - 1 };
     // Within the grace period: not overdue yet.
-    expect(await sweeperAt(clock, queued).sweep()).toEqual({ overdue: 0, requeued: 0, events: 0 });
+    expect(await sweeperAt(clock, queued).sweep()).toEqual({ overdue: 0, requeued: 0, settled: 0, events: 0 });
     clock.t = T0 + GRACE_S * 1000 + 500;
-    expect(await sweeperAt(clock, queued).sweep()).toEqual({ overdue: 2, requeued: 2, events: 0 });
+    expect(await sweeperAt(clock, queued).sweep()).toEqual({ overdue: 2, requeued: 2, settled: 0, events: 0 });
     clock.t += 1000;
     const window = Math.floor(clock.t / (GRACE_S * 1000));
-    expect(await sweeperAt(clock, queued).sweep()).toEqual({ overdue: 1, requeued: 1, events: 0 });
+    expect(await sweeperAt(clock, queued).sweep()).toEqual({ overdue: 1, requeued: 1, settled: 0, events: 0 });
     const byJob = Object.fromEntries(queued.map((t) => [t.jobId, [t.step, t.seq]]));
     expect(byJob).toEqual({ [initiating.id]: ['initiate', 0], [waiting.id]: ['check', 3], [copying.id]: ['copy', 5] });
     expect(queued.every((t) => t.redelivery === window && t.delaySeconds === 0)).toBe(true);
     // A sweep again in the same window finds them postponed by a grace period: nothing new.
-    expect(await sweeperAt(clock, queued).sweep()).toEqual({ overdue: 0, requeued: 0, events: 0 });
+    expect(await sweeperAt(clock, queued).sweep()).toEqual({ overdue: 0, requeued: 0, settled: 0, events: 0 });
     // Still lost when the postponed step is itself overdue: swept again, under a later window's name.
     clock.t += 2 * GRACE_S * 1000;
     expect((await sweeperAt(clock, queued).sweep()).requeued).toBe(3);
@@ -68,7 +68,7 @@ describe('the sweeper\'s warning', () => {
     const lines: Array<Record<string, unknown>> = [];
     const logger = createLogger({ level: 'warn', destination: { write: (l: string) => (lines.push(JSON.parse(l) as Record<string, unknown>), true) } });
     const sweeper = new Sweeper({ store: own, queue: { enqueue: async () => undefined }, policy: { initialSeconds: 300, maxSeconds: 3600 }, graceSeconds: GRACE_S, logger, now: () => T0 + 300_400 });
-    expect(await sweeper.sweep()).toEqual({ overdue: 1, requeued: 1, events: 0 });
+    expect(await sweeper.sweep()).toEqual({ overdue: 1, requeued: 1, settled: 0, events: 0 });
     expect(lines).toMatchObject([{ message: 'overdue job re-enqueued', jobId: job.id, state: 'INITIATING', step: 'initiate', overdueSeconds: 300 }]);
   });
 });

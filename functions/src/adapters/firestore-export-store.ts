@@ -5,39 +5,23 @@
  */
 import { invalid } from '../domain/errors';
 import { admitExport, type ExportAdmission, type UserLedger } from '../domain/admission';
-import { deriveExportState } from '../domain/export-state';
-import { exportFinishedEvent, jobFinishedEvent, type PipelineEvent } from '../domain/events';
+import { jobFinishedEvent, type PipelineEvent } from '../domain/events';
 import { isTerminal } from '../domain/job';
-import type { ExportRecord, ExportState, Grant, GrantState, Job, JobState } from '../domain/model';
+import type { ExportRecord, Grant, GrantState, Job } from '../domain/model';
 import type { ExportStore, HousekeepingStore, JobUpdate } from '../domain/ports/export-store';
-import { FieldPath, type Firestore, type Transaction } from '@google-cloud/firestore';
+import type { Firestore, Transaction } from '@google-cloud/firestore';
 import { contended, runQuery, type QuerySpec as Query } from './firestore-client';
+import { ExportSettler, recordJobEnd, recordOf, type ExportTally, type TalliedExport } from './firestore-export-tally';
 import { readLedger, writeLedger } from './firestore-ledger';
 import { writeOutbox } from './firestore-outbox';
 import { paths } from './firestore-paths';
 import { PerKeyQueue } from './per-key-queue';
 
 const IDEMPOTENCY_TTL_MS = 7 * 86_400_000;
+/** gRPC NOT_FOUND: an update of a document that does not exist. */
+const NOT_FOUND = 5;
 
 const { grant, export: exportDoc, job, idempotency } = paths;
-
-/**
- * What an export's document carries besides its record, so a job that ends derives the export's
- * state from this one document: the ids of its jobs (fixed at creation) and the state each job
- * that has ended ended in, written by that job's own transaction. Exports created before these
- * fields existed are derived from their jobs' documents.
- */
-interface ExportTally {
-  jobIds?: string[];
-  endedJobs?: Record<string, JobState>;
-}
-
-/** The record without the tally, which is this adapter's own business. */
-function recordOf(data: (ExportRecord & ExportTally) | undefined): ExportRecord | undefined {
-  if (!data) return undefined;
-  const { jobIds: _ids, endedJobs: _ended, ...record } = data;
-  return record;
-}
 
 /**
  * Every query the store runs. infra/firestore.tf declares the composite indexes they need, and
@@ -68,11 +52,15 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
   /** One admission at a time per user in this instance (see per-key-queue.ts). */
   private readonly admissions = new PerKeyQueue();
 
+  private readonly settler: ExportSettler;
+
   constructor(
     private readonly db: Firestore,
     /** Write the events of finished jobs and exports to the outbox (when apps are told by Pub/Sub). */
     private readonly opts: { events?: boolean } = {},
-  ) {}
+  ) {
+    this.settler = new ExportSettler(db, opts);
+  }
 
   private async read<T>(path: string, tx?: Transaction): Promise<T | undefined> {
     const ref = this.db.doc(path);
@@ -129,7 +117,7 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
         if (existing) {
           // Read in the same transaction: an export deleted with its idempotency records is either
           // still here with them, or gone with them (and the key is free again).
-          const first = recordOf(await this.read<ExportRecord & ExportTally>(exportDoc(existing.exportId), tx));
+          const first = recordOf(await this.read<TalliedExport>(exportDoc(existing.exportId), tx));
           if (first) return { created: false as const, record: first };
         }
       }
@@ -165,7 +153,7 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
   }
 
   async getExport(exportId: string): Promise<ExportRecord | undefined> {
-    return recordOf(await this.read<ExportRecord & ExportTally>(exportDoc(exportId)));
+    return recordOf(await this.read<TalliedExport>(exportDoc(exportId)));
   }
 
   async listExports(userId: string, page: { limit: number; pageToken?: string }): Promise<{ exports: ExportRecord[]; nextPageToken?: string }> {
@@ -189,7 +177,7 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
     return { exports, ...(nextPageToken ? { nextPageToken } : {}) };
   }
 
-  private async exportPage(userId: string, page: { limit: number; pageToken?: string }): Promise<{ docs: (ExportRecord & ExportTally)[]; nextPageToken?: string }> {
+  private async exportPage(userId: string, page: { limit: number; pageToken?: string }): Promise<{ docs: (TalliedExport)[]; nextPageToken?: string }> {
     let startAfter: unknown[] | undefined;
     if (page.pageToken) {
       const cursor = decodePageToken(page.pageToken);
@@ -197,7 +185,7 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
       if (!cursor) throw invalid('pageToken', 'pageToken: is not a page token this API issued');
       startAfter = [cursor.createdAt, cursor.id];
     }
-    const all = (await runQuery<ExportRecord & ExportTally>(this.db, Q.exportsOfUser(userId, page.limit + 1, startAfter))).map((d) => d.data);
+    const all = (await runQuery<TalliedExport>(this.db, Q.exportsOfUser(userId, page.limit + 1, startAfter))).map((d) => d.data);
     const docs = all.slice(0, page.limit);
     const last = docs[docs.length - 1];
     return all.length > page.limit && last ? { docs, nextPageToken: encodePageToken(last) } : { docs };
@@ -217,55 +205,49 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
   }
 
   async updateJob(jobId: string, decide: (job: Job) => Job | undefined): Promise<JobUpdate | undefined> {
+    let committed: { update: JobUpdate; ended: boolean } | undefined;
+    try {
+      committed = await this.commitJob(jobId, decide, true);
+    } catch (err) {
+      // The export's document is gone (its records are being deleted): the job's change still holds.
+      if ((err as { code?: unknown }).code !== NOT_FOUND) throw err;
+      committed = await this.commitJob(jobId, decide, false);
+    }
+    if (!committed?.ended) return committed?.update;
+    const { update } = committed;
+    let exportEvents: PipelineEvent[] = [];
+    try {
+      exportEvents = await this.settler.settle(update.after.exportId);
+    } catch {
+      // The job's end is committed and its settle marker with it: the sweeper settles the export.
+    }
+    return { ...update, events: [...update.events, ...exportEvents] };
+  }
+
+  /**
+   * The job's compare-and-set. A job that ends writes its line of its export's tally blindly
+   * (firestore-export-tally.ts): its transaction reads its own document only, so the jobs of a
+   * wide export ending together do not conflict.
+   */
+  private async commitJob(jobId: string, decide: (job: Job) => Job | undefined, tally: boolean): Promise<{ update: JobUpdate; ended: boolean } | undefined> {
     return this.db.runTransaction(async (tx) => {
       const before = await this.read<Job>(job(jobId), tx);
       if (!before) return undefined;
       const after = decide(before);
       if (!after) return undefined;
-      const events: PipelineEvent[] = [];
-      if (isTerminal(after.state) && !isTerminal(before.state)) {
-        const exportEvent = await this.rederiveExport(tx, after);
-        if (this.opts.events) events.push(jobFinishedEvent(after), ...(exportEvent ? [exportEvent] : []));
-      }
+      const ended = isTerminal(after.state) && !isTerminal(before.state);
+      const events: PipelineEvent[] = ended && this.opts.events ? [jobFinishedEvent(after)] : [];
+      if (ended && tally) recordJobEnd(this.db, tx, after);
       // set, not merge: fields the decision dropped must go.
       tx.set(this.db.doc(job(jobId)), { ...after });
       writeOutbox(this.db, tx, events, after.updatedAt);
-      return { before, after, events };
+      return { update: { before, after, events }, ended };
     });
   }
 
-  /**
-   * Reads before any write, as Firestore transactions require. The job's transaction reads and
-   * writes only its own document and its export's: reading every sibling job here made the jobs
-   * of a wide export that end together conflict pairwise (63 groups ending at once: 189 retried
-   * transactions, the last job ending 91 s after the first; issue 17, bench 9). Returns the
-   * export's event when the export reached its final state with this job.
-   */
-  private async rederiveExport(tx: Transaction, changed: Job): Promise<PipelineEvent | undefined> {
-    const ref = this.db.doc(exportDoc(changed.exportId));
-    const snap = await tx.get(ref);
-    if (!snap.exists) return undefined;
-    const record = snap.data() as ExportRecord & ExportTally;
-    if (!record.jobIds || !record.endedJobs) return this.rederiveFromJobs(tx, changed, record);
-    const ended = { ...record.endedJobs, [changed.id]: changed.state };
-    // A job not ended yet counts as running, whatever step it is at.
-    const state = deriveExportState(record.jobIds.map((id) => ended[id] ?? 'WAITING'));
-    const moved = state !== record.state ? ['state', state, 'updatedAt', changed.updatedAt] : [];
-    tx.update(ref, new FieldPath('endedJobs', changed.id), changed.state, ...moved);
-    return finishedEvent(record, state, changed);
-  }
-
-  /** Exports created before the tally: the state follows from the jobs' own documents. */
-  private async rederiveFromJobs(tx: Transaction, changed: Job, record: ExportRecord): Promise<PipelineEvent | undefined> {
-    // An export's job ids never change after it is created: find them outside the transaction and
-    // lock only those documents. A query inside the transaction locks far more (in the emulator,
-    // the whole collection).
-    const ids = await runQuery(this.db, Q.jobsOfExport(changed.exportId, true));
-    const siblings = ids.length > 0 ? await tx.getAll(...ids.map((d) => this.db.doc(d.path))) : [];
-    const states = siblings.flatMap((d) => (d.exists ? [d.id === changed.id ? changed.state : (d.data() as Job).state] : []));
-    const state = deriveExportState(states);
-    if (record.state !== state) tx.update(this.db.doc(exportDoc(changed.exportId)), { state, updatedAt: changed.updatedAt });
-    return finishedEvent(record, state, changed);
+  /** The sweeper's part: exports whose last job ended on an instance that died before settling them. */
+  async settleExports(before: number, limit: number): Promise<{ exports: number; events: PipelineEvent[] }> {
+    return this.settler.settleLeftovers(before, limit);
   }
 
   async liveJobsOfUser(userId: string): Promise<Job[]> {
@@ -280,11 +262,6 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
     const docs = await runQuery<Job>(this.db, Q.overdueJobs(dueBefore, limit));
     return docs.map((d) => d.data);
   }
-}
-
-/** The export's event, when `state` is a final one it just reached. */
-function finishedEvent(record: ExportRecord, state: ExportState, changed: Job): PipelineEvent | undefined {
-  return state !== record.state && state !== 'RUNNING' ? exportFinishedEvent(record, state, changed.updatedAt) : undefined;
 }
 
 function encodePageToken(r: ExportRecord): string {

@@ -1,7 +1,7 @@
 /**
  * Finds jobs whose next step is overdue (a task lost, a copy that died with its instance) and
  * enqueues that step again. Runs on a Cloud Scheduler tick; reads through the nextCheckAt index,
- * never scanning every job. Redelivery is safe: every step is idempotent and checks the job's seq.
+ * never scanning every job; settles exports a dead instance left unsettled. Redelivery is safe: every step is idempotent and checks the job's seq.
  */
 import { STEP_OF } from '../domain/job';
 import type { PollingPolicy } from '../domain/polling-policy';
@@ -16,6 +16,8 @@ const BATCH = 500;
 export interface SweepResult {
   overdue: number;
   requeued: number;
+  /** Exports left to settle (their last job's instance died before writing the export's final state). */
+  settled: number;
   /** Events left in the outbox (a publish failed, or its instance died) published by this sweep. */
   events: number;
 }
@@ -55,7 +57,10 @@ export class Sweeper {
       requeued++;
       this.deps.logger.warn({ jobId: job.id, state: job.state, step: STEP_OF[job.state], overdueSeconds: Math.round((now - (job.nextCheckAt ?? now)) / 1000) }, 'overdue job re-enqueued');
     }
+    const settled = await this.deps.store.settleExports(now - graceMs, BATCH);
+    await this.deps.relay?.relay(settled.events);
+    if (settled.exports > 0) this.deps.logger.warn({ exports: settled.exports }, 'exports settled after their last job\'s instance died');
     const events = this.deps.relay ? await this.deps.relay.flush(now - graceMs) : 0;
-    return { overdue: overdue.length, requeued, events };
+    return { overdue: overdue.length, requeued, settled: settled.exports, events };
   }
 }

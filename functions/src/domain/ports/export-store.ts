@@ -43,9 +43,16 @@ export interface ExportStore {
   /**
    * A compare-and-set on one job, in a transaction: `decide` sees the current job and returns the
    * next one, or undefined to change nothing (a stale or duplicate step). When the job reaches a
-   * terminal state, its export's state is derived again in the same transaction.
+   * terminal state, its end is tallied on its export in the same transaction, and the export's
+   * final state is written right after it when this was its last job (or by settleExports).
    */
   updateJob(jobId: string, decide: (job: Job) => Job | undefined): Promise<JobUpdate | undefined>;
+  /**
+   * Exports one of whose jobs ended at or before `before` on an instance that died before writing
+   * the export's final state: writes it (with its event); answers how many it looked at and the
+   * events to publish.
+   */
+  settleExports(before: number, limit: number): Promise<{ exports: number; events: PipelineEvent[] }>;
   /** The user's jobs that have not ended (from the admission ledger: every live job holds its group). */
   liveJobsOfUser(userId: string): Promise<Job[]>;
   /** Non-terminal jobs whose next step was due at or before `dueBefore`, oldest first (an indexed query). */
