@@ -20,7 +20,8 @@ function emulatorJar(): string {
   return jar;
 }
 
-export async function startFirestoreEmulator(opts: { cacheDir?: string } = {}): Promise<FirestoreEmulator> {
+/** `heapMb`: the emulator keeps every document in its heap; 512 MB holds what tests and the demo write, not 100,000 jobs. */
+export async function startFirestoreEmulator(opts: { cacheDir?: string; heapMb?: number } = {}): Promise<FirestoreEmulator> {
   const cacheDir = opts.cacheDir ?? path.resolve(__dirname, '..', '.cache');
   mkdirSync(cacheDir, { recursive: true });
   const cds = path.join(cacheDir, 'firestore-emulator.jsa');
@@ -30,7 +31,7 @@ export async function startFirestoreEmulator(opts: { cacheDir?: string } = {}): 
     what: 'Firestore emulator',
     args: (port) => [
       '-Duser.language=en',
-      '-Xmx512m',
+      `-Xmx${opts.heapMb ?? 512}m`,
       '-XX:TieredStopAtLevel=1',
       '-Xshare:auto',
       cdsFlag,
