@@ -83,8 +83,9 @@ describe('the export state tally', () => {
     await end(jobs[0] as Job, 'CANCELLED');
     await end(jobs[1] as Job, 'CANCELLED');
     expect((await store.getExport(exportId))?.state).toBe('RUNNING');
-    await end(jobs[2] as Job, 'CANCELLED');
-    expect((await store.getExport(exportId))?.state).toBe('CANCELLED');
+    await end(jobs[2] as Job, 'CANCELLED', Date.now() + 60_000);
+    // Dated by its last job's end.
+    expect(await store.getExport(exportId)).toMatchObject({ state: 'CANCELLED', updatedAt: (await store.getJob((jobs[2] as Job).id))?.updatedAt });
   });
 
   it('an export whose last job\'s instance died before settling: readers see the final state at once, the sweeper writes it and its event once', async () => {
