@@ -7,6 +7,7 @@ import type { Storage } from '@google-cloud/storage';
 import type { StoredArchive } from '../domain/model';
 import type { ArchiveListing, ArchiveReader, RangeReader } from '../domain/ports/archive-reader';
 import { ArchiveFormatError } from '../domain/errors';
+import { httpStatusOf } from './stored-archive';
 import { readCentralDirectory, readEntry } from './zip-central-directory';
 
 export const ARCHIVE_BROWSER_PATH = 'Portability/archive_browser.json';
@@ -39,7 +40,15 @@ export class CloudStorageArchiveReader implements ArchiveReader {
   async list(archive: StoredArchive): Promise<ArchiveListing> {
     const file = this.storage.bucket(archive.bucket).file(archive.name);
     // Ranged reads are not checksummed by the client (it validates whole objects only); the zip's own CRC-32 checks the entry read.
-    const reader = new CountingObjectReader(async (start, end) => (await file.download({ start, end, validation: false, decompress: false }))[0], archive.size);
+    const reader = new CountingObjectReader(async (start, end) => {
+      try {
+        return (await file.download({ start, end, validation: false, decompress: false }))[0];
+      } catch (err) {
+        // Gone from the bucket since the copy verified it: nothing to list, and reading again will not bring it back.
+        if (httpStatusOf(err) === 404) throw new ArchiveFormatError('DAMAGED', `gs://${archive.bucket}/${archive.name} is no longer in the bucket`);
+        throw err;
+      }
+    }, archive.size);
     const cd = await readCentralDirectory(reader);
     const browser = cd.entries.find((e) => e.path === ARCHIVE_BROWSER_PATH);
     let archiveBrowser: ArchiveListing['archiveBrowser'];
