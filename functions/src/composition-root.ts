@@ -230,11 +230,12 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
 
   // Handlers.
   const apiHandler = lazy(async () => {
-    const [{ createApiHandler }, { ExportDeletion }, { AuthorizationStatusReader }, { ArchiveDownloads }] = await Promise.all([
+    const [{ createApiHandler }, { ExportDeletion }, { AuthorizationStatusReader }, { ArchiveDownloads }, { ArchiveManifestViews }] = await Promise.all([
       import('./http/api-handler'),
       import('./pipeline/export-housekeeping'),
       import('./pipeline/authorization-status'),
       import('./pipeline/archive-downloads'),
+      import('./pipeline/archive-manifest-views'),
     ]);
     const svc = await service();
     return createApiHandler({
@@ -247,6 +248,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       deletion: new ExportDeletion({ store: await store(), archives, cancel: (u, e) => svc.cancelExport(u, e), manifests, logger }),
       authorizations: new AuthorizationStatusReader({ store: await store(), clientId: config.oauth.clientId, testingMode: config.oauthClientTestingMode }),
       downloads: new ArchiveDownloads({ store: await store(), signer: downloadSigner, ttlSeconds: config.downloads.ttlSeconds, logger, now }),
+      manifests: new ArchiveManifestViews({ store: await store(), manifests }),
     });
   });
   /** A Cloud Tasks function: its own URL is the token audience; it runs only its steps. */
