@@ -6,7 +6,7 @@
  *
  * Written here rather than taken from yauzl: yauzl reads the central directory entry by entry
  * through its RandomAccessReader (two reads per entry: the fixed part, then name/extra/comment),
- * which over HTTP ranged reads means thousands of requests for a large export.
+ * measured at 4,013 reads for a 2,006-entry archive where this makes 3 (bench/results.md).
  */
 import { crc32, inflateRawSync } from 'node:zlib';
 import { ArchiveFormatError } from '../domain/errors';
