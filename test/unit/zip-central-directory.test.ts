@@ -87,8 +87,16 @@ describe('zip central directory over ranged reads', () => {
       expect(reader.reads).toEqual([[buf.length - TAIL_BYTES, buf.length]]);
       // One entry read back: inflated, checked against its CRC-32.
       const browser = cd.entries.find((e) => e.path === 'Portability/archive_browser.json');
-      const json = JSON.parse((await readEntry(reader, browser!, cd.offset, 1 << 20)).toString('utf8')) as { serviceStatus: unknown[] };
+      const json = JSON.parse((await readEntry(reader, browser!, cd, 1 << 20)).toString('utf8')) as { serviceStatus: unknown[] };
       expect(json.serviceStatus).toHaveLength(1);
+      // It lay in the tail already read: no further request.
+      expect(reader.reads).toHaveLength(1);
+      // An entry before the tail is one more read, of its header and data only.
+      const first = cd.entries[0]!;
+      await readEntry(reader, first, cd, 1 << 20);
+      expect(reader.reads).toHaveLength(2);
+      expect(reader.reads[1]?.[0]).toBe(first.localHeaderOffset);
+      expect((reader.reads[1]?.[1] ?? 0) - first.localHeaderOffset).toBeLessThan(30 + first.path.length + 64 + first.compressedSize + 1);
     });
   }
 
@@ -171,9 +179,10 @@ describe('zip central directory over ranged reads', () => {
     const flipped = Buffer.from(good);
     flipped[30 + 'a.txt'.length] ^= 0xff;
     const cd = await readCentralDirectory(bufferReader(flipped));
-    await expect(readEntry(bufferReader(flipped), cd.entries[0]!, cd.offset, 1024)).rejects.toThrow(/does not (inflate|match its size and CRC-32)/);
+    await expect(readEntry(bufferReader(flipped), cd.entries[0]!, cd, 1024)).rejects.toThrow(/does not (inflate|match its size and CRC-32)/);
     // An entry larger than the reader takes is not inflated.
-    await expect(readEntry(bufferReader(good), (await readCentralDirectory(bufferReader(good))).entries[0]!, cdAt, 2)).rejects.toThrow(/more than the 2 read/);
+    const goodCd = await readCentralDirectory(bufferReader(good));
+    await expect(readEntry(bufferReader(good), goodCd.entries[0]!, goodCd, 2)).rejects.toThrow(/more than the 2 read/);
   });
 
   it('decodes names without the UTF-8 flag as code page 437', async () => {

@@ -54,7 +54,7 @@ export class CloudStorageArchiveReader implements ArchiveReader {
     let archiveBrowser: ArchiveListing['archiveBrowser'];
     if (browser) {
       try {
-        archiveBrowser = { json: await readEntry(reader, browser, cd.offset, MAX_ARCHIVE_BROWSER_BYTES) };
+        archiveBrowser = { json: await readEntry(reader, browser, cd, MAX_ARCHIVE_BROWSER_BYTES) };
       } catch (err) {
         if (!(err instanceof ArchiveFormatError)) throw err;
         archiveBrowser = { error: err.message };

@@ -31,7 +31,9 @@ export class FirestoreManifestStore implements ManifestStore {
   async save(userId: string, manifest: ArchiveManifest, pages: ManifestEntry[][]): Promise<void> {
     const userKey = userDocId(userId);
     const doc = this.db.doc(paths.manifest(manifest.jobId, manifest.archive));
-    // Pages first, the summary last: a reader finds a summary only when all its pages are there.
+    // Pages first, the summary last (in the last batch): a reader finds a summary only when all its
+    // pages are there. The same archive is always listed into the same pages (a job's archive never
+    // changes once copied), so a second write overwrites every page and leaves none behind.
     for (let from = 0; from < pages.length; from += PAGES_PER_BATCH) {
       await contended(() => {
         const batch = this.db.batch();
@@ -39,13 +41,10 @@ export class FirestoreManifestStore implements ManifestStore {
           const page: PageDoc = { userKey, exportId: manifest.exportId, page: from + i, entries };
           batch.set(doc.collection('pages').doc(String(from + i)), page);
         });
+        if (from + PAGES_PER_BATCH >= pages.length) batch.set(doc, { ...manifest, pages: pages.length, userKey });
         return batch.commit();
       });
     }
-    // Pages of an earlier, longer manifest of the same archive (a copy made again) would outlive it.
-    const stale = (await doc.collection('pages').listDocuments()).filter((d) => Number(d.id) >= pages.length);
-    await Promise.all(stale.map((d) => d.delete()));
-    await doc.set({ ...manifest, pages: pages.length, userKey });
   }
 
   async get(jobId: string, archive: number): Promise<ArchiveManifest | undefined> {

@@ -33,6 +33,8 @@ export interface CentralDirectory {
   zip64: boolean;
   /** Where the central directory starts: entries' data lie before it. */
   offset: number;
+  /** The tail read, from `tailAt`: an entry that lies in it is read from it, not fetched again. */
+  tail: { at: number; bytes: Buffer };
 }
 
 const damaged = (message: string): ArchiveFormatError => new ArchiveFormatError('DAMAGED', message);
@@ -106,7 +108,7 @@ export async function readCentralDirectory(reader: RangeReader): Promise<Central
   if (cdSize > MAX_CENTRAL_DIRECTORY_BYTES) throw damaged(`the central directory is ${cdSize} bytes, more than the ${MAX_CENTRAL_DIRECTORY_BYTES} read`);
   if (count * CENTRAL_BYTES > cdSize) throw damaged(`${count} entries cannot fit in a ${cdSize}-byte central directory`);
   const cd = await slice(reader, tail, tailAt, cdOffset, cdOffset + cdSize);
-  return { entries: parseEntries(cd, count, cdOffset), zip64, offset: cdOffset };
+  return { entries: parseEntries(cd, count, cdOffset), zip64, offset: cdOffset, tail: { at: tailAt, bytes: tail } };
 }
 
 function parseEntries(cd: Buffer, count: number, cdOffset: number): ZipEntry[] {
@@ -168,18 +170,19 @@ function applyZip64Extra(entry: ZipEntry, extra: Buffer, diskInExtra: boolean): 
  * and data (a second only when the local extra field is longer than guessed). Entries above
  * `maxBytes` (compressed or not) are refused, so a hostile archive cannot make us inflate gigabytes.
  */
-export async function readEntry(reader: RangeReader, entry: ZipEntry, cdOffset: number, maxBytes: number): Promise<Buffer> {
+export async function readEntry(reader: RangeReader, entry: ZipEntry, cd: Pick<CentralDirectory, 'offset' | 'tail'>, maxBytes: number): Promise<Buffer> {
+  const cdOffset = cd.offset;
   if (entry.size > maxBytes || entry.compressedSize > maxBytes) throw damaged(`${entry.path} is ${entry.size} bytes, more than the ${maxBytes} read`);
   if (entry.method !== 0 && entry.method !== 8) throw damaged(`${entry.path} uses compression method ${entry.method}`);
   const nameGuess = Buffer.byteLength(entry.path, 'utf8');
   const start = entry.localHeaderOffset;
   const guessEnd = Math.min(cdOffset, start + LOCAL_BYTES + nameGuess + 64 + entry.compressedSize);
-  let buf = await reader.read(start, guessEnd);
+  let buf = await slice(reader, cd.tail.bytes, cd.tail.at, start, guessEnd);
   if (buf.length < LOCAL_BYTES || buf.readUInt32LE(0) !== LOCAL_SIG) throw damaged(`no local header for ${entry.path} at offset ${start}`);
   const dataAt = LOCAL_BYTES + buf.readUInt16LE(26) + buf.readUInt16LE(28);
   const dataEnd = dataAt + entry.compressedSize;
   if (start + dataEnd > cdOffset) throw damaged(`${entry.path}'s data runs into the central directory`);
-  if (dataEnd > buf.length) buf = Buffer.concat([buf, await reader.read(start + buf.length, start + dataEnd)]);
+  if (dataEnd > buf.length) buf = Buffer.concat([buf, await slice(reader, cd.tail.bytes, cd.tail.at, start + buf.length, start + dataEnd)]);
   const data = buf.subarray(dataAt, dataEnd);
   let content: Buffer;
   try {
