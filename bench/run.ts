@@ -6,7 +6,7 @@
  *   --sizes=a,b    archive sizes in MiB (default 100,1024)
  *   --out=FILE     where to write the report (default bench/results.md; --quick: none)
  *   --only=a,b     run only these of copy, polling, cold-start, cost, uploads, sweep-scale, api-load,
- *                  wide-export, throughput (writes nothing unless --out)
+ *                  wide-export, throughput, manifest (writes nothing unless --out)
  *   --repeats=N    cold starts of each function and baseline (default 5; --quick: 1)
  *   --scale=N      sweep-scale: the largest number of jobs and schedules seeded (default 10000;
  *                  100000 is the issue's top size, about 10 minutes of seeding here)
@@ -27,6 +27,7 @@ import { runUploadBench } from './upload-bench';
 import { runApiLoadBench } from './api-load-bench';
 import { runThroughputBench, runWideExportBench } from './pipeline-scale-bench';
 import { runSweepScaleBench } from './sweep-scale-bench';
+import { MANIFEST_CASES, runManifestBench } from './manifest-bench';
 
 const args = process.argv.slice(2);
 const flag = (name: string): boolean => args.includes(`--${name}`);
@@ -69,7 +70,7 @@ async function main(): Promise<void> {
   const quick = flag('quick');
   const sizes = option('sizes')?.split(',').map(Number) ?? (quick ? [8] : [100, 1024, ...(flag('full') ? [4096] : [])]);
   const only = option('only')?.split(',');
-  const benches = ['copy', 'polling', 'cold-start', 'cost', 'uploads', 'sweep-scale', 'api-load', 'wide-export', 'throughput'];
+  const benches = ['copy', 'polling', 'cold-start', 'cost', 'uploads', 'sweep-scale', 'api-load', 'wide-export', 'throughput', 'manifest'];
   const unknown = only?.filter((b) => !benches.includes(b)) ?? [];
   if (unknown.length) throw new Error(`--only: unknown benchmark(s) ${unknown.join(', ')}; choose from ${benches.join(', ')}`);
   const runs = (bench: string): boolean => !only || only.includes(bench);
@@ -123,6 +124,11 @@ async function main(): Promise<void> {
   if (runs('throughput')) {
     log('10 throughput of the pipeline');
     await section('throughput', () => runThroughputBench({ counts: option('exports')?.split(',').map(Number) ?? (quick ? [2, 4] : [100, 300]), log }));
+  }
+
+  if (runs('manifest')) {
+    log('12 bytes read to build an archive manifest (sparse 1 GiB and 4.5 GiB archives)');
+    await section('manifest', () => runManifestBench({ cases: quick ? [{ mib: 8, entries: 20, judged: true }] : MANIFEST_CASES, log }));
   }
 
   const report = [

@@ -26,6 +26,13 @@ export interface GcsServer {
   dataDir: string;
   /** How many times an upload or compose made a new generation of this object (refused ones do not count). */
   writesOf(bucket: string, name: string): number;
+  /** What downloads of this object sent so far (body bytes, requests): what a ranged reader cost. */
+  servedOf(bucket: string, name: string): { bytes: number; requests: number };
+  /**
+   * Benchmarks: makes a file already on disk an object without reading it (a sparse multi-gigabyte
+   * archive stays cheap), trusting the checksums given. Tests upload through the client instead.
+   */
+  adoptFile(bucket: string, name: string, file: string, facts: { size: number; crc32c: string; md5Hash?: string }): void;
   faults: GcsFaults;
   /** Trusts this account's key (PEM, public or private) for V4 signed URLs: `GET /{bucket}/{object}?X-Goog-…`. */
   trustSigner(email: string, keyPem: string): void;
@@ -379,6 +386,7 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
   let lastGeneration = 0;
   const nextGeneration = (): number => (lastGeneration = Math.max(lastGeneration + 1, Date.now() * 1000));
   const writes = new Map<string, number>();
+  const servedCounts = new Map<string, { bytes: number; requests: number }>();
   const countWrite = (o: StoredObject): void => {
     const key = `${o.bucket}/${o.name}`;
     writes.set(key, (writes.get(key) ?? 0) + 1);
@@ -693,6 +701,10 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
     }
     headers['Content-Length'] = obj.size === 0 ? 0 : end - start + 1;
     res.writeHead(status, headers);
+    const served = servedCounts.get(`${obj.bucket}/${obj.name}`) ?? { bytes: 0, requests: 0 };
+    served.requests++;
+    if (req.method !== 'HEAD') served.bytes += obj.size === 0 ? 0 : end - start + 1;
+    servedCounts.set(`${obj.bucket}/${obj.name}`, served);
     if (req.method === 'HEAD' || obj.size === 0) {
       res.end();
       return;
@@ -954,6 +966,13 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
     port,
     dataDir,
     writesOf: (bucket, name) => writes.get(`${bucket}/${name}`) ?? 0,
+    servedOf: (bucket, name) => ({ ...(servedCounts.get(`${bucket}/${name}`) ?? { bytes: 0, requests: 0 }) }),
+    adoptFile(bucketName, name, file, facts) {
+      const b = buckets.get(bucketName) ?? { name: bucketName, timeCreated: new Date().toISOString(), objects: new Map<string, StoredObject>() };
+      buckets.set(bucketName, b);
+      const now = new Date().toISOString();
+      b.objects.set(name, { bucket: bucketName, name, generation: nextGeneration(), metageneration: 1, size: facts.size, md5Hash: facts.md5Hash ?? '', crc32c: facts.crc32c, contentType: 'application/zip', timeCreated: now, updated: now, file });
+    },
     trustSigner(email, keyPem) {
       signers.set(email, createPublicKey(keyPem));
     },

@@ -23,6 +23,8 @@
  *   resource end FAILED; with a Google user, only that user's jobs (deterministic under concurrency).
  * - `urlsPerJob(resource, n)`: jobs created from now on for the resource return n archives
  *   (n >= 2: the first is a small archive-browser zip, then data zips). Sticky.
+ * - `markIncomplete(resource, incomplete = true)`: archives of jobs created from now on say, in
+ *   their `Portability/archive_browser.json`, that Google marked the service incomplete. Sticky.
  * - `jobDuration(resource, ms)`: jobs created from now on for the resource take ms. Sticky.
  * - `jobDurationFor(googleUserId, ms)`: the same for one Google user's jobs (wins over the above).
  * - `failNextCalls(method, status, count, retryAfterSeconds?)`: the next count calls of a method
@@ -115,6 +117,8 @@ export interface SimJobView {
 export interface SimFaults {
   failNextJobs(resource: string, times: number, googleUserId?: string): void;
   urlsPerJob(resource: string, n: number): void;
+  /** Archives of jobs created from now on for the resource say, in `Portability/archive_browser.json`, that Google marked it incomplete. Sticky. */
+  markIncomplete(resource: string, incomplete?: boolean): void;
   jobDuration(resource: string, ms: number): void;
   /** Jobs created from now on for this Google user take ms, whatever the resource. Sticky; wins over jobDuration. */
   jobDurationFor(googleUserId: string, ms: number): void;
@@ -157,6 +161,8 @@ interface Job {
   originalJobId: string;
   retryOf?: string;
   archiveCount: number;
+  /** Resources its archives' index marks incomplete. */
+  incomplete: string[];
   archives?: SimArchive[];
   archivesPromise?: Promise<SimArchive[]>;
 }
@@ -246,6 +252,7 @@ export async function startPortabilityApiSimulator(opts: PortabilityApiSimulator
 
   const failJobs = new Map<string, number>();
   const urlCounts = new Map<string, number>();
+  const incompleteResources = new Set<string>();
   const durations = new Map<string, number>();
   const userDurations = new Map<string, number>();
   const callFaults = new Map<SimMethod, { status: number; retryAfterSeconds?: number }[]>();
@@ -261,6 +268,7 @@ export async function startPortabilityApiSimulator(opts: PortabilityApiSimulator
       else userFailJobs.set(`${googleUserId}\n${resource}`, (userFailJobs.get(`${googleUserId}\n${resource}`) ?? 0) + times);
     },
     urlsPerJob: (resource, n) => void urlCounts.set(resource, Math.max(1, Math.floor(n))),
+    markIncomplete: (resource, incomplete = true) => void (incomplete ? incompleteResources.add(resource) : incompleteResources.delete(resource)),
     jobDuration: (resource, ms) => void durations.set(resource, ms),
     jobDurationFor: (googleUserId, ms) => void userDurations.set(googleUserId, ms),
     failNextCalls: (method, status, count, retryAfterSeconds) => {
@@ -306,7 +314,7 @@ export async function startPortabilityApiSimulator(opts: PortabilityApiSimulator
     return job;
   }
 
-  function createJob(base: Omit<Job, 'id' | 'state' | 'createdAt' | 'durationMs' | 'willFail' | 'archiveCount' | 'originalJobId'> & { originalJobId?: string }): Job {
+  function createJob(base: Omit<Job, 'id' | 'state' | 'createdAt' | 'durationMs' | 'willFail' | 'archiveCount' | 'incomplete' | 'originalJobId'> & { originalJobId?: string }): Job {
     let willFail = false;
     for (const r of base.resources) {
       const left = failJobs.get(r) ?? 0;
@@ -331,6 +339,7 @@ export async function startPortabilityApiSimulator(opts: PortabilityApiSimulator
       durationMs: userDurations.get(base.googleUserId) ?? Math.max(0, ...base.resources.map((r) => durations.get(r) ?? defaultDurationMs)),
       willFail,
       archiveCount: Math.max(1, ...base.resources.map((r) => urlCounts.get(r) ?? 1)),
+      incomplete: base.resources.filter((r) => incompleteResources.has(r)),
     };
     jobs.set(id, job);
     return job;
@@ -347,6 +356,7 @@ export async function startPortabilityApiSimulator(opts: PortabilityApiSimulator
           approxBytes: kind === 'archive-browser' ? Math.min(archiveBytes, 32 * 1024) : archiveBytes,
           resource: job.resources.join('+'),
           kind,
+          incompleteServices: job.incomplete,
         });
         out.push({ path: file, size: r.size, crc32c: r.crc32c, md5: r.md5, kind });
       }

@@ -190,6 +190,15 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   const onJobFinished = async (job: Job): Promise<void> => {
     if (job.scheduleId) await (await schedules()).jobFinished(job);
   };
+  const manifests = lazy(async () => {
+    const { FirestoreManifestStore } = await import('./adapters/firestore-manifest-store');
+    return new FirestoreManifestStore(await firestore());
+  });
+  // Manifests: each copied archive's zip central directory, read by range from the bucket.
+  const indexing = lazy(async () => {
+    const [{ ArchiveIndexing }, { CloudStorageArchiveReader }] = await Promise.all([import('./pipeline/archive-indexing'), import('./adapters/cloud-storage-archive-reader')]);
+    return new ArchiveIndexing({ reader: async () => new CloudStorageArchiveReader(await storage()), manifests, logger, now });
+  });
   // The task functions always call Google, enqueue and decrypt: those adapters are made with the runner.
   const runner = lazy(async () => {
     const { JobRunner } = await import('./pipeline/job-runner');
@@ -206,6 +215,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       copySliceSeconds: config.copy.sliceSeconds,
       copyChunkBytes: config.copy.chunkBytes,
       parallelCopy: { minBytes: config.copy.parallelMinBytes, parts: config.copy.parallelParts },
+      indexing: { index: async (job, archive, stored) => (await indexing()).index(job, archive, stored) },
       logger,
       now,
       onJobFinished,
@@ -220,11 +230,12 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
 
   // Handlers.
   const apiHandler = lazy(async () => {
-    const [{ createApiHandler }, { ExportDeletion }, { AuthorizationStatusReader }, { ArchiveDownloads }] = await Promise.all([
+    const [{ createApiHandler }, { ExportDeletion }, { AuthorizationStatusReader }, { ArchiveDownloads }, { ArchiveManifestViews }] = await Promise.all([
       import('./http/api-handler'),
       import('./pipeline/export-housekeeping'),
       import('./pipeline/authorization-status'),
       import('./pipeline/archive-downloads'),
+      import('./pipeline/archive-manifest-views'),
     ]);
     const svc = await service();
     return createApiHandler({
@@ -234,9 +245,10 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       corsOrigins: config.corsOrigins,
       projectId: config.projectId,
       logger,
-      deletion: new ExportDeletion({ store: await store(), archives, cancel: (u, e) => svc.cancelExport(u, e), logger }),
+      deletion: new ExportDeletion({ store: await store(), archives, cancel: (u, e) => svc.cancelExport(u, e), manifests, logger }),
       authorizations: new AuthorizationStatusReader({ store: await store(), clientId: config.oauth.clientId, testingMode: config.oauthClientTestingMode }),
       downloads: new ArchiveDownloads({ store: await store(), signer: downloadSigner, ttlSeconds: config.downloads.ttlSeconds, logger, now }),
+      manifests: new ArchiveManifestViews({ store: await store(), manifests }),
     });
   });
   /** A Cloud Tasks function: its own URL is the token audience; it runs only its steps. */

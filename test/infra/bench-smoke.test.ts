@@ -10,6 +10,7 @@ import { runUploadBench } from '../../bench/upload-bench';
 import { runApiLoadBench } from '../../bench/api-load-bench';
 import { runThroughputBench, runWideExportBench } from '../../bench/pipeline-scale-bench';
 import { runSweepScaleBench } from '../../bench/sweep-scale-bench';
+import { runManifestBench } from '../../bench/manifest-bench';
 
 describe('benchmarks (smoke)', () => {
   it('copy, upload, download, buffering and ranged legs each run and produce a row', async () => {
@@ -23,6 +24,13 @@ describe('benchmarks (smoke)', () => {
     expect(rows).toHaveLength(1);
     expect(Number.isFinite(rows[0]?.ratio)).toBe(true);
   });
+
+  it('the manifest benchmark lists a small sparse archive (and one forced to Zip64 by its entry count) through the stand-in and counts the bytes served', async () => {
+    const rows = await runManifestBench({ cases: [{ mib: 4, entries: 20, judged: true }, { mib: 2, entries: 0xffff, judged: false }], log: () => undefined });
+    expect(rows.map((r) => r.bench)).toEqual(['12 manifest reads', '12 manifest reads']);
+    expect(rows[1]?.name).toMatch(/Zip64/);
+    for (const r of rows) expect(Number.isFinite(r.ratio)).toBe(true);
+  }, 120_000);
 
   it('polling simulation counts calls and notice delay', () => {
     expect(simulate(3600, POLICIES['fixed 5 min'])).toEqual({ calls: 12, noticeDelaySeconds: 0 });

@@ -63,6 +63,7 @@ describe('job state machine', () => {
       'parts-planned': ['COPYING'],
       'part-copied': ['COPYING'],
       'slice-ended': ['COPYING'],
+      'archive-indexed': ['COPYING'],
       redelivered: ['INITIATING', 'WAITING', 'COPYING'],
     };
     for (const [event, where] of Object.entries(allowed) as [JobEvent['type'], readonly JobState[]][]) {
@@ -90,6 +91,28 @@ describe('job state machine', () => {
     ] as const) {
       expect(transition({ ...job, state, seq: 3 }, e, 0, policy).job.seq).toBe(4);
     }
+  });
+
+  it('records each archive\'s manifest once, merges its warnings without duplicates, keeps them on the finished job and drops them when a copy starts afresh', () => {
+    const copying: Job = { ...fresh(), state: 'COPYING', seq: 4 };
+    const chrome = { code: 'SERVICE_INCOMPLETE' as const, archive: 0, service: 'Chrome history', message: 'Google marked Chrome history incomplete' };
+    const first = transition(copying, { type: 'archive-indexed', archive: 0, entries: 12, warnings: [chrome] }, MIN, policy);
+    expect(first.effects).toEqual([]);
+    expect(first.job.seq).toBe(4); // bookkeeping: the copy task in flight stays valid
+    expect(first.job.manifests).toEqual([{ archive: 0, entries: 12 }]);
+    // The same archive again (a redelivered copy step): refused by the guard, nothing doubles.
+    expect(applies(first.job, { type: 'archive-indexed', archive: 0, entries: 12, warnings: [chrome] }, MIN)).toBe(false);
+    // The same service marked incomplete in the second archive is one warning; another archive's damage is its own.
+    const damaged = { code: 'ARCHIVE_DAMAGED' as const, archive: 1, message: 'archive 2 is damaged' };
+    const second = transition(first.job, { type: 'archive-indexed', archive: 1, entries: 3, warnings: [{ ...chrome, archive: 1 }, damaged] }, MIN, policy).job;
+    expect(second.warnings).toEqual([chrome, damaged]);
+    expect(second.manifests).toEqual([{ archive: 0, entries: 12 }, { archive: 1, entries: 3 }]);
+    const done = transition(second, { type: 'copied', archives: [] }, 2 * MIN, policy).job;
+    expect(done).toMatchObject({ state: 'SUCCEEDED', warnings: [chrome, damaged], manifests: second.manifests });
+    expect(canApply(done, 'archive-indexed')).toBe(false);
+    const again = transition({ ...second, state: 'WAITING' }, { type: 'archive-complete' }, 3 * MIN, policy).job;
+    expect(again).not.toHaveProperty('warnings');
+    expect(again).not.toHaveProperty('manifests');
   });
 
   it('polls in proportion to the wait, counts checks, and ends a job with no further step', () => {

@@ -18,4 +18,6 @@ export const paths = {
   job: (jobId: string) => `jobs/${jobId}`,
   idempotency: (userId: string, key: string) => `idempotency/${sha256(`${userId}\n${key}`)}`,
   schedule: (scheduleId: string) => `schedules/${scheduleId}`,
+  /** Archive `archive` (0-based) of a job: its manifest's summary; its entries in the subcollection `pages`. */
+  manifest: (jobId: string, archive: number) => `manifests/${jobId}_${archive}`,
 };

@@ -140,3 +140,14 @@ export class InvalidTransitionError extends Error {
     this.name = 'InvalidTransitionError';
   }
 }
+
+/** An archive is not a zip, or its central directory is damaged: the copy stands, the manifest becomes a warning. */
+export class ArchiveFormatError extends Error {
+  constructor(
+    readonly kind: 'NOT_ZIP' | 'DAMAGED',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ArchiveFormatError';
+  }
+}

@@ -8,7 +8,8 @@
  */
 import { partRanges } from './archive-parts';
 import { InvalidTransitionError } from './errors';
-import type { CopyPartsPlan, CopyState, Job, JobError, JobState, StoredArchive } from './model';
+import type { CopyPartsPlan, CopyState, Job, JobError, JobState, JobWarning, StoredArchive } from './model';
+import { mergeWarnings } from './archive-manifest';
 import { DEFAULT_COPY_LEASE_SECONDS, nextCheckDelaySeconds, type PollingPolicy } from './polling-policy';
 
 const TERMINAL: ReadonlySet<JobState> = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
@@ -40,6 +41,8 @@ export type JobEvent =
   | { type: 'part-copied'; archive: number; count: number; part: number }
   /** The copy's time slice is over: a fresh task resumes from the saved session. */
   | { type: 'slice-ended' }
+  /** Archive `archive` (in the bucket) has its manifest stored; what it found about completeness joins the job's warnings. */
+  | { type: 'archive-indexed'; archive: number; entries: number; warnings: JobWarning[] }
   /** The sweeper found the step overdue and enqueued it again (`redelivery` names the task anew). */
   | { type: 'redelivered'; nextCheckAt: number; redelivery: number };
 
@@ -70,6 +73,7 @@ const ALLOWED: Record<JobEvent['type'], readonly JobState[]> = {
   'parts-planned': ['COPYING'],
   'part-copied': ['COPYING'],
   'slice-ended': ['COPYING'],
+  'archive-indexed': ['COPYING'],
   redelivered: LIVE,
 };
 
@@ -92,6 +96,8 @@ export function applies(job: Job, event: JobEvent, now: number): boolean {
     }
     case 'redelivered':
       return job.nextCheckAt !== undefined;
+    case 'archive-indexed':
+      return !(job.manifests ?? []).some((m) => m.archive === event.archive);
     default:
       return true;
   }
@@ -149,7 +155,7 @@ export function transition(job: Job, event: JobEvent, now: number, policy: Polli
       });
     case 'archive-complete':
       return {
-        job: { ...base, state: 'COPYING', nextCheckAt: copyLeaseEnds, checks: job.checks + 1, readyAt: now, bytesCopied: 0, ...(event.exportTime ? { exportTime: event.exportTime } : {}) },
+        job: { ...withoutManifests(base), state: 'COPYING', nextCheckAt: copyLeaseEnds, checks: job.checks + 1, readyAt: now, bytesCopied: 0, ...(event.exportTime ? { exportTime: event.exportTime } : {}) },
         effects: [{ type: 'enqueue', step: 'copy', delaySeconds: 0 }],
       };
     case 'cancelled':
@@ -177,6 +183,10 @@ export function transition(job: Job, event: JobEvent, now: number, policy: Polli
       };
     case 'part-copied':
       return partCopied(job, event.part, now, copyLeaseEnds);
+    case 'archive-indexed': {
+      const manifests = [...(job.manifests ?? []), { archive: event.archive, entries: event.entries }].sort((a, b) => a.archive - b.archive);
+      return same({ ...job, manifests, warnings: mergeWarnings(job.warnings ?? [], event.warnings), updatedAt: now });
+    }
     case 'slice-ended':
       return { job: { ...job, seq: job.seq + 1, updatedAt: now, nextCheckAt: copyLeaseEnds }, effects: [{ type: 'enqueue', step: 'copy', delaySeconds: 0 }] };
     case 'redelivered':
@@ -185,6 +195,12 @@ export function transition(job: Job, event: JobEvent, now: number, policy: Polli
         effects: [{ type: 'enqueue', step: STEP_OF[job.state], delaySeconds: 0, redelivery: event.redelivery }],
       };
   }
+}
+
+/** A copy starts afresh: no manifest or warning of an earlier copy stays. */
+function withoutManifests(job: Job): Job {
+  const { manifests: _m, warnings: _w, ...rest } = job;
+  return rest;
 }
 
 /** The task that carries a live job's next step. */

@@ -77,9 +77,30 @@ export interface Job {
   /** While COPYING: the size of all the job's archives together, when their URLs declared it (for "45 % of 2.6 GB"). */
   bytesTotal?: number;
   error?: JobError;
+  /** What the archives' manifests found (Google marked a service incomplete, an archive is not a zip): the export may not be whole. */
+  warnings?: JobWarning[];
+  /** The archives (0-based) whose manifest is stored, with their entry counts: `manifests/{jobId}_{n}`. */
+  manifests?: ManifestCount[];
   /** A scheduled run's job: its schedule, and whether it asked for what is new (`incremental`) or all (`full`: no time filter). */
   scheduleId?: string;
   window?: 'incremental' | 'full';
+}
+
+export type JobWarningCode = 'SERVICE_INCOMPLETE' | 'ARCHIVE_NOT_ZIP' | 'ARCHIVE_DAMAGED' | 'ARCHIVE_BROWSER_UNREADABLE';
+
+/** Something a job's archives say about their completeness; the job still SUCCEEDED (its bytes are copied and verified). */
+export interface JobWarning {
+  code: JobWarningCode;
+  /** Which archive (0-based, URL order). */
+  archive: number;
+  message: string;
+  /** SERVICE_INCOMPLETE: the service as Google's index names it. */
+  service?: string;
+}
+
+export interface ManifestCount {
+  archive: number;
+  entries: number;
 }
 
 export interface CopyState {

@@ -9,12 +9,13 @@ import type { IdTokenVerifier } from '../domain/ports/caller-identity';
 import { type Logger, traceFields } from '../logging';
 import { RESOURCE_GROUP_CATALOGUE } from '../domain/resource-group-catalogue';
 import type { ArchiveDownloads } from '../pipeline/archive-downloads';
+import type { ArchiveManifestViews } from '../pipeline/archive-manifest-views';
 import type { AuthorizationStatusReader } from '../pipeline/authorization-status';
 import type { ExportService } from '../pipeline/export-service';
 import type { ExportDeletion } from '../pipeline/export-housekeeping';
 import type { ScheduleService } from '../pipeline/schedule-service';
 import { header, sendError, type HttpRequest, type HttpResponse } from './http-types';
-import { archiveIndex, authorizationBody, authorizationStartBody, emptyBody, exportBody, idempotencyKey, jsonBody, listQuery, parse, scheduleBody, USER_ID } from './api-requests';
+import { archiveIndex, authorizationBody, authorizationStartBody, emptyBody, exportBody, idempotencyKey, jsonBody, listQuery, manifestQuery, parse, scheduleBody, USER_ID } from './api-requests';
 import { BODY_TOO_LARGE_MESSAGE } from './request-body-guard';
 
 export interface ApiHandlerDeps {
@@ -31,6 +32,8 @@ export interface ApiHandlerDeps {
   authorizations?: Pick<AuthorizationStatusReader, 'read'>;
   /** POST /v1/exports/{id}/jobs/{jobId}/archives/{n}:download; without it the route answers 404. */
   downloads?: Pick<ArchiveDownloads, 'issue'>;
+  /** GET /v1/exports/{id}/jobs/{jobId}/archives/{n}/manifest; without it the route answers 404. */
+  manifests?: Pick<ArchiveManifestViews, 'read'>;
 }
 
 type Route = { method: string; pattern: RegExp; handle: (ctx: RouteContext, m: RegExpMatchArray) => Promise<void> };
@@ -169,6 +172,19 @@ export function createApiHandler(deps: ApiHandlerDeps): (req: HttpRequest, res: 
         parse(emptyBody, jsonBody(req, true), '');
         const index = parse(archiveIndex, m[3], 'n');
         res.status(200).json(await downloads.issue(userId, m[1] as string, m[2] as string, index));
+      },
+    });
+  }
+
+  const { manifests } = deps;
+  if (manifests) {
+    routes.push({
+      method: 'GET',
+      pattern: /^\/v1\/exports\/([^/:]+)\/jobs\/([^/:]+)\/archives\/([^/:]+)\/manifest$/,
+      handle: async ({ req, res, userId }, m) => {
+        const { page } = parse(manifestQuery, req.query, 'query');
+        const index = parse(archiveIndex, m[3], 'n');
+        res.status(200).json(await manifests.read(userId, m[1] as string, m[2] as string, index, page));
       },
     });
   }

@@ -58,6 +58,11 @@ export const archiveIndex = z
   .regex(/^(0|[1-9][0-9]{0,5})$/, 'must be an archive index: a whole number from 0')
   .transform(Number);
 
+/** `?page=k` of a manifest's entries, from 0. */
+export const manifestQuery = z.strictObject({
+  page: z.string().regex(/^(0|[1-9][0-9]{0,5})$/, 'must be a page number: a whole number from 0').transform(Number).default('0'),
+});
+
 export const idempotencyKey = z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
 
 /** User ids become object-name prefixes: only ids of this shape are accepted from the issuer. */

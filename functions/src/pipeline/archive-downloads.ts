@@ -3,11 +3,10 @@
  * one of their SUCCEEDED jobs. Nothing is issued for another user's export (it answers like a
  * missing one), a job that has not succeeded, or an archive it does not have.
  */
-import { conflict, notFound } from '../domain/errors';
 import type { DownloadSigner } from '../domain/ports/download-signer';
 import type { ExportStore } from '../domain/ports/export-store';
 import type { Logger } from '../logging';
-import { ID_PATTERN } from '../domain/ids';
+import { ownSucceededArchive } from './archive-ownership';
 
 export interface ArchiveDownloadsDeps {
   store: Pick<ExportStore, 'getExport' | 'getJob'>;
@@ -33,15 +32,7 @@ export class ArchiveDownloads {
 
   /** A link to archive `index` (0-based, the order of the job's `archives`) of this user's job. */
   async issue(userId: string, exportId: string, jobId: string, index: number): Promise<DownloadLink> {
-    if (!ID_PATTERN.test(exportId)) throw notFound('Export');
-    const record = await this.deps.store.getExport(exportId);
-    // Another user's export answers exactly like a missing one.
-    if (!record || record.userId !== userId) throw notFound('Export');
-    const job = ID_PATTERN.test(jobId) ? await this.deps.store.getJob(jobId) : undefined;
-    if (!job || job.exportId !== exportId || job.userId !== userId) throw notFound('Job');
-    if (job.state !== 'SUCCEEDED') throw conflict('JOB_NOT_SUCCEEDED', `Only a SUCCEEDED job's archives can be downloaded; this job is ${job.state}`);
-    const archive = job.archives[index];
-    if (!archive) throw notFound(`Archive ${index} (the job has ${job.archives.length}, numbered from 0)`);
+    const { archive } = await ownSucceededArchive(this.deps.store, userId, exportId, jobId, index, 'download links');
     // Whole seconds, as the signature carries them.
     const issuedAt = Math.floor(this.now() / 1000) * 1000;
     const expiresAt = issuedAt + this.deps.ttlSeconds * 1000;

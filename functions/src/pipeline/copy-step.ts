@@ -16,6 +16,7 @@ import type { PortabilityApi } from '../domain/ports/portability-api';
 import type { SecretCipher } from '../domain/ports/secret-cipher';
 import type { Logger } from '../logging';
 import { quotaUserOf, type AccessTokens } from './access-tokens';
+import type { ArchiveIndexing } from './archive-indexing';
 import type { JobTransitions } from './job-transitions';
 import { StepFailed, toStepFailure } from './step-failure';
 import type { TaskOutcome } from './task-outcome';
@@ -36,6 +37,8 @@ export interface CopyStepDeps {
   copyChunkBytes: number;
   /** Archives of at least `minBytes` (that declare a CRC32C) are copied as `parts` byte ranges; unset, every archive is one stream. */
   parallelCopy?: { minBytes: number; parts: number };
+  /** Lists each copied archive into its manifest (unset: no manifests). */
+  indexing?: Pick<ArchiveIndexing, 'index'>;
   logger: Logger;
   now: () => number;
 }
@@ -117,6 +120,7 @@ export class CopyStep {
         if (i + 1 < count) await this.commit(job, { type: 'copy-saved', copy: { done: archives } });
       }
       await progressWrite;
+      await this.indexArchives(job, archives);
       if (!(await this.commit(job, { type: 'copied', archives }))) return await this.abandonCopy(job);
       return { kind: 'done', detail: `copied ${archives.length} archive(s)` };
     } catch (err) {
@@ -194,6 +198,21 @@ export class CopyStep {
         }
         throw err;
       }
+    }
+  }
+
+  /**
+   * Every archive in the bucket gets its manifest before the job SUCCEEDS, so the job's warnings
+   * are there when it does. Archives already indexed (a redelivered task) are skipped; one whose
+   * event a concurrent delivery already recorded is written again identically and not counted twice.
+   */
+  private async indexArchives(job: Job, archives: StoredArchive[]): Promise<void> {
+    const indexing = this.deps.indexing;
+    if (!indexing) return;
+    for (const [i, archive] of archives.entries()) {
+      if ((job.manifests ?? []).some((m) => m.archive === i)) continue;
+      const { entries, warnings } = await indexing.index(job, i, archive);
+      await this.commit(job, { type: 'archive-indexed', archive: i, entries, warnings });
     }
   }
 

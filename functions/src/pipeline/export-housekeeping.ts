@@ -6,6 +6,7 @@ import { conflict, notFound, RequestError } from '../domain/errors';
 import { isTerminal } from '../domain/job';
 import type { ArchiveBucket } from '../domain/ports/archive-copier';
 import type { ExportStore, HousekeepingStore } from '../domain/ports/export-store';
+import type { ManifestStore } from '../domain/ports/manifest-store';
 import type { Logger } from '../logging';
 import { ID_PATTERN } from '../domain/ids';
 
@@ -15,13 +16,15 @@ export interface ExportDeletionDeps {
   archives: () => Promise<ArchiveBucket>;
   /** Cancels the export's jobs that have not reached their archive (ExportService.cancelExport). */
   cancel: (userId: string, exportId: string) => Promise<unknown>;
+  /** The archives' manifests, removed with the archives (unset: none are kept). */
+  manifests?: () => Promise<Pick<ManifestStore, 'deleteOfExport'>>;
   logger: Logger;
 }
 
 /**
  * DELETE /v1/exports/{id}: cancels what is still running at Google first, refuses (409) while a
- * copy is writing into the bucket, then removes the archives under `{user}/{exportId}/`, the
- * jobs, the idempotency records and the export. Each step is idempotent: a failure midway leaves
+ * copy is writing into the bucket, then removes the archives under `{user}/{exportId}/`, their
+ * manifests, the jobs, the idempotency records and the export. Each step is idempotent: a failure midway leaves
  * the export listed, and sending DELETE again finishes the work.
  */
 export class ExportDeletion {
@@ -43,7 +46,8 @@ export class ExportDeletion {
     }
     // Both ids were validated (the user id by the API, the export id above): the prefix cannot escape.
     const deleted = await (await this.deps.archives()).deletePrefix(`${userId}/${exportId}/`);
+    const manifests = this.deps.manifests ? await (await this.deps.manifests()).deleteOfExport(exportId) : 0;
     await this.deps.store.deleteExportRecords(exportId);
-    this.deps.logger.info({ userId, exportId, objects: deleted }, 'export deleted');
+    this.deps.logger.info({ userId, exportId, objects: deleted, manifests }, 'export deleted');
   }
 }

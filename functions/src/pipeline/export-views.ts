@@ -14,6 +14,8 @@ export interface ExportView {
   /** Set on the exports a schedule started. */
   scheduleId?: string;
   run?: number;
+  /** Across the jobs: archives with a manifest, their entries, and the jobs' warnings (set once any job has a manifest or a warning). */
+  manifests?: { archives: number; entries: number; warnings: number };
 }
 
 export interface JobView {
@@ -30,6 +32,10 @@ export interface JobView {
   bytesTotal?: number;
   archives?: Job['archives'];
   error?: Job['error'];
+  /** What the archives' manifests found: Google marked a service incomplete, an archive is not a zip or is damaged. */
+  warnings?: Job['warnings'];
+  /** Each archive with a manifest (`GET …/archives/{n}/manifest`) and its entry count. */
+  manifests?: Job['manifests'];
   /** Scheduled runs: `incremental` (since the previous run's exportTime) or `full` (the group has no time filter). */
   window?: Job['window'];
 }
@@ -48,8 +54,9 @@ export function toJobView(job: Job): JobView {
     ...(job.finishedAt !== undefined ? { finishedAt: iso(job.finishedAt) } : {}),
     exportTime: job.exportTime,
     ...(job.state === 'COPYING' ? { bytesCopied: job.bytesCopied, bytesTotal: job.bytesTotal } : {}),
-    ...(job.state === 'SUCCEEDED' ? { archives: job.archives } : {}),
+    ...(job.state === 'SUCCEEDED' ? { archives: job.archives, manifests: job.manifests } : {}),
     error: job.error,
+    ...(job.warnings?.length ? { warnings: job.warnings } : {}),
     window: job.window,
   };
 }
@@ -65,5 +72,13 @@ export function toExportView(record: ExportRecord, jobs: Job[]): ExportView {
     updatedAt: iso(Math.max(record.updatedAt, ...jobs.map((j) => j.updatedAt))),
     jobs: jobs.map(toJobView),
     ...(record.scheduleId ? { scheduleId: record.scheduleId, run: record.run } : {}),
+    ...manifestTotals(jobs),
   };
+}
+
+function manifestTotals(jobs: Job[]): Pick<ExportView, 'manifests'> {
+  const counts = jobs.flatMap((j) => (j.state === 'SUCCEEDED' ? (j.manifests ?? []) : []));
+  const warnings = jobs.reduce((n, j) => n + (j.warnings?.length ?? 0), 0);
+  if (counts.length === 0 && warnings === 0) return {};
+  return { manifests: { archives: counts.length, entries: counts.reduce((n, m) => n + m.entries, 0), warnings } };
 }

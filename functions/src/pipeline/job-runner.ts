@@ -18,6 +18,7 @@ import { CALL_LEASE_MS } from '../domain/retry-policies';
 import type { Logger } from '../logging';
 import { quotaUserOf, type AccessTokens } from './access-tokens';
 import { CopyStep } from './copy-step';
+import type { ArchiveIndexing } from './archive-indexing';
 import type { EventRelay } from './event-relay';
 import { JobTransitions } from './job-transitions';
 import { errorDetail, StepFailed, toStepFailure } from './step-failure';
@@ -43,6 +44,8 @@ export interface JobRunnerDeps {
    * every archive is one stream.
    */
   parallelCopy?: { minBytes: number; parts: number };
+  /** Lists each copied archive into its manifest before the job succeeds (unset: no manifests). */
+  indexing?: Pick<ArchiveIndexing, 'index'>;
   logger: Logger;
   now?: () => number;
   /** Told after a job reached a terminal state (scheduled runs fold the outcome into their schedule). Failures are logged, not raised. */
