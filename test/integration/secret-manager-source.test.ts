@@ -47,7 +47,7 @@ describe('secrets from Secret Manager', () => {
 
     const disabled = server.addVersion('projects/demo-sm/secrets/off', 'whsec_off');
     server.disableVersion(disabled);
-    const err = await new SecretManagerSource(client).access(disabled).catch((e: unknown) => e as Error);
+    const err = (await new SecretManagerSource(client).access(disabled).then(() => undefined, (e: unknown) => e)) as Error;
     expect(err).toMatchObject({ code: 9 });
     expect(String(err.message)).not.toContain('whsec_off');
   });
