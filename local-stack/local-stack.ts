@@ -28,7 +28,7 @@ import { startOAuthSimulator, type OAuthSimulator } from './oauth-simulator';
 import { startPortabilityApiSimulator, type PortabilityApiSimulator } from './portability-api-simulator';
 import { startPubSubEmulator } from './pubsub-emulator';
 import { startSecretManagerServer, type SecretManagerServer } from './secret-manager-server';
-import { startWebhookReceiver, type WebhookReceiver } from './webhook-receiver';
+import { startWebhookReceiver, type ReceivedWebhook, type WebhookReceiver } from './webhook-receiver';
 import { createCloudTasksClient } from '../functions/src/adapters/cloud-tasks-queue';
 
 export interface LocalStackOptions {
@@ -66,7 +66,7 @@ export interface LocalStackOptions {
    * backoff and `webhookMaxAttempts` (default 4) attempts. http://127.0.0.1 is allowed only here
    * (WEBHOOK_ALLOW_LOCAL_HTTP).
    */
-  webhooks?: Array<{ id: string; respond?: WebhookReceiver['respond'] }>;
+  webhooks?: Array<{ id: string; respond?: WebhookReceiver['respond']; onReceived?: (w: ReceivedWebhook) => void }>;
   webhookMaxAttempts?: number;
   /** Extra environment for the functions (wins over the stack's own). */
   env?: Record<string, string>;
@@ -187,7 +187,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       const receivers: Record<string, WebhookReceiver> = {};
       const endpoints: Array<{ id: string; url: string; secret: string }> = [];
       for (const w of opts.webhooks) {
-        const r = await startWebhookReceiver(w.respond ? { respond: w.respond } : {});
+        const r = await startWebhookReceiver({ ...(w.respond ? { respond: w.respond } : {}), ...(w.onReceived ? { onReceived: w.onReceived } : {}) });
         stops.push(() => r.stop());
         receivers[w.id] = r;
         endpoints.push({ id: w.id, url: r.url, secret: secretManager.addVersion(`projects/${projectId}/secrets/webhook-${w.id}`, r.secret) });
