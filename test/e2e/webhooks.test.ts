@@ -176,4 +176,29 @@ describe('signed webhooks', () => {
     expect(twice.every((w) => w.verified && w.id === id)).toBe(true);
     expect(twice[0]!.event).toEqual(twice[1]!.event);
   });
+
+  it('the deliverer answers a caller without the invoker\'s token 401, and drops a malformed or unknown task with 200 JSON', async () => {
+    const url = stack.config.webhooks.functionUrl!;
+    const anonymous = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' });
+    expect(anonymous.status).toBe(401);
+    expect(await anonymous.json()).toMatchObject({ error: { code: 'UNAUTHENTICATED' } });
+    const token = await stack.tasksOidcIssuer.sign({ aud: url, email: stack.config.tasks.serviceAccount, email_verified: true, sub: '1000' }, 300);
+    const post = async (body: unknown) => {
+      const res = await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    const before = receiver('app').received.length;
+    expect(await post({ endpointId: 'app' })).toMatchObject({ status: 200, body: { error: { code: 'DROPPED' } } });
+    expect(await post({ endpointId: 'app', event: { id: 'x' } })).toMatchObject({ status: 200, body: { error: { code: 'DROPPED' } } });
+    const event = {
+      id: `export/${exportId}/SUCCEEDED`,
+      type: 'portability.export.finished',
+      source: `exports/${exportId}`,
+      time: new Date().toISOString(),
+      attributes: { type: 'portability.export.finished', userIdHash: userIdHash('wendy'), exportId, state: 'SUCCEEDED' },
+      data: { exportId, state: 'SUCCEEDED', resources: [] },
+    };
+    expect(await post({ endpointId: 'gone', event })).toMatchObject({ status: 200, body: { outcome: 'dropped' } });
+    expect(receiver('app').received.length).toBe(before);
+  });
 });
