@@ -69,6 +69,15 @@ async function record(endpointId: string, eventId: string): Promise<WebhookDeliv
 describe('signed webhooks', () => {
   let exportId: string;
   let eventIds: string[];
+  /** The export's event as the relay hands it to the queue. */
+  const exportEvent = (): PipelineEvent => ({
+    id: `export/${exportId}/SUCCEEDED`,
+    type: 'portability.export.finished',
+    source: `exports/${exportId}`,
+    time: new Date().toISOString(),
+    attributes: { type: 'portability.export.finished', userIdHash: userIdHash('wendy'), exportId, state: 'SUCCEEDED' },
+    data: { exportId, state: 'SUCCEEDED', resources: [] },
+  });
 
   beforeAll(async () => {
     const { token } = await authorizedUser(stack, 'wendy', ['myactivity.search', 'chrome.history']);
@@ -150,14 +159,7 @@ describe('signed webhooks', () => {
       serviceAccountEmail: stack.config.tasks.serviceAccount,
       webhooks: { queue: stack.config.webhooks.queue, url: stack.config.webhooks.functionUrl! },
     });
-    const sent: PipelineEvent = {
-      id: `export/${exportId}/SUCCEEDED`,
-      type: 'portability.export.finished',
-      source: `exports/${exportId}`,
-      time: new Date().toISOString(),
-      attributes: { type: 'portability.export.finished', userIdHash: userIdHash('wendy'), exportId, state: 'SUCCEEDED' },
-      data: { exportId, state: 'SUCCEEDED', resources: [] },
-    };
+    const sent = exportEvent();
     await queue.enqueueDelivery({ endpointId: 'app', event: sent });
     await stack.tasks.idle();
     expect(receivedOf('app', eventIds)).toHaveLength(before);
@@ -190,14 +192,7 @@ describe('signed webhooks', () => {
     const before = receiver('app').received.length;
     expect(await post({ endpointId: 'app' })).toMatchObject({ status: 200, body: { error: { code: 'DROPPED' } } });
     expect(await post({ endpointId: 'app', event: { id: 'x' } })).toMatchObject({ status: 200, body: { error: { code: 'DROPPED' } } });
-    const event = {
-      id: `export/${exportId}/SUCCEEDED`,
-      type: 'portability.export.finished',
-      source: `exports/${exportId}`,
-      time: new Date().toISOString(),
-      attributes: { type: 'portability.export.finished', userIdHash: userIdHash('wendy'), exportId, state: 'SUCCEEDED' },
-      data: { exportId, state: 'SUCCEEDED', resources: [] },
-    };
+    const event = exportEvent();
     expect(await post({ endpointId: 'gone', event })).toMatchObject({ status: 200, body: { outcome: 'dropped' } });
     expect(receiver('app').received.length).toBe(before);
   });
