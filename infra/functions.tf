@@ -275,3 +275,59 @@ resource "google_cloudfunctions2_function" "run_schedules" {
     google_storage_bucket_iam_member.build_source_reader,
   ]
 }
+
+resource "google_cloudfunctions2_function" "deliver_webhooks" {
+  project     = var.project_id
+  location    = var.region
+  name        = local.names.webhook_fn
+  description = "Delivers one event to one webhook endpoint, signed; called by Cloud Tasks only (queue webhooks)."
+  labels      = local.labels
+
+  build_config {
+    runtime         = "nodejs22"
+    entry_point     = "deliverWebhooks"
+    service_account = google_service_account.build.id
+    environment_variables = {
+      # The source holds compiled lib/: no TypeScript build in the cloud.
+      GOOGLE_NODE_RUN_SCRIPTS = ""
+    }
+
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.functions_source.name
+      }
+    }
+  }
+
+  service_config {
+    service_account_email          = google_service_account.webhook.email
+    available_memory               = "256Mi"
+    timeout_seconds                = 120
+    max_instance_count             = var.function_max_instances.webhook
+    min_instance_count             = 0
+    ingress_settings               = var.worker_ingress
+    all_traffic_on_latest_revision = true
+    environment_variables          = local.function_environment
+
+    dynamic "secret_environment_variables" {
+      for_each = local.function_secrets
+      content {
+        key        = secret_environment_variables.key
+        project_id = var.project_id
+        secret     = secret_environment_variables.value
+        version    = "latest"
+      }
+    }
+  }
+
+  depends_on = [
+    google_project_service.enabled,
+    google_secret_manager_secret_iam_member.oauth_client_secret,
+    google_secret_manager_secret_iam_member.token_encryption_key,
+    google_secret_manager_secret_version.token_encryption_key,
+    google_secret_manager_secret_iam_member.webhook_secret,
+    google_project_iam_member.build,
+    google_storage_bucket_iam_member.build_source_reader,
+  ]
+}

@@ -34,6 +34,12 @@ resource "google_service_account" "schedule" {
   display_name = "${var.prefix}: runSchedules function"
 }
 
+resource "google_service_account" "webhook" {
+  project      = var.project_id
+  account_id   = "${var.prefix}-webhook"
+  display_name = "${var.prefix}: deliverWebhooks function"
+}
+
 resource "google_service_account" "tasks_invoker" {
   project      = var.project_id
   account_id   = "${var.prefix}-invoker"
@@ -54,6 +60,7 @@ locals {
     copy     = google_service_account.copy.member
     sweep    = google_service_account.sweep.member
     schedule = google_service_account.schedule.member
+    webhook  = google_service_account.webhook.member
   }
 
   # Which function enqueues into which queue.
@@ -67,15 +74,28 @@ locals {
     "sweep-copy"  = { queue = google_cloud_tasks_queue.copy.name, member = google_service_account.sweep.member }
     # runSchedules fans out scheduled runs and enqueues each run's initiate steps, both on the check queue.
     "schedule-check" = { queue = google_cloud_tasks_queue.check.name, member = google_service_account.schedule.member }
+    # Every function that tells of a change hands its events to the webhook queue (pipeline/event-relay.ts).
+    "api-webhooks"      = { queue = google_cloud_tasks_queue.webhooks.name, member = google_service_account.api.member }
+    "check-webhooks"    = { queue = google_cloud_tasks_queue.webhooks.name, member = google_service_account.check.member }
+    "copy-webhooks"     = { queue = google_cloud_tasks_queue.webhooks.name, member = google_service_account.copy.member }
+    "sweep-webhooks"    = { queue = google_cloud_tasks_queue.webhooks.name, member = google_service_account.sweep.member }
+    "schedule-webhooks" = { queue = google_cloud_tasks_queue.webhooks.name, member = google_service_account.schedule.member }
   }
 
-  # Functions that end jobs, and so publish their events (infra/pubsub.tf).
+  # Functions that end jobs or change schedules, and so publish their events (infra/pubsub.tf).
   event_publishers = {
-    api   = google_service_account.api.member
-    check = google_service_account.check.member
-    copy  = google_service_account.copy.member
-    sweep = google_service_account.sweep.member
+    api      = google_service_account.api.member
+    check    = google_service_account.check.member
+    copy     = google_service_account.copy.member
+    sweep    = google_service_account.sweep.member
+    schedule = google_service_account.schedule.member
   }
+
+  # The webhook endpoints' secrets: only the deliverer reads them, each on its own secret.
+  webhook_secrets = { for e in var.webhook_endpoints : e.id => {
+    project = regex("^projects/([^/]+)/secrets/", e.secret)[0]
+    secret  = regex("^projects/[^/]+/secrets/([^/]+)/versions/", e.secret)[0]
+  } }
 
   # Functions that read or write users' OAuth tokens (the sweeper only re-enqueues).
   token_users = {
@@ -112,6 +132,15 @@ resource "google_secret_manager_secret_iam_member" "token_encryption_key" {
   secret_id = google_secret_manager_secret.token_encryption_key.secret_id
   role      = "roles/secretmanager.secretAccessor"
   member    = each.value
+}
+
+resource "google_secret_manager_secret_iam_member" "webhook_secret" {
+  for_each = local.webhook_secrets
+
+  project   = each.value.project
+  secret_id = each.value.secret
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.webhook.member
 }
 
 resource "google_kms_crypto_key_iam_member" "token_key" {
@@ -217,6 +246,14 @@ resource "google_cloud_run_service_iam_member" "schedule_invoker" {
   project  = var.project_id
   location = var.region
   service  = google_cloudfunctions2_function.run_schedules.name
+  role     = "roles/run.invoker"
+  member   = google_service_account.tasks_invoker.member
+}
+
+resource "google_cloud_run_service_iam_member" "webhook_invoker" {
+  project  = var.project_id
+  location = var.region
+  service  = google_cloudfunctions2_function.deliver_webhooks.name
   role     = "roles/run.invoker"
   member   = google_service_account.tasks_invoker.member
 }

@@ -7,6 +7,8 @@ locals {
     sweep_function = "${var.prefix}-sweep-jobs"
     schedule_fn    = "${var.prefix}-run-schedules"
     schedule_job   = "${var.prefix}-run-schedules"
+    webhook_fn     = "${var.prefix}-deliver-webhooks"
+    webhook_queue  = "${var.prefix}-webhooks"
     check_queue    = "${var.prefix}-check"
     copy_queue     = "${var.prefix}-copy"
     sweep_job      = "${var.prefix}-sweep-jobs"
@@ -36,6 +38,8 @@ locals {
     sweep = "https://${var.region}-${var.project_id}.cloudfunctions.net/${local.names.sweep_function}"
     # runSchedules: Cloud Scheduler's tick and one Cloud Task per scheduled run.
     schedule = "https://${var.region}-${var.project_id}.cloudfunctions.net/${local.names.schedule_fn}"
+    # deliverWebhooks: one Cloud Task per (event, webhook endpoint).
+    webhook = "https://${var.region}-${var.project_id}.cloudfunctions.net/${local.names.webhook_fn}"
   }
 
   functions_source_dir = coalesce(var.functions_source_dir, "${path.module}/../functions")
@@ -91,6 +95,12 @@ locals {
     MAX_CONCURRENT_EXPORTS = tostring(var.max_concurrent_exports)
     LOG_LEVEL              = var.log_level
     EVENTS_TOPIC           = google_pubsub_topic.events.name
+    # Names of Secret Manager versions, not secrets: the deliverer reads the secrets itself.
+    WEBHOOK_ENDPOINTS       = jsonencode(var.webhook_endpoints)
+    WEBHOOK_FUNCTION_URL    = local.function_urls.webhook
+    TASKS_QUEUE_WEBHOOKS    = google_cloud_tasks_queue.webhooks.name
+    WEBHOOK_MAX_ATTEMPTS    = tostring(var.webhook_queue.max_attempts)
+    WEBHOOK_TIMEOUT_SECONDS = tostring(var.webhook_timeout_seconds)
     # Read by the KMS envelope encryption that replaces TOKEN_ENCRYPTION_KEY.
     KMS_KEY_NAME = google_kms_crypto_key.token.id
   }

@@ -43,8 +43,9 @@ resource "google_pubsub_subscription" "events_example" {
   }
 }
 
-# The functions that can end a job publish: the api (cancel, reset), check (failures), copy
-# (success, failures) and the sweeper (what the outbox still holds). runSchedules never does.
+# The functions that can end a job or change a schedule publish: the api (cancel, reset), check
+# (failures), copy (success, failures), the sweeper (what the outbox still holds) and runSchedules
+# (a run started, a schedule ended). The webhook deliverer never does.
 resource "google_pubsub_topic_iam_member" "events_publishers" {
   for_each = local.event_publishers
 

@@ -365,6 +365,8 @@ variable "function_max_instances" {
     sweep = optional(number, 1)
     # One tick every few minutes plus one short task per due schedule.
     schedule = optional(number, 5)
+    # One short POST per event and webhook endpoint.
+    webhook = optional(number, 5)
   })
   description = "Maximum instances per function; copy is the one that moves bytes (and pays egress), sweep needs one."
   default     = {}
@@ -555,4 +557,56 @@ variable "events_example_subscription" {
   type        = bool
   description = "Create an example pull subscription (with a dead-letter topic) on the events topic; apps may use it or make their own."
   default     = true
+}
+
+variable "webhook_endpoints" {
+  type = list(object({
+    id     = string
+    url    = string
+    secret = string
+  }))
+  description = "Apps told by signed webhooks (Standard Webhooks): id (lowercase, digits, -), an https url on a public host, and secret, the Secret Manager secret version (projects/P/secrets/S/versions/N) holding whsec_<base64>. Only the deliverWebhooks function may read those secrets."
+  default     = []
+
+  validation {
+    condition = alltrue([for e in var.webhook_endpoints : (
+      can(regex("^[a-z0-9][a-z0-9-]{0,62}$", e.id)) &&
+      can(regex("^https://[^/@]+(/.*)?$", e.url)) &&
+      can(regex("^projects/[^/]+/secrets/[^/]+/versions/([0-9]+|latest)$", e.secret))
+    )]) && length(distinct([for e in var.webhook_endpoints : e.id])) == length(var.webhook_endpoints)
+    error_message = "webhook_endpoints: unique ids of lowercase letters, digits and -; https URLs without user info; secret as projects/P/secrets/S/versions/N (or latest)."
+  }
+}
+
+variable "webhook_queue" {
+  type = object({
+    max_dispatches_per_second = optional(number, 10)
+    max_concurrent_dispatches = optional(number, 20)
+    max_attempts              = optional(number, 12)
+    min_backoff_seconds       = optional(number, 10)
+    max_backoff_seconds       = optional(number, 3600)
+  })
+  description = "Rate and retry settings of the webhook delivery queue; max_attempts is also WEBHOOK_MAX_ATTEMPTS, after which a delivery is given up and recorded (fields: max_dispatches_per_second, max_concurrent_dispatches, max_attempts, min_backoff_seconds, max_backoff_seconds)."
+  default     = {}
+
+  validation {
+    condition = (
+      var.webhook_queue.max_dispatches_per_second > 0 && var.webhook_queue.max_dispatches_per_second <= 500 &&
+      var.webhook_queue.max_concurrent_dispatches >= 1 && var.webhook_queue.max_concurrent_dispatches <= 5000 &&
+      var.webhook_queue.max_attempts >= 1 && var.webhook_queue.max_attempts <= 100 &&
+      var.webhook_queue.min_backoff_seconds >= 1 && var.webhook_queue.min_backoff_seconds <= var.webhook_queue.max_backoff_seconds
+    )
+    error_message = "webhook_queue: 0 < max_dispatches_per_second <= 500, 1 <= max_concurrent_dispatches <= 5000, 1 <= max_attempts <= 100 (bounded: a delivery is given up), 1 <= min_backoff_seconds <= max_backoff_seconds."
+  }
+}
+
+variable "webhook_timeout_seconds" {
+  type        = number
+  description = "How long one webhook delivery waits for the endpoint's answer (WEBHOOK_TIMEOUT_SECONDS)."
+  default     = 10
+
+  validation {
+    condition     = var.webhook_timeout_seconds >= 1 && var.webhook_timeout_seconds <= 60 && floor(var.webhook_timeout_seconds) == var.webhook_timeout_seconds
+    error_message = "webhook_timeout_seconds: a whole number of seconds from 1 to 60."
+  }
 }

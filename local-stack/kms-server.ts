@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { GrpcClient, grpc } from 'google-gax';
 import { Crc32c } from '../functions/src/adapters/crc32c';
+import { serveGrpc } from './grpc-stand-in';
 
 const PROTOS_JSON = path.join(path.dirname(require.resolve('@google-cloud/kms')), '..', 'protos', 'protos.json');
 const KEY_RE = /^projects\/[^/]+\/locations\/[^/]+\/keyRings\/[^/]+\/cryptoKeys\/[^/]+$/;
@@ -143,16 +144,11 @@ export async function startKmsServer(opts: { host?: string } = {}): Promise<KmsS
       }
     };
   }
-  const server = new grpc.Server();
-  server.addService(pkg.google.cloud.kms.v1.KeyManagementService.service, implementation);
-  const bindHost = opts.host ?? '127.0.0.1';
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${bindHost}:0`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
+  const served = await serveGrpc(pkg.google.cloud.kms.v1.KeyManagementService.service, implementation, opts.host);
 
   return {
-    host: `${bindHost}:${port}`,
-    port,
+    host: served.host,
+    port: served.port,
     calls,
     createKey(name) {
       if (!KEY_RE.test(name)) throw new Error(`Invalid CryptoKey name: ${name}`);
@@ -171,13 +167,6 @@ export async function startKmsServer(opts: { host?: string } = {}): Promise<KmsS
       if (!v) throw new Error(`No such version: ${versionName}`);
       v.enabled = false;
     },
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.tryShutdown(() => resolve());
-        setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, 1000).unref();
-      }),
+    stop: served.stop,
   };
 }

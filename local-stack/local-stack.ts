@@ -27,6 +27,9 @@ import { freePort } from './net-utils';
 import { startOAuthSimulator, type OAuthSimulator } from './oauth-simulator';
 import { startPortabilityApiSimulator, type PortabilityApiSimulator } from './portability-api-simulator';
 import { startPubSubEmulator } from './pubsub-emulator';
+import { startSecretManagerServer, type SecretManagerServer } from './secret-manager-server';
+import { startWebhookReceiver, type ReceivedWebhook, type WebhookReceiver } from './webhook-receiver';
+import { createCloudTasksClient } from '../functions/src/adapters/cloud-tasks-queue';
 
 export interface LocalStackOptions {
   /** Use this Firestore emulator ('host:port') instead of starting one. */
@@ -57,6 +60,14 @@ export interface LocalStackOptions {
    * one. The topic is `EVENTS_TOPIC` (created here); default: no events.
    */
   events?: true | string;
+  /**
+   * Tell apps by webhooks: one local receiver per entry (verifying signatures with the
+   * `standardwebhooks` library), its secret in a Secret Manager stand-in, the webhook queue with
+   * backoff and `webhookMaxAttempts` (default 4) attempts. http://127.0.0.1 is allowed only here
+   * (WEBHOOK_ALLOW_LOCAL_HTTP).
+   */
+  webhooks?: Array<{ id: string; respond?: WebhookReceiver['respond']; onReceived?: (w: ReceivedWebhook) => void }>;
+  webhookMaxAttempts?: number;
   /** Extra environment for the functions (wins over the stack's own). */
   env?: Record<string, string>;
   overrides?: Overrides;
@@ -76,6 +87,8 @@ export interface LocalStack {
   firestoreEmulatorHost: string;
   /** With `events`: a Pub/Sub client of the emulator, and the topic the functions publish on. */
   events?: { pubsub: PubSub; topic: string };
+  /** With `webhooks`: the receivers by endpoint id, and the Secret Manager stand-in holding their secrets. */
+  webhooks?: { receivers: Record<string, WebhookReceiver>; secretManager: SecretManagerServer };
   /** Signs the OIDC tokens of Cloud Tasks and Cloud Scheduler (tests forge wrong ones with it). */
   tasksOidcIssuer: LocalOidcIssuer;
   /** An ID token for a user of the app's frontend. */
@@ -163,8 +176,31 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     const tasks = await startCloudTasksServer({ oidcIssuer: tasksIssuer, timeScale: opts.taskTimeScale ?? 1, maxAttempts: 50, minBackoffMs: 200, maxBackoffMs: 5_000 });
     stops.push(() => tasks.stop());
 
-    const [apiPort, checkPort, copyPort, sweepPort, schedulePort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+    const [apiPort, checkPort, copyPort, sweepPort, schedulePort, webhookPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
     const location = 'local';
+
+    let webhooks: LocalStack['webhooks'];
+    const webhookEnv: Record<string, string> = {};
+    if (opts.webhooks && opts.webhooks.length > 0) {
+      const secretManager = await startSecretManagerServer();
+      stops.push(() => secretManager.stop());
+      const receivers: Record<string, WebhookReceiver> = {};
+      const endpoints: Array<{ id: string; url: string; secret: string }> = [];
+      for (const w of opts.webhooks) {
+        const r = await startWebhookReceiver({ ...(w.respond ? { respond: w.respond } : {}), ...(w.onReceived ? { onReceived: w.onReceived } : {}) });
+        stops.push(() => r.stop());
+        receivers[w.id] = r;
+        endpoints.push({ id: w.id, url: r.url, secret: secretManager.addVersion(`projects/${projectId}/secrets/webhook-${w.id}`, r.secret) });
+      }
+      webhooks = { receivers, secretManager };
+      Object.assign(webhookEnv, {
+        WEBHOOK_ENDPOINTS: JSON.stringify(endpoints),
+        WEBHOOK_FUNCTION_URL: `http://127.0.0.1:${webhookPort}/`,
+        WEBHOOK_ALLOW_LOCAL_HTTP: 'true',
+        WEBHOOK_MAX_ATTEMPTS: String(opts.webhookMaxAttempts ?? 4),
+        SECRET_MANAGER_EMULATOR_HOST: secretManager.host,
+      });
+    }
     const env: Record<string, string> = {
       GOOGLE_CLOUD_PROJECT: projectId,
       FUNCTION_REGION: location,
@@ -200,10 +236,18 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       TASK_RETRY_BUDGET: String(opts.taskRetryBudget ?? 30),
       LOG_LEVEL: opts.logLevel ?? 'info',
       ...(pubsubHost ? { EVENTS_TOPIC: eventsTopic, PUBSUB_EMULATOR_HOST: pubsubHost } : {}),
+      ...webhookEnv,
       ...opts.env,
     };
     const config = parseConfig(env);
     for (const q of [config.tasks.checkQueue, config.tasks.copyQueue]) tasks.ensureQueue(`projects/${projectId}/locations/${location}/queues/${q}`);
+    if (webhooks) {
+      // As infra/tasks.tf makes it: backoff, and the same bound of attempts as the deliverer's.
+      const admin = createCloudTasksClient(tasks.host);
+      const parent = `projects/${projectId}/locations/${location}`;
+      await admin.createQueue({ parent, queue: { name: `${parent}/queues/${config.webhooks.queue}`, retryConfig: { maxAttempts: config.webhooks.maxAttempts, minBackoff: { seconds: 0, nanos: 200e6 }, maxBackoff: { seconds: 2 }, maxDoublings: 4 } } });
+      await admin.close();
+    }
 
     const storage = new Storage({ apiEndpoint: gcs.endpoint, projectId });
     await storage.bucket(config.archive.bucket).create().catch((err: { code?: number }) => {
@@ -235,6 +279,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     await serve('copyArchives', copyPort);
     await serve('sweepJobs', sweepPort);
     await serve('runSchedules', schedulePort);
+    if (webhooks) await serve('deliverWebhooks', webhookPort);
 
     const tickSchedules = async (): Promise<{ due: number; enqueued: number }> => {
       const token = await tasksIssuer.sign({ aud: config.tasks.scheduleUrl, email: TASKS_SA, email_verified: true, sub: '1000' }, 300);
@@ -276,6 +321,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       composition,
       firestoreEmulatorHost,
       ...(events ? { events } : {}),
+      ...(webhooks ? { webhooks } : {}),
       tasksOidcIssuer: tasksIssuer,
       idToken: (userId) => oauth.issueIdToken(userId),
       sweep,

@@ -15,6 +15,7 @@ import { buildWebApp } from '../web/build';
 import { LOCAL_REDIRECT_URI, startLocalStack, type LocalStack } from './local-stack';
 import { googleModeEnv } from './google-mode';
 import { startWebServer, webAppEnv, type WebServer } from './web-server';
+import type { ReceivedWebhook } from './webhook-receiver';
 
 const EXTERNAL = ['DATAPORTABILITY_API_ROOT', 'OAUTH_TOKEN_URL', 'OAUTH_AUTH_URL', 'OAUTH_REDIRECT_URIS', 'AUTH_JWKS_URL', 'AUTH_ISSUER', 'AUTH_AUDIENCE', 'OAUTH_CLIENT_ID', 'OAUTH_CLIENT_SECRET'];
 
@@ -125,10 +126,10 @@ async function main(): Promise<void> {
   const logDir = path.resolve(__dirname, '..', '.cache');
   mkdirSync(logDir, { recursive: true });
   const logFile = path.join(logDir, 'local-stack.log');
-  console.log('Starting the local stack (Firestore and Pub/Sub emulators, Cloud Storage and Cloud Tasks stand-ins, simulated Google APIs, functions)…');
+  console.log('Starting the local stack (Firestore and Pub/Sub emulators, Cloud Storage, Cloud Tasks and Secret Manager stand-ins, a webhook receiver, simulated Google APIs, functions)…');
   // The web app first: its origin goes into the API's CORS list and redirect URIs.
   const web = await startWebApp();
-  const stack = await startLocalStack({ env: webAppEnv(web.origin, { OAUTH_REDIRECT_URIS: LOCAL_REDIRECT_URI, ...external }), events: true, logDestination: createWriteStream(logFile), schedulerIntervalMs: 5000, jobDurationMs: Number(process.env.SIM_JOB_DURATION_MS ?? 3000) });
+  const stack = await startLocalStack({ env: webAppEnv(web.origin, { OAUTH_REDIRECT_URIS: LOCAL_REDIRECT_URI, ...external }), events: true, webhooks: [{ id: 'local-app', onReceived: printWebhook }], logDestination: createWriteStream(logFile), schedulerIntervalMs: 5000, jobDurationMs: Number(process.env.SIM_JOB_DURATION_MS ?? 3000) });
   await printEvents(stack);
   const shutdown = async () => {
     console.log('\nStopping…');
@@ -146,6 +147,7 @@ async function main(): Promise<void> {
   webConfig = { apiBaseUrl: stack.apiUrl, auth: { mode: 'local', idTokenUrl: stack.oauth.idTokenUrl }, pollMs: 1000 };
   console.log(`\nWeb app: ${web.origin}/   (sign in with any name; the consent screen is the local stack's stand-in for Google's)`);
   console.log(`API: ${stack.apiUrl}   (Firestore emulator ${stack.firestoreEmulatorHost}, Cloud Storage ${stack.gcs.endpoint}, Cloud Tasks ${stack.tasks.host})`);
+  if (stack.webhooks) console.log(`Webhook receiver (verifies signatures with standardwebhooks): ${stack.webhooks.receivers['local-app']?.url}   (Secret Manager stand-in ${stack.webhooks.secretManager.host})`);
   console.log(`Try:\n  curl -s -H 'Authorization: Bearer ${token}' ${stack.apiUrl}/v1/exports\n\nServing; Ctrl-C to stop.`);
 }
 
@@ -153,6 +155,12 @@ main().catch((err: unknown) => {
   console.error(err);
   process.exit(1);
 });
+
+/** An app's webhook endpoint: each delivery printed with whether its Standard Webhooks signature verified. */
+function printWebhook(w: ReceivedWebhook): void {
+  const what = w.event ? `${w.event.type} ${String(w.event.state ?? '')}` : 'a delivery';
+  console.log(`${new Date().toISOString().slice(11, 19)}  webhook ${what} (webhook-id ${w.id}) signature ${w.verified ? 'verified' : 'REFUSED'}, answered ${w.status}`);
+}
 
 /** An app's side: a subscription on the events topic, each event printed as it arrives. */
 async function printEvents(stack: LocalStack): Promise<void> {

@@ -46,6 +46,11 @@ OAUTH_CLIENT_TESTING_MODE="${OAUTH_CLIENT_TESTING_MODE:-false}"
 # The reference web app in a public bucket of its own (infra/web.tf); FIREBASE_API_KEY set uploads it too.
 WEB_APP_HOSTING="${WEB_APP_HOSTING:-true}"
 FIREBASE_API_KEY="${FIREBASE_API_KEY:-}"
+# Signed webhooks: a JSON list of {"id","url","secret"} (secret: projects/P/secrets/S/versions/N holding
+# whsec_<base64>, created beforehand like the OAuth client secret). Only the deliverer may read them.
+WEBHOOK_ENDPOINTS="${WEBHOOK_ENDPOINTS:-[]}"
+WEBHOOK_MAX_ATTEMPTS="${WEBHOOK_MAX_ATTEMPTS:-12}"
+WEBHOOK_TIMEOUT_SECONDS="${WEBHOOK_TIMEOUT_SECONDS:-10}"
 DRY_RUN="${DRY_RUN:-}"
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -63,6 +68,8 @@ COPY_FN="${PREFIX}-copy-archives"
 SWEEP_FN="${PREFIX}-sweep-jobs"
 SCHEDULE_FN="${PREFIX}-run-schedules"
 SCHEDULE_JOB="${PREFIX}-run-schedules"
+WEBHOOK_FN="${PREFIX}-deliver-webhooks"
+WEBHOOK_QUEUE="${PREFIX}-webhooks"
 CHECK_QUEUE="${PREFIX}-check"
 COPY_QUEUE="${PREFIX}-copy"
 SWEEP_JOB="${PREFIX}-sweep-jobs"
@@ -183,7 +190,7 @@ if ! exists secrets describe "$TOKEN_SECRET"; then
 fi
 
 log "Service accounts"
-for id in api check copy sweep schedule invoker build; do
+for id in api check copy sweep schedule webhook invoker build; do
   exists iam service-accounts describe "$(sa "$id")" ||
     gc iam service-accounts create "${PREFIX}-${id}" --display-name="${PREFIX}: ${id}"
 done
@@ -197,9 +204,11 @@ queue() { # name max_per_second max_concurrent max_attempts min_backoff max_back
 }
 queue "$CHECK_QUEUE" 5 20 100 10s 600s 5
 queue "$COPY_QUEUE" 1 5 100 30s 1800s 4
+# Bounded: the deliverer gives up and records on the last attempt (WEBHOOK_MAX_ATTEMPTS, the same number).
+queue "$WEBHOOK_QUEUE" 10 20 "$WEBHOOK_MAX_ATTEMPTS" 10s 3600s 8
 
 log "IAM (least privilege, as infra/iam.tf)"
-for id in api check copy sweep schedule; do
+for id in api check copy sweep schedule webhook; do
   member="serviceAccount:$(sa "$id")"
   gc projects add-iam-policy-binding "$PROJECT_ID" --member="$member" --role=roles/datastore.user --condition=None --format=none
   for secret in "$OAUTH_SECRET" "$TOKEN_SECRET"; do
@@ -213,11 +222,16 @@ for id in api check copy; do
   gc kms keys add-iam-policy-binding "$TOKEN_KEY" --keyring="$KEY_RING" --location="$REGION" \
     --member="serviceAccount:$(sa "$id")" --role=roles/cloudkms.cryptoKeyEncrypterDecrypter --format=none
 done
-for pair in api:"$CHECK_QUEUE" check:"$CHECK_QUEUE" check:"$COPY_QUEUE" copy:"$CHECK_QUEUE" copy:"$COPY_QUEUE" sweep:"$CHECK_QUEUE" sweep:"$COPY_QUEUE" schedule:"$CHECK_QUEUE"; do
+for pair in api:"$CHECK_QUEUE" check:"$CHECK_QUEUE" check:"$COPY_QUEUE" copy:"$CHECK_QUEUE" copy:"$COPY_QUEUE" sweep:"$CHECK_QUEUE" sweep:"$COPY_QUEUE" schedule:"$CHECK_QUEUE" \
+  api:"$WEBHOOK_QUEUE" check:"$WEBHOOK_QUEUE" copy:"$WEBHOOK_QUEUE" sweep:"$WEBHOOK_QUEUE" schedule:"$WEBHOOK_QUEUE"; do
   gc tasks queues add-iam-policy-binding "${pair#*:}" --location="$REGION" \
     --member="serviceAccount:$(sa "${pair%%:*}")" --role=roles/cloudtasks.enqueuer --format=none
 done
-for id in api check copy sweep; do
+# The webhook endpoints' secrets: the deliverer alone reads them, each on its own secret.
+for secret in $(node -e 'for (const e of JSON.parse(process.argv[1])) console.log(/^projects\/([^/]+)\/secrets\/([^/]+)\/versions\//.exec(e.secret).slice(1).join("/"))' "$WEBHOOK_ENDPOINTS"); do
+  gc secrets add-iam-policy-binding "${secret#*/}" --project="${secret%%/*}" --member="serviceAccount:$(sa webhook)" --role=roles/secretmanager.secretAccessor --format=none
+done
+for id in api check copy sweep schedule; do
   gc pubsub topics add-iam-policy-binding "$EVENTS_TOPIC" --member="serviceAccount:$(sa "$id")" --role=roles/pubsub.publisher --format=none
 done
 for id in api copy; do
@@ -281,6 +295,11 @@ MAX_EXPORTS_PER_DAY: $(q "$MAX_EXPORTS_PER_DAY")
 MAX_CONCURRENT_EXPORTS: $(q "$MAX_CONCURRENT_EXPORTS")
 LOG_LEVEL: $(q "$LOG_LEVEL")
 EVENTS_TOPIC: $(q "$EVENTS_TOPIC")
+WEBHOOK_ENDPOINTS: $(q "$WEBHOOK_ENDPOINTS")
+WEBHOOK_FUNCTION_URL: $(q "${FN_URL_BASE}/${WEBHOOK_FN}")
+TASKS_QUEUE_WEBHOOKS: $(q "$WEBHOOK_QUEUE")
+WEBHOOK_MAX_ATTEMPTS: $(q "$WEBHOOK_MAX_ATTEMPTS")
+WEBHOOK_TIMEOUT_SECONDS: $(q "$WEBHOOK_TIMEOUT_SECONDS")
 KMS_KEY_NAME: $(q "$KMS_KEY_NAME")
 ENV
 
@@ -300,12 +319,13 @@ deploy "$CHECK_FN" checkArchiveJob 256Mi 300s 10 "$WORKER_INGRESS" check
 deploy "$COPY_FN" copyArchives 512Mi 3600s 5 "$WORKER_INGRESS" copy
 deploy "$SWEEP_FN" sweepJobs 256Mi 300s 1 "$WORKER_INGRESS" sweep
 deploy "$SCHEDULE_FN" runSchedules 256Mi 300s 5 "$WORKER_INGRESS" schedule
+deploy "$WEBHOOK_FN" deliverWebhooks 256Mi 120s 5 "$WORKER_INGRESS" webhook
 
 log "Invokers: the API is public (it verifies ID tokens itself); the others admit only ${INVOKER_SA}"
 if [[ "$API_PUBLIC" == "true" ]]; then
   gc functions add-invoker-policy-binding "$API_FN" --region="$REGION" --member=allUsers --format=none
 fi
-for fn in "$CHECK_FN" "$COPY_FN" "$SWEEP_FN" "$SCHEDULE_FN"; do
+for fn in "$CHECK_FN" "$COPY_FN" "$SWEEP_FN" "$SCHEDULE_FN" "$WEBHOOK_FN"; do
   gc functions add-invoker-policy-binding "$fn" --region="$REGION" --member="serviceAccount:${INVOKER_SA}" --format=none
 done
 

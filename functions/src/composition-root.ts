@@ -15,6 +15,7 @@ import type { TaskStep } from './domain/ports/task-queues';
 import type { HttpRequest, HttpResponse } from './http/http-types';
 import { createLogger, type Logger } from './logging';
 import type { TaskCallerVerifier } from './adapters/task-caller-verifier';
+import type { HostLookup } from './adapters/address-guard';
 
 export interface Overrides {
   logger?: Logger;
@@ -25,11 +26,13 @@ export interface Overrides {
   firestore?: Firestore;
   /** Where events are published, when EVENTS_TOPIC is set (the chaos run refuses some publishes). */
   publisher?: () => Promise<EventPublisher>;
+  /** How webhook hosts are resolved (the start-up check and each delivery's connection); tests hand in their own. */
+  lookup?: HostLookup;
 }
 
 export type Handler = (req: HttpRequest, res: HttpResponse) => Promise<void>;
 
-export const ENTRY_POINTS = ['api', 'checkArchiveJob', 'copyArchives', 'sweepJobs', 'runSchedules'] as const;
+export const ENTRY_POINTS = ['api', 'checkArchiveJob', 'copyArchives', 'sweepJobs', 'runSchedules', 'deliverWebhooks'] as const;
 export type EntryPoint = (typeof ENTRY_POINTS)[number];
 
 export interface Composition {
@@ -38,6 +41,7 @@ export interface Composition {
   copyArchives: Handler;
   sweepJobs: Handler;
   runSchedules: Handler;
+  deliverWebhooks: Handler;
   logger: Logger;
   /**
    * Starts what the first request to `target` will need (a cold start): signing keys, a Firestore
@@ -61,6 +65,10 @@ function lazy<T>(make: () => Promise<T>): () => Promise<T> {
 export function createComposition(config: Config, overrides: Overrides = {}): Composition {
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
   const now = overrides.now ?? Date.now;
+  // Apps are told on a Pub/Sub topic and by webhooks, when configured: changes then write their events to the outbox.
+  const events = config.events;
+  const webhooks = config.webhooks;
+  const eventsOn = events !== undefined || webhooks.endpoints.length > 0;
 
   // Adapters, imported on first use: each function's cold start loads only the clients it needs.
   const firestore = lazy(async () => {
@@ -70,11 +78,11 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   });
   const store = lazy(async () => {
     const { FirestoreExportStore } = await import('./adapters/firestore-export-store');
-    return new FirestoreExportStore(await firestore(), { events: config.events !== undefined });
+    return new FirestoreExportStore(await firestore(), { events: eventsOn });
   });
   const scheduleStore = lazy(async () => {
     const { FirestoreScheduleStore } = await import('./adapters/firestore-schedule-store');
-    return new FirestoreScheduleStore(await firestore());
+    return new FirestoreScheduleStore(await firestore(), { events: eventsOn });
   });
   const consentStates = lazy(async () => {
     const { FirestoreConsentStateStore } = await import('./adapters/firestore-consent-state-store');
@@ -112,6 +120,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       copyUrl: config.tasks.copyUrl,
       serviceAccountEmail: config.tasks.serviceAccount,
       scheduleUrl: config.tasks.scheduleUrl,
+      ...(webhooks.functionUrl ? { webhooks: { queue: webhooks.queue, url: webhooks.functionUrl } } : {}),
       now,
     });
   });
@@ -130,17 +139,46 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       stallTimeoutMs: config.archive.stallSeconds * 1000,
     });
   });
-  // Apps are told on a Pub/Sub topic, when one is configured: events go through the outbox.
-  const events = config.events;
   const publisher = overrides.publisher ?? lazy(async () => {
     const [{ PubSub }, { PubSubEventPublisher }] = await Promise.all([import('@google-cloud/pubsub'), import('./adapters/pubsub-event-publisher')]);
     const pubsub = events?.emulatorHost ? new PubSub({ projectId: config.projectId, apiEndpoint: events.emulatorHost, emulatorMode: true }) : new PubSub({ projectId: config.projectId });
     return new PubSubEventPublisher(pubsub, events?.topic ?? '');
   });
+  // Webhook hosts must resolve to public addresses: checked once, before anything is enqueued for them.
+  const webhookHostsChecked = lazy(async () => {
+    const { assertWebhookHostsPublic } = await import('./config');
+    await assertWebhookHostsPublic(config, overrides.lookup);
+  });
   const relay = lazy(async () => {
-    if (!events) return undefined;
+    if (!eventsOn) return undefined;
     const [{ EventRelay }, { FirestoreEventOutbox }] = await Promise.all([import('./pipeline/event-relay'), import('./adapters/firestore-outbox')]);
-    return new EventRelay({ publisher, outbox: new FirestoreEventOutbox(await firestore()), logger });
+    if (webhooks.endpoints.length > 0) await webhookHostsChecked();
+    return new EventRelay({
+      ...(events ? { publisher } : {}),
+      ...(webhooks.endpoints.length > 0 ? { webhooks: { endpointIds: webhooks.endpoints.map((e) => e.id), queue } } : {}),
+      outbox: new FirestoreEventOutbox(await firestore()),
+      logger,
+    });
+  });
+  // Webhook deliveries: the endpoints' secrets from Secret Manager (cached), one POST per attempt.
+  const webhookDelivery = lazy(async () => {
+    const [{ WebhookDelivery }, { SecretManagerSource, createSecretManagerClient }, { nodeWebhookPost }, { FirestoreWebhookDeliveryLog }] = await Promise.all([
+      import('./pipeline/webhook-delivery'),
+      import('./adapters/secret-manager-source'),
+      import('./adapters/webhook-post'),
+      import('./adapters/firestore-webhook-deliveries'),
+    ]);
+    await webhookHostsChecked();
+    const secrets = new SecretManagerSource(createSecretManagerClient(webhooks.secretManagerEmulatorHost), now);
+    return new WebhookDelivery({
+      endpoints: webhooks.endpoints,
+      secrets: async () => secrets,
+      post: nodeWebhookPost({ timeoutMs: webhooks.timeoutSeconds * 1000, refusePrivateAddresses: !webhooks.allowLocalHttp, ...(overrides.lookup ? { lookup: overrides.lookup } : {}) }),
+      log: new FirestoreWebhookDeliveryLog(await firestore()),
+      maxAttempts: webhooks.maxAttempts,
+      logger,
+      now,
+    });
   });
   // Deleting an export's or a job's objects needs the bucket, not the copier.
   const archives = lazy(async () => {
@@ -184,7 +222,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   });
   const schedules = lazy(async () => {
     const { ScheduleService } = await import('./pipeline/schedule-service');
-    return new ScheduleService({ schedules: await scheduleStore(), store: await store(), queue, runQueue: queue, logger, now });
+    return new ScheduleService({ schedules: await scheduleStore(), store: await store(), queue, runQueue: queue, logger, now, relay: await relay() });
   });
   // Only a scheduled job loads the schedule side.
   const onJobFinished = async (job: Job): Promise<void> => {
@@ -271,12 +309,26 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
     const { createScheduleHandler } = await import('./http/schedule-handler');
     return createScheduleHandler({ schedules: await schedules(), verifier: await taskVerifier(config.tasks.scheduleUrl), projectId: config.projectId, logger });
   });
+  const webhookHandler = lazy(async (): Promise<Handler> => {
+    const url = webhooks.functionUrl;
+    if (!url) {
+      return async (_req, res) => {
+        const { sendError } = await import('./http/http-types');
+        sendError(res, 404, 'NOT_FOUND', 'No webhook endpoints are configured (WEBHOOK_ENDPOINTS, WEBHOOK_FUNCTION_URL)');
+      };
+    }
+    const { createWebhookTaskHandler } = await import('./http/webhook-task-handler');
+    // A cold start of the deliverer refuses a bad endpoint before its first delivery.
+    await webhookHostsChecked();
+    return createWebhookTaskHandler({ delivery: webhookDelivery, verifier: await taskVerifier(url), projectId: config.projectId, logger });
+  });
   const handlers: Record<EntryPoint, () => Promise<Handler>> = {
     api: apiHandler,
     checkArchiveJob: checkHandler,
     copyArchives: copyHandler,
     sweepJobs: sweepHandler,
     runSchedules: scheduleHandler,
+    deliverWebhooks: webhookHandler,
   };
   /** Whose OIDC tokens each entry point checks: the users' (api) or Google's for its own URL. */
   const keysOf: Record<EntryPoint, () => Promise<{ warm?(): Promise<void> }>> = {
@@ -285,6 +337,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
     copyArchives: () => taskVerifier(config.tasks.copyUrl),
     sweepJobs: () => taskVerifier(config.tasks.sweepUrl),
     runSchedules: () => taskVerifier(config.tasks.scheduleUrl),
+    deliverWebhooks: async () => (webhooks.functionUrl ? taskVerifier(webhooks.functionUrl) : {}),
   };
   return {
     api: async (req, res) => (await apiHandler())(req, res),
@@ -292,6 +345,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
     copyArchives: async (req, res) => (await copyHandler())(req, res),
     sweepJobs: async (req, res) => (await sweepHandler())(req, res),
     runSchedules: async (req, res) => (await scheduleHandler())(req, res),
+    deliverWebhooks: async (req, res) => (await webhookHandler())(req, res),
     logger,
     warmUp: async (target) => {
       if (!(target in handlers)) return;

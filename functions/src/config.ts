@@ -5,6 +5,8 @@
 import { z } from 'zod';
 import { coercedSafeInt, urlString as url } from './zod-helpers';
 import { GOOGLE_ARCHIVE_RETRIES_ALLOWED } from './domain/retry-policies';
+import { webhookEndpointProblems, webhookEndpointsSchema, webhookHostProblems } from './webhook-endpoints-config';
+import type { HostLookup } from './adapters/address-guard';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -72,6 +74,20 @@ const schema = z
     /** The Pub/Sub topic (short name, in this project) apps are told on when jobs and exports finish; unset, no events. */
     EVENTS_TOPIC: z.string().regex(/^[A-Za-z][\w.~+%-]{2,254}$/, 'a Pub/Sub topic name (letters, digits, - _ . ~ + %; 3 to 255, starting with a letter)').optional(),
     PUBSUB_EMULATOR_HOST: z.string().optional(),
+    /** Apps told by signed HTTP POSTs (Standard Webhooks): a JSON list of {id, url, secret: a Secret Manager secret version}; unset, none. */
+    WEBHOOK_ENDPOINTS: webhookEndpointsSchema.default('[]'),
+    /** The deliverWebhooks function's URL: where the webhook queue's tasks go (required with WEBHOOK_ENDPOINTS). */
+    WEBHOOK_FUNCTION_URL: url.optional(),
+    /** The Cloud Tasks queue of webhook deliveries. */
+    TASKS_QUEUE_WEBHOOKS: z.string().min(1).default('portability-webhooks'),
+    /** Attempts per delivery before it is given up and recorded (keep the queue's max_attempts at least this). */
+    WEBHOOK_MAX_ATTEMPTS: coercedSafeInt().min(1).max(100).default(12),
+    /** How long one delivery waits for the endpoint's answer. */
+    WEBHOOK_TIMEOUT_SECONDS: coercedSafeInt().min(1).max(60).default(10),
+    /** Local stack only: webhook endpoints may be http://127.0.0.1 (or localhost); production accepts public https hosts only. */
+    WEBHOOK_ALLOW_LOCAL_HTTP: bool.default('false'),
+    /** host:port of a Secret Manager API stand-in (plaintext gRPC); unset in production. */
+    SECRET_MANAGER_EMULATOR_HOST: z.string().optional(),
     STORAGE_API_ENDPOINT: url.optional(),
     /** How long a download link (a V4 signed URL of an archive) stays valid: at most an hour. */
     DOWNLOAD_URL_TTL_SECONDS: coercedSafeInt().min(60).max(3600).default(600),
@@ -152,6 +168,15 @@ const schema = z
     },
     firestoreEmulatorHost: e.FIRESTORE_EMULATOR_HOST,
     events: e.EVENTS_TOPIC ? { topic: e.EVENTS_TOPIC, emulatorHost: e.PUBSUB_EMULATOR_HOST } : undefined,
+    webhooks: {
+      endpoints: e.WEBHOOK_ENDPOINTS,
+      functionUrl: e.WEBHOOK_FUNCTION_URL,
+      queue: e.TASKS_QUEUE_WEBHOOKS,
+      maxAttempts: e.WEBHOOK_MAX_ATTEMPTS,
+      timeoutSeconds: e.WEBHOOK_TIMEOUT_SECONDS,
+      allowLocalHttp: e.WEBHOOK_ALLOW_LOCAL_HTTP,
+      secretManagerEmulatorHost: e.SECRET_MANAGER_EMULATOR_HOST,
+    },
     storageApiEndpoint: e.STORAGE_API_ENDPOINT,
     downloads: { ttlSeconds: e.DOWNLOAD_URL_TTL_SECONDS, signingKeyFile: e.STORAGE_SIGNING_KEY_FILE },
     tasks: {
@@ -205,10 +230,23 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   if (!result.success) {
     throw new ConfigError(result.error.issues.map((i) => `${i.path.join('.') || '(environment)'}: ${i.message}`));
   }
-  if (result.data.polling.initialSeconds > result.data.polling.maxSeconds) {
-    throw new ConfigError(['POLL_INITIAL_SECONDS: must not exceed POLL_MAX_SECONDS']);
-  }
+  const problems: string[] = [];
+  if (result.data.polling.initialSeconds > result.data.polling.maxSeconds) problems.push('POLL_INITIAL_SECONDS: must not exceed POLL_MAX_SECONDS');
+  const { webhooks } = result.data;
+  problems.push(...webhookEndpointProblems(webhooks.endpoints, webhooks.allowLocalHttp));
+  if (webhooks.endpoints.length > 0 && !webhooks.functionUrl) problems.push('WEBHOOK_FUNCTION_URL: required when WEBHOOK_ENDPOINTS lists endpoints');
+  if (problems.length > 0) throw new ConfigError(problems);
   return result.data;
+}
+
+/**
+ * The part of WEBHOOK_ENDPOINTS' check that needs DNS: every endpoint's host must resolve, and only
+ * to public addresses. Throws one ConfigError listing every bad endpoint; run before anything is
+ * enqueued for them (and again at every connection, by the deliverer's own lookup).
+ */
+export async function assertWebhookHostsPublic(config: Config, lookup?: HostLookup): Promise<void> {
+  const problems = await webhookHostProblems(config.webhooks.endpoints, config.webhooks.allowLocalHttp, lookup);
+  if (problems.length > 0) throw new ConfigError(problems);
 }
 
 /** The names of every variable the schema reads (for the README table and the Terraform check). */

@@ -36,3 +36,5 @@ ff.http('copyArchives', (req, res) => app().copyArchives(req, res));
 ff.http('sweepJobs', (req, res) => app().sweepJobs(req, res));
 /** Cloud Scheduler (a tick: fan out due schedules) and Cloud Tasks (one scheduled run each). */
 ff.http('runSchedules', (req, res) => app().runSchedules(req, res));
+/** Cloud Tasks: deliver one event to one webhook endpoint, signed (Standard Webhooks). */
+ff.http('deliverWebhooks', (req, res) => app().deliverWebhooks(req, res));

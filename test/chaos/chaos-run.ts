@@ -145,7 +145,7 @@ export interface ChaosReport {
   untouched: { succeeded: number; archiveFailedJobs: number };
   deliveries: { total: number; byOutcome: Record<string, number>; byStatus: Record<string, number> };
   sweeps: { runs: number; requeued: number };
-  /** Ended jobs and exports that must be told, events received (duplicates counted), ids received more than once. */
+  /** Ended jobs and exports (and started scheduled runs) that must be told, events received (duplicates counted), ids received more than once. */
   events: { wanted: number; received: number; duplicates: number };
   tasksLeft: number;
   /** Exports not terminal when the run gave up waiting (empty when all finished). */
@@ -749,15 +749,19 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     // the sweeper publishes what the outbox holds after its grace period. The run's sweeps stopped at
     // the drain, so Cloud Scheduler's ticks go on here until every event has arrived.
     const endedJobs = (await db.collection('jobs').get()).docs.map((d) => d.data() as { id: string; state: string }).filter((j) => ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(j.state));
-    const endedExports = (await db.collection('exports').get()).docs.map((d) => d.data() as { id: string; state: string }).filter((e) => e.state !== 'RUNNING');
-    const wanted = [...endedJobs.map((j) => `job/${j.id}/${j.state}`), ...endedExports.map((e) => `export/${e.id}/${e.state}`)];
-    for (const deadline = Date.now() + 30_000; Date.now() < deadline && wanted.some((id) => !eventsSeen.has(id)); ) {
+    const allExports = (await db.collection('exports').get()).docs.map((d) => d.data() as { id: string; state: string; scheduleId?: string; run?: number });
+    const endedExports = allExports.filter((e) => e.state !== 'RUNNING');
+    // A scheduled run's start is told too (written with the claim of the run).
+    const runsStarted = allExports.filter((e) => e.scheduleId !== undefined && e.run !== undefined).map((e) => `schedule/${e.scheduleId}/run/${e.run}`);
+    const wanted = [...endedJobs.map((j) => `job/${j.id}/${j.state}`), ...endedExports.map((e) => `export/${e.id}/${e.state}`), ...runsStarted];
+    const outboxSize = async (): Promise<number> => (await db.collection('outbox').get()).size;
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline && (wanted.some((id) => !eventsSeen.has(id)) || (await outboxSize()) > 0); ) {
       await new Promise((r) => setTimeout(r, 1000));
       await stack.sweep().catch(() => undefined);
     }
     const missing = wanted.filter((id) => !eventsSeen.has(id));
-    if (missing.length > 0) problem('events', `${missing.length} of ${wanted.length} ended jobs and exports never told on Pub/Sub: ${missing.slice(0, 5).join(', ')}`);
-    const outboxLeft = (await db.collection('outbox').get()).size;
+    if (missing.length > 0) problem('events', `${missing.length} of ${wanted.length} ended jobs and exports (and started runs) never told on Pub/Sub: ${missing.slice(0, 5).join(', ')}`);
+    const outboxLeft = await outboxSize();
     if (missing.length === 0 && outboxLeft > 0) problem('events', `${outboxLeft} events still in the outbox after all were received`);
     eventReport = { wanted: wanted.length, received: [...eventsSeen.values()].reduce((n, c) => n + c, 0), duplicates: [...eventsSeen.values()].filter((c) => c > 1).length };
     if (running > 0) problem('terminal states', `${running} exports still RUNNING after ${opts.timeoutMs ?? 240_000} ms`);
@@ -835,7 +839,7 @@ export function formatChaosReport(r: ChaosReport): string {
   rows.push(['task deliveries', `${r.deliveries.total} (${Object.entries(r.deliveries.byOutcome).map(([k, v]) => `${k} ${v}`).join(', ')})`]);
   rows.push(['delivery answers', Object.entries(r.deliveries.byStatus).map(([k, v]) => `${k}: ${v}`).join(', ')]);
   rows.push(['sweeps', `${r.sweeps.runs} runs, ${r.sweeps.requeued} jobs re-enqueued`]);
-  rows.push(['events', `${r.events.wanted} ended jobs and exports, ${r.events.received} events received (${r.events.duplicates} ids more than once)`]);
+  rows.push(['events', `${r.events.wanted} ended jobs and exports and started runs, ${r.events.received} events received (${r.events.duplicates} ids more than once)`]);
   rows.push(['tasks left', String(r.tasksLeft)]);
   rows.push(['audit', r.ok ? 'PASSED' : `FAILED (${r.problems.length} problems)`]);
   const w = Math.max(...rows.map(([k]) => k.length));

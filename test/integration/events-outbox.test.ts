@@ -21,6 +21,10 @@ import { createLogger } from '../../functions/src/logging';
 import { EventRelay } from '../../functions/src/pipeline/event-relay';
 import { JobTransitions } from '../../functions/src/pipeline/job-transitions';
 import { Sweeper } from '../../functions/src/pipeline/sweeper';
+import { CloudTasksQueue, createCloudTasksClient } from '../../functions/src/adapters/cloud-tasks-queue';
+import { deliveryId } from '../../functions/src/domain/webhook-message';
+import { startCloudTasksServer } from '../../local-stack/cloud-tasks-server';
+import { createLocalOidcIssuer } from '../../local-stack/local-oidc-issuer';
 
 const projectId = 'demo-events-outbox';
 const policy = { initialSeconds: 300, maxSeconds: 3600 };
@@ -123,6 +127,45 @@ describe('events of finished jobs and exports', () => {
     await sweeper.sweep();
     await new Promise((r) => setTimeout(r, 500));
     expect(received.filter((m) => m.attributes.exportId === job!.exportId)).toHaveLength(2);
+  });
+
+  it('leave the outbox only when the publish and every webhook enqueue succeeded; the sweeper enqueues what is left under the same task names', async () => {
+    const oidcIssuer = await createLocalOidcIssuer({ issuer: 'https://accounts.google.com' });
+    const tasks = await startCloudTasksServer({ oidcIssuer });
+    try {
+      const webhookQueue = 'webhooks-outbox-test';
+      const queue = new CloudTasksQueue({
+        client: createCloudTasksClient(tasks.host),
+        projectId,
+        location: 'local',
+        checkQueue: 'unused',
+        copyQueue: 'unused',
+        checkUrl: 'http://127.0.0.1:9/',
+        copyUrl: 'http://127.0.0.1:9/',
+        serviceAccountEmail: 'tasks@demo.iam.gserviceaccount.com',
+        webhooks: { queue: webhookQueue, url: 'http://127.0.0.1:9/' },
+      });
+      const relay = new EventRelay({ publisher: async () => new PubSubEventPublisher(pubsub, topic), webhooks: { endpointIds: ['app', 'crm'], queue: async () => queue }, outbox: new FirestoreEventOutbox(db), logger });
+      const [job] = await exportOf('hal', ['myactivity.search']);
+      const jobs = new JobTransitions({ store, queue: async () => ({ enqueue: async () => undefined }), policy, logger, now: Date.now, relay });
+      // The webhook queue does not exist yet: Cloud Tasks answers NOT_FOUND, the topic took the events.
+      await jobs.apply(job!.id, { type: 'failed', error: { code: 'COPY_FAILED', message: 'x' } });
+      const ids = [`export/${job!.exportId}/FAILED`, `job/${job!.id}/FAILED`];
+      await receivedFor(job!.exportId, 2);
+      expect((await outboxIds()).filter((id) => ids.includes(id))).toEqual(ids);
+      tasks.pause();
+      tasks.ensureQueue(`projects/${projectId}/locations/local/queues/${webhookQueue}`);
+      const sweeper = new Sweeper({ store, queue: { enqueue: async () => undefined }, policy, graceSeconds: 30, logger, now: () => Date.now() + 60_000, relay });
+      await sweeper.sweep();
+      expect((await outboxIds()).filter((id) => ids.includes(id))).toEqual([]);
+      const names = tasks.tasks().map((t) => t.name.split('/').pop()).sort();
+      expect(names).toEqual(ids.flatMap((e) => ['app', 'crm'].map((endpointId) => `wh-${deliveryId(e, endpointId)}`)).sort());
+      // Sent again (a removal lost): the same names, no second task.
+      await relay.relay(ids.map((id) => ({ id }) as PipelineEvent));
+      expect(tasks.tasks()).toHaveLength(4);
+    } finally {
+      await tasks.stop();
+    }
   });
 
   it('are not written when events are off', async () => {

@@ -10,7 +10,8 @@ import { CONSENT_STATE_COLLECTION, FirestoreConsentStateStore } from '../../func
 import { FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
 import { FirestoreScheduleStore } from '../../functions/src/adapters/firestore-schedule-store';
 import type { ConsentState } from '../../functions/src/domain/consent-state';
-import { newSchedule } from '../../functions/src/domain/schedule';
+import { newSchedule, planRun } from '../../functions/src/domain/schedule';
+import type { PipelineEvent } from '../../functions/src/domain/events';
 import type { Schedule } from '../../functions/src/domain/model';
 import { refusalOf } from '../support/rejections';
 
@@ -31,6 +32,23 @@ const newUser = (): string => `u-${randomBytes(6).toString('hex')}`;
 const scheduleOf = (userId: string, resources: string[], at = T0): Schedule => newSchedule({ id: id(), userId, resources }, at);
 
 describe('the schedule store', () => {
+  it('writes a change\'s events to the outbox in its transaction, only when apps are told', async () => {
+    const told = new FirestoreScheduleStore(db, { events: true });
+    const userId = newUser();
+    const s = scheduleOf(userId, ['myactivity.search']);
+    await told.createSchedule(s, 5);
+    const outboxOf = async (): Promise<string[]> => (await db.collection('outbox').get()).docs.map((d) => (d.data() as { event: PipelineEvent }).event.id).filter((e) => e.startsWith(`schedule/${s.id}/`));
+    expect(await told.changeSchedule(s.id, () => undefined, [])).toBeUndefined();
+    const plan = planRun(s, { exists: true, active: true, timeBasedResources: ['myactivity.search'] }, new Set(), T0, id);
+    const change = await told.changeSchedule(s.id, () => plan.schedule, []);
+    expect(change?.events.map((e) => e.id)).toEqual([`schedule/${s.id}/run/1`]);
+    expect(await outboxOf()).toEqual([`schedule/${s.id}/run/1`]);
+    // The same change through a store that tells nobody: no event, nothing in the outbox.
+    const quiet = await schedules.changeSchedule(s.id, (cur) => ({ ...cur, state: 'NEEDS_CONSENT', updatedAt: T0 + 1 }), []);
+    expect(quiet?.events).toEqual([]);
+    expect(await outboxOf()).toEqual([`schedule/${s.id}/run/1`]);
+  });
+
   it('admits one active schedule per group and at most maxActive per user; an ended one frees its groups and its place', async () => {
     const userId = newUser();
     const first = scheduleOf(userId, ['chrome.history']);

@@ -3,10 +3,16 @@
  * schedule stores), the simulated Google side through the real clients (Data Portability API over
  * HTTP, OAuth token endpoint through google-auth-library), the GCS stand-in through the real
  * archive copier. Cloud Tasks is replaced by an in-memory queue that this test drains in due-time
- * order, moving the clock to each task's time: thirty days run in seconds.
+ * order, moving the clock to each task's time: thirty days run in seconds. Changes of schedules
+ * (a run started, a cooldown, an end needing consent) are told on the real Pub/Sub emulator.
  */
 import { randomBytes } from 'node:crypto';
 import { Storage } from '@google-cloud/storage';
+import { PubSub, type Message } from '@google-cloud/pubsub';
+import { FirestoreEventOutbox } from '../../functions/src/adapters/firestore-outbox';
+import { PubSubEventPublisher } from '../../functions/src/adapters/pubsub-event-publisher';
+import { userIdHash } from '../../functions/src/domain/events';
+import { EventRelay } from '../../functions/src/pipeline/event-relay';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CloudStorageArchiveCopier } from '../../functions/src/adapters/archive-copier';
 import { createFirestore } from '../../functions/src/adapters/firestore-client';
@@ -69,6 +75,8 @@ let schedules: ScheduleService;
 let runner: JobRunner;
 let tokens: AccessTokens;
 let db: ReturnType<typeof createFirestore>;
+let pubsub: PubSub;
+const told: Message[] = [];
 
 beforeAll(async () => {
   process.env.FIRESTORE_EMULATOR_HOST = inject('firestoreEmulatorHost');
@@ -80,9 +88,17 @@ beforeAll(async () => {
   const storage = new Storage({ apiEndpoint: gcs.endpoint, projectId: PROJECT });
   await storage.bucket(BUCKET).create();
   db = createFirestore({ projectId: PROJECT });
-  store = new FirestoreExportStore(db);
-  scheduleStore = new FirestoreScheduleStore(db);
+  store = new FirestoreExportStore(db, { events: true });
+  scheduleStore = new FirestoreScheduleStore(db, { events: true });
   const logger = createLogger({ level: 'silent' });
+  pubsub = new PubSub({ projectId: PROJECT, apiEndpoint: inject('pubsubEmulatorHost'), emulatorMode: true });
+  const [topic] = await pubsub.createTopic(`schedule-events-${randomBytes(4).toString('hex')}`);
+  const [sub] = await topic.createSubscription(`${topic.name.split('/').pop()}-all`);
+  sub.on('message', (m: Message) => {
+    told.push(m);
+    m.ack();
+  });
+  const relay = new EventRelay({ publisher: async () => new PubSubEventPublisher(pubsub, topic.name.split('/').pop() as string), outbox: new FirestoreEventOutbox(db), logger });
   const cipher = new LocalKeySecretCipher(randomBytes(32).toString('base64'));
   const oauth = new GoogleOAuthTokenClient({ clientId: 'cid', clientSecret: 'secret', tokenUrl: oauthSim.tokenUrl, now: clock });
   const api = new PortabilityApiClient({ apiRoot: sim.apiRoot });
@@ -98,7 +114,7 @@ beforeAll(async () => {
     now: clock,
   });
   exportsSvc = new ExportService({ consent, store, api: async () => api, oauth: async () => oauth, tokens, cipher: async () => cipher, queue: async () => queue, logger, policy: { initialSeconds: 300, maxSeconds: 3600 }, now: clock, onJobFinished: (job) => schedules.jobFinished(job) });
-  schedules = new ScheduleService({ schedules: scheduleStore, store, queue: async () => queue, runQueue: async () => queue, logger, now: clock });
+  schedules = new ScheduleService({ schedules: scheduleStore, store, queue: async () => queue, runQueue: async () => queue, logger, now: clock, relay });
   runner = new JobRunner({
     store,
     api,
@@ -113,10 +129,12 @@ beforeAll(async () => {
     logger,
     now: clock,
     onJobFinished: (job) => schedules.jobFinished(job),
+    relay,
   });
 }, 30_000);
 
 afterAll(async () => {
+  await pubsub?.close();
   await db?.terminate();
   await Promise.all([oauthSim?.stop(), sim?.stop(), gcs?.stop()]);
 });
@@ -142,6 +160,16 @@ async function authorize(userId: string, resources: string[], days: number): Pro
   const code = oauthSim.consent({ googleUserId, resources, redirectUri: REDIRECT, accessType: 'TIME_BASED', days, codeChallenge });
   await exportsSvc.authorize(userId, code, state);
   return { googleUserId };
+}
+
+/** The schedule's own events told so far (ids), waiting until `count` arrived. */
+async function scheduleEvents(scheduleId: string, count: number): Promise<Message[]> {
+  for (const deadline = Date.now() + 20_000; Date.now() < deadline; ) {
+    const got = told.filter((m) => m.attributes.scheduleId === scheduleId && m.attributes.type?.startsWith('portability.schedule.'));
+    if (got.length >= count) return got;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`fewer than ${count} events of schedule ${scheduleId}`);
 }
 
 async function runJobs(scheduleId: string): Promise<Job[]> {
@@ -245,6 +273,19 @@ describe('scheduled exports on a controllable clock', () => {
     await drain(t + HOUR_MS);
     const third = (await runJobs(view.scheduleId))[2];
     expect(third?.startTime).toBe(after[1]?.exportTime);
+    // Told: each run started, and the cooldown with when the group is due again.
+    const events = await scheduleEvents(view.scheduleId, 4);
+    expect(events.map((m) => m.attributes['ce-id'])).toEqual([
+      `schedule/${view.scheduleId}/run/1`,
+      `schedule/${view.scheduleId}/cooldown/${jobs[0]!.id}`,
+      `schedule/${view.scheduleId}/run/2`,
+      `schedule/${view.scheduleId}/run/3`,
+    ]);
+    const cooldown = events[1]!;
+    expect(cooldown.attributes).toMatchObject({ type: 'portability.schedule.cooled-down', state: 'ACTIVE', userIdHash: userIdHash('sam'), exportId: jobs[0]!.exportId, 'ce-source': `schedules/${view.scheduleId}` });
+    expect(JSON.parse(cooldown.data.toString())).toEqual({ scheduleId: view.scheduleId, state: 'ACTIVE', resource: 'myactivity.search', jobId: jobs[0]!.id, exportId: jobs[0]!.exportId, dueAt: new Date(T0 + DAY_MS).toISOString() });
+    expect(JSON.parse(events[2]!.data.toString())).toEqual({ scheduleId: view.scheduleId, state: 'ACTIVE', run: 2, exportId: after[1]!.exportId, resources: ['myactivity.search'] });
+    expect((await db.collection('outbox').get()).size).toBe(0);
   }, 60_000);
 
   it('a revoked grant ends the schedule as NEEDS_CONSENT, and nothing keeps polling it', async () => {
@@ -269,6 +310,11 @@ describe('scheduled exports on a controllable clock', () => {
     }
     expect(umaCalls()).toBe(calls);
     expect((await schedules.getSchedule('uma', view.scheduleId)).runCount).toBe(ended.runCount);
+    // Told once that the schedule needs consent, with why, in the transaction that ended it.
+    await scheduleEvents(view.scheduleId, 3);
+    const ends = told.filter((m) => m.attributes.scheduleId === view.scheduleId && m.attributes.type === 'portability.schedule.ended');
+    expect(ends.map((m) => [m.attributes['ce-id'], m.attributes.state])).toEqual([[`schedule/${view.scheduleId}/NEEDS_CONSENT`, 'NEEDS_CONSENT']]);
+    expect(JSON.parse(ends[0]!.data.toString())).toMatchObject({ scheduleId: view.scheduleId, state: 'NEEDS_CONSENT', reason: { code: 'CONSENT_REVOKED' } });
   }, 60_000);
 
   it('a run whose export the user cancels folds the cancelled job into its schedule at once', async () => {

@@ -5,8 +5,10 @@
  */
 import { createHash } from 'node:crypto';
 import { CloudTasksClient } from '@google-cloud/tasks';
-import { grpc } from 'google-gax';
+import { grpcEmulatorOptions } from './grpc-emulator';
 import type { PipelineTask, ScheduleRunQueue, ScheduleRunTask, TaskQueue, TaskStep } from '../domain/ports/task-queues';
+import type { WebhookDeliveryTask, WebhookQueue } from '../domain/ports/webhooks';
+import { deliveryId } from '../domain/webhook-message';
 
 export interface CloudTasksQueueOptions {
   client: CloudTasksClient;
@@ -24,6 +26,8 @@ export interface CloudTasksQueueOptions {
   scheduleUrl?: string;
   /** Queue for scheduled runs (default: the check queue, whose rate limit then spreads the runs). */
   scheduleQueue?: string;
+  /** The deliverWebhooks function and its queue (required for enqueueDelivery). */
+  webhooks?: { queue: string; url: string };
   /** Epoch ms; injectable so tests control scheduleTime. */
   now?: () => number;
 }
@@ -48,14 +52,7 @@ const ALREADY_EXISTS = 6;
  */
 export function createCloudTasksClient(emulatorHost?: string): CloudTasksClient {
   if (!emulatorHost) return new CloudTasksClient();
-  const colon = emulatorHost.lastIndexOf(':');
-  const port = Number(emulatorHost.slice(colon + 1));
-  if (colon <= 0 || !Number.isInteger(port) || port <= 0) {
-    throw new Error(`CLOUD_TASKS_EMULATOR_HOST must be host:port, got "${emulatorHost}"`);
-  }
-  const host = emulatorHost.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
-  // grpc must be google-gax's own copy: credentials from another @grpc/grpc-js are rejected.
-  return new CloudTasksClient({ apiEndpoint: host, port, sslCreds: grpc.credentials.createInsecure() });
+  return new CloudTasksClient(grpcEmulatorOptions(emulatorHost, 'CLOUD_TASKS_EMULATOR_HOST'));
 }
 
 /** `sha256(jobId)` hex, first 24 characters: fixed length, safe in a task id, no raw ids in names. A part task adds its part. */
@@ -72,7 +69,7 @@ export function scheduleRunTaskIdFor(task: ScheduleRunTask): string {
   return `${hash}-run-${task.run}${task.redelivery !== undefined ? `-r${task.redelivery}` : ''}`;
 }
 
-export class CloudTasksQueue implements TaskQueue, ScheduleRunQueue {
+export class CloudTasksQueue implements TaskQueue, ScheduleRunQueue, WebhookQueue {
   private readonly now: () => number;
 
   constructor(private readonly opts: CloudTasksQueueOptions) {
@@ -95,28 +92,15 @@ export class CloudTasksQueue implements TaskQueue, ScheduleRunQueue {
     if (!this.opts.scheduleUrl) throw new Error('CloudTasksQueue: scheduleUrl is not configured');
     if (!Number.isInteger(task.run) || task.run < 1) throw new RangeError(`run must be a positive integer, got ${task.run}`);
     const parent = `projects/${this.opts.projectId}/locations/${this.opts.location}/queues/${this.opts.scheduleQueue ?? this.opts.checkQueue}`;
-    const url = this.opts.scheduleUrl;
-    const at = this.now();
-    try {
-      await this.opts.client.createTask({
-        parent,
-        task: {
-          name: `${parent}/tasks/${scheduleRunTaskIdFor(task)}`,
-          scheduleTime: { seconds: Math.floor(at / 1000), nanos: (at % 1000) * 1e6 },
-          dispatchDeadline: { seconds: 300 },
-          httpRequest: {
-            url,
-            httpMethod: 'POST',
-            headers: { 'Content-Type': 'application/json' },
-            body: Buffer.from(JSON.stringify({ scheduleId: task.scheduleId, run: task.run })),
-            oidcToken: { serviceAccountEmail: this.opts.serviceAccountEmail, audience: url },
-          },
-        },
-      });
-    } catch (e) {
-      if ((e as { code?: unknown }).code === ALREADY_EXISTS) return;
-      throw e;
-    }
+    await this.create(parent, scheduleRunTaskIdFor(task), this.opts.scheduleUrl, { scheduleId: task.scheduleId, run: task.run }, 0, 300);
+  }
+
+  /** One delivery of an event to an endpoint, POSTed to deliverWebhooks as `{endpointId, event}`; the queue's retry config is the backoff. */
+  async enqueueDelivery(task: WebhookDeliveryTask): Promise<void> {
+    const webhooks = this.opts.webhooks;
+    if (!webhooks) throw new Error('CloudTasksQueue: the webhook queue is not configured');
+    const parent = `projects/${this.opts.projectId}/locations/${this.opts.location}/queues/${webhooks.queue}`;
+    await this.create(parent, `wh-${deliveryId(task.event.id, task.endpointId)}`, webhooks.url, { endpointId: task.endpointId, event: task.event }, 0, 60);
   }
 
   async enqueue(task: PipelineTask): Promise<void> {
@@ -131,15 +115,20 @@ export class CloudTasksQueue implements TaskQueue, ScheduleRunQueue {
       ...(task.step === 'copy-part' ? { part: task.part } : {}),
       ...(task.redelivery !== undefined ? { redelivery: task.redelivery } : {}),
     };
-    const at = this.now() + Math.round(task.delaySeconds * 1000);
+    // Cloud Tasks waits at most 30 minutes for an HTTP target; a longer copy resumes in a new delivery.
+    await this.create(this.queuePath(task.step), taskIdFor(task), url, body, task.delaySeconds, onCopyQueue(task.step) ? 1800 : 300);
+  }
+
+  /** One HTTP task with the invoker's OIDC token for `url`. A name already taken (enqueued, or ran recently) is the idempotency we want. */
+  private async create(parent: string, id: string, url: string, body: unknown, delaySeconds: number, deadlineSeconds: number): Promise<void> {
+    const at = this.now() + Math.round(delaySeconds * 1000);
     try {
       await this.opts.client.createTask({
-        parent: this.queuePath(task.step),
+        parent,
         task: {
-          name: this.taskName(task),
+          name: `${parent}/tasks/${id}`,
           scheduleTime: { seconds: Math.floor(at / 1000), nanos: (at % 1000) * 1e6 },
-          // Cloud Tasks waits at most 30 minutes for an HTTP target; a longer copy resumes in a new delivery.
-          dispatchDeadline: { seconds: onCopyQueue(task.step) ? 1800 : 300 },
+          dispatchDeadline: { seconds: deadlineSeconds },
           httpRequest: {
             url,
             httpMethod: 'POST',
@@ -150,7 +139,6 @@ export class CloudTasksQueue implements TaskQueue, ScheduleRunQueue {
         },
       });
     } catch (e) {
-      // The same (jobId, step, seq) was already enqueued (or ran recently): that is the idempotency we want.
       if ((e as { code?: unknown }).code === ALREADY_EXISTS) return;
       throw e;
     }

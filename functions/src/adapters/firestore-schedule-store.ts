@@ -4,7 +4,10 @@
  * the exports carrying its id, read through (scheduleId ASC, createdAt DESC).
  */
 import type { ExportRecord } from '../domain/model';
-import type { ScheduleStore } from '../domain/ports/schedule-store';
+import type { ScheduleChange, ScheduleStore } from '../domain/ports/schedule-store';
+import { scheduleChangeEvents } from '../domain/events';
+import type { Job } from '../domain/model';
+import { writeOutbox } from './firestore-outbox';
 import type { Schedule } from '../domain/model';
 import type { Firestore } from '@google-cloud/firestore';
 import { admitSchedule } from '../domain/admission';
@@ -39,7 +42,11 @@ export const scheduleStoreQueries = {
 const Q = scheduleStoreQueries;
 
 export class FirestoreScheduleStore implements ScheduleStore {
-  constructor(private readonly db: Firestore) {}
+  constructor(
+    private readonly db: Firestore,
+    /** Write the events of run starts, cooldowns and ends to the outbox (when apps are told). */
+    private readonly opts: { events?: boolean } = {},
+  ) {}
 
   async createSchedule(s: Schedule, maxActive: number): Promise<void> {
     await contended(() => this.db.runTransaction(async (tx) => {
@@ -69,6 +76,10 @@ export class FirestoreScheduleStore implements ScheduleStore {
   }
 
   async updateSchedule(scheduleId: string, decide: (s: Schedule) => Schedule | undefined): Promise<Schedule | undefined> {
+    return (await this.changeSchedule(scheduleId, decide, []))?.schedule;
+  }
+
+  async changeSchedule(scheduleId: string, decide: (s: Schedule) => Schedule | undefined, settledJobs: readonly Job[]): Promise<ScheduleChange | undefined> {
     return this.db.runTransaction(async (tx) => {
       const snap = await tx.get(this.db.doc(schedule(scheduleId)));
       if (!snap.exists) return undefined;
@@ -77,7 +88,9 @@ export class FirestoreScheduleStore implements ScheduleStore {
       if (!next) return undefined;
       // set, not merge: fields the decision dropped (nextRunAt of an ended schedule) must go.
       tx.set(snap.ref, { ...next });
-      return next;
+      const events = this.opts.events ? scheduleChangeEvents(current, next, settledJobs, next.updatedAt) : [];
+      writeOutbox(this.db, tx, events, next.updatedAt);
+      return { schedule: next, events };
     });
   }
 

@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { KeyManagementServiceClient } from '@google-cloud/kms';
-import { grpc } from 'google-gax';
+import { grpcEmulatorOptions } from './grpc-emulator';
 import type { EncryptedSecret } from '../domain/model';
 import type { SecretCipher } from '../domain/ports/secret-cipher';
 import { open, seal } from './aes-gcm';
@@ -33,11 +33,7 @@ export interface KmsSecretCipherOptions {
 /** A KMS client; with `emulatorHost` (host:port) it speaks plaintext gRPC to a local stand-in. */
 export function createKmsClient(emulatorHost?: string): KeyManagementServiceClient {
   if (!emulatorHost) return new KeyManagementServiceClient();
-  const colon = emulatorHost.lastIndexOf(':');
-  const port = Number(emulatorHost.slice(colon + 1));
-  if (colon <= 0 || !Number.isInteger(port) || port <= 0) throw new Error(`KMS emulator host must be host:port, got "${emulatorHost}"`);
-  // grpc must be google-gax's own copy: credentials from another @grpc/grpc-js are rejected.
-  return new KeyManagementServiceClient({ apiEndpoint: emulatorHost.slice(0, colon), port, sslCreds: grpc.credentials.createInsecure() });
+  return new KeyManagementServiceClient(grpcEmulatorOptions(emulatorHost, 'KMS emulator host'));
 }
 
 function crc32c(b: Buffer): number {

@@ -34,7 +34,7 @@ export class SourceAddressRefusedError extends Error {
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
 
 /** A `lookup` for net.connect that hands over only public addresses (all of them, or refuses). */
-function publicOnlyLookup(lookup: HostLookup) {
+export function publicOnlyLookup(lookup: HostLookup) {
   return (hostname: string, options: { all?: boolean }, callback: LookupCallback): void => {
     // A resolver failure stays a network error (retryable); only what it answers can be refused.
     let failed: unknown;

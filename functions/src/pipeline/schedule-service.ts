@@ -21,6 +21,7 @@ import {
   type RunPlan,
 } from '../domain/schedule';
 import type { Logger } from '../logging';
+import type { EventRelay } from './event-relay';
 import { ID_PATTERN, newId } from '../domain/ids';
 import { toExportView, type ExportView } from './export-views';
 
@@ -64,6 +65,8 @@ export interface ScheduleServiceDeps {
   runQueue: () => Promise<ScheduleRunQueue>;
   logger: Logger;
   now?: () => number;
+  /** Tells apps of run starts, cooldowns and ends (the events the change wrote to the outbox). */
+  relay?: EventRelay;
 }
 
 export type RunOutcome = { kind: 'done' | 'dropped'; detail: string };
@@ -207,7 +210,7 @@ export class ScheduleService {
     const live = await this.deps.store.liveJobsOfUser(s.userId);
     const busy = new Set([...previous, ...live].filter((j) => !isTerminal(j.state)).map((j) => j.resource));
     let plan: RunPlan | undefined;
-    const claimed = await this.deps.schedules.updateSchedule(s.id, (cur) => {
+    const change = await this.deps.schedules.changeSchedule(s.id, (cur) => {
       plan = undefined;
       if (cur.runCount !== task.run - 1 || cur.state !== 'ACTIVE') return undefined;
       let settled = cur;
@@ -221,8 +224,10 @@ export class ScheduleService {
         newId,
       );
       return plan.schedule;
-    });
-    if (!claimed) return { kind: 'dropped', detail: 'the run was claimed meanwhile' };
+    }, previous);
+    if (!change) return { kind: 'dropped', detail: 'the run was claimed meanwhile' };
+    await this.deps.relay?.relay(change.events);
+    const claimed = change.schedule;
     const decided = plan as RunPlan | undefined;
     if (!decided || decided.kind === 'end') {
       this.deps.logger.warn({ scheduleId: s.id, userId: s.userId, reason: claimed.endReason }, 'schedule ended');
@@ -236,7 +241,9 @@ export class ScheduleService {
   async jobFinished(job: Job): Promise<void> {
     if (!job.scheduleId) return;
     const now = this.now();
-    const next = await this.deps.schedules.updateSchedule(job.scheduleId, (s) => settleJob(s, job, now));
+    const change = await this.deps.schedules.changeSchedule(job.scheduleId, (s) => settleJob(s, job, now), [job]);
+    if (change) await this.deps.relay?.relay(change.events);
+    const next = change?.schedule;
     if (next && next.state !== 'ACTIVE') this.deps.logger.warn({ scheduleId: next.id, userId: next.userId, reason: next.endReason }, 'schedule ended');
   }
 

@@ -1,6 +1,13 @@
 /** The seam to where schedules of time-based access are kept (Firestore). */
-import type { ExportRecord } from '../model';
+import type { PipelineEvent } from '../events';
+import type { ExportRecord, Job } from '../model';
 import type { Schedule } from '../model';
+
+/** A change committed, and the events it wrote to the outbox in its transaction (to relay now). */
+export interface ScheduleChange {
+  schedule: Schedule;
+  events: PipelineEvent[];
+}
 
 export interface ScheduleStore {
   /**
@@ -14,6 +21,11 @@ export interface ScheduleStore {
   deleteSchedule(scheduleId: string): Promise<void>;
   /** A compare-and-set in a transaction: `decide` sees the current schedule; undefined changes nothing. */
   updateSchedule(scheduleId: string, decide: (s: Schedule) => Schedule | undefined): Promise<Schedule | undefined>;
+  /**
+   * The same, writing the change's events (a run started, a cooldown among `settledJobs`, the
+   * schedule ended) to the outbox in its transaction when apps are told.
+   */
+  changeSchedule(scheduleId: string, decide: (s: Schedule) => Schedule | undefined, settledJobs: readonly Job[]): Promise<ScheduleChange | undefined>;
   /** ACTIVE schedules with nextRunAt <= dueBefore, earliest first (the composite index state + nextRunAt). */
   listDueSchedules(dueBefore: number, limit: number): Promise<Schedule[]>;
   /** The exports a schedule started, newest first (the composite index scheduleId + createdAt). */
