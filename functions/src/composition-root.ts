@@ -61,6 +61,8 @@ function lazy<T>(make: () => Promise<T>): () => Promise<T> {
 export function createComposition(config: Config, overrides: Overrides = {}): Composition {
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
   const now = overrides.now ?? Date.now;
+  // An entry outlives the records it describes (kept RECORD_RETENTION_DAYS after they end) by AUDIT_RETENTION_DAYS.
+  const auditKeepDays = config.retention.recordDays + config.retention.auditDays;
 
   // Adapters, imported on first use: each function's cold start loads only the clients it needs.
   const firestore = lazy(async () => {
@@ -70,7 +72,12 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   });
   const store = lazy(async () => {
     const { FirestoreExportStore } = await import('./adapters/firestore-export-store');
-    return new FirestoreExportStore(await firestore(), { events: config.events !== undefined });
+    return new FirestoreExportStore(await firestore(), { events: config.events !== undefined, audit: { keepDays: auditKeepDays }, recordDays: config.retention.recordDays });
+  });
+  // The audit trail: drafts written with each change, chained after the commit (and by the sweeper).
+  const audit = lazy(async () => {
+    const [{ FirestoreAuditTrail }, { AuditTrail }] = await Promise.all([import('./adapters/firestore-audit-trail'), import('./pipeline/audit-trail')]);
+    return new AuditTrail({ store: new FirestoreAuditTrail(await firestore(), auditKeepDays), logger, now });
   });
   const scheduleStore = lazy(async () => {
     const { FirestoreScheduleStore } = await import('./adapters/firestore-schedule-store');
@@ -210,12 +217,13 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       now,
       onJobFinished,
       relay: await relay(),
+      audit: await audit(),
     });
   });
   const service = lazy(async () => {
     const [{ ExportService }, { ConsentFlow }] = await Promise.all([import('./pipeline/export-service'), import('./pipeline/consent-flow')]);
     const consent = new ConsentFlow({ store: await consentStates(), cipher, clientId: config.oauth.clientId, ...config.consent, now });
-    return new ExportService({ consent, store: await store(), api, oauth, tokens: await tokens(), cipher, queue, logger, limits: config.limits, archives, policy: config.polling, now, onJobFinished, relay: await relay() });
+    return new ExportService({ consent, store: await store(), api, oauth, tokens: await tokens(), cipher, queue, logger, limits: config.limits, archives, policy: config.polling, now, onJobFinished, relay: await relay(), audit: await audit() });
   });
 
   // Handlers.
@@ -234,9 +242,10 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       corsOrigins: config.corsOrigins,
       projectId: config.projectId,
       logger,
-      deletion: new ExportDeletion({ store: await store(), archives, cancel: (u, e) => svc.cancelExport(u, e), logger }),
+      deletion: new ExportDeletion({ store: await store(), archives, cancel: (u, e) => svc.cancelExport(u, e), logger, audit: await audit(), now }),
       authorizations: new AuthorizationStatusReader({ store: await store(), clientId: config.oauth.clientId, testingMode: config.oauthClientTestingMode }),
-      downloads: new ArchiveDownloads({ store: await store(), signer: downloadSigner, ttlSeconds: config.downloads.ttlSeconds, logger, now }),
+      downloads: new ArchiveDownloads({ store: await store(), signer: downloadSigner, ttlSeconds: config.downloads.ttlSeconds, logger, now, audit: await audit() }),
+      audit: await audit(),
     });
   });
   /** A Cloud Tasks function: its own URL is the token audience; it runs only its steps. */
@@ -250,7 +259,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   const sweepHandler = lazy(async () => {
     const [{ createSweepHandler }, { Sweeper }] = await Promise.all([import('./http/sweep-handler'), import('./pipeline/sweeper')]);
     return createSweepHandler({
-      sweeper: new Sweeper({ store: await store(), queue: await queue(), policy: config.polling, graceSeconds: config.tasks.sweepGraceSeconds, logger, now, relay: await relay() }),
+      sweeper: new Sweeper({ store: await store(), queue: await queue(), policy: config.polling, graceSeconds: config.tasks.sweepGraceSeconds, logger, now, relay: await relay(), audit: await audit() }),
       verifier: await taskVerifier(config.tasks.sweepUrl),
       logger,
     });

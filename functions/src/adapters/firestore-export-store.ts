@@ -10,14 +10,18 @@ import { exportFinishedEvent, jobFinishedEvent, type PipelineEvent } from '../do
 import { isTerminal } from '../domain/job';
 import type { ExportRecord, ExportState, Grant, GrantState, Job, JobState } from '../domain/model';
 import type { ExportStore, HousekeepingStore, JobUpdate } from '../domain/ports/export-store';
-import { FieldPath, type Firestore, type Transaction } from '@google-cloud/firestore';
+import { FieldPath, type Firestore, type Transaction, type WriteBatch } from '@google-cloud/firestore';
 import { contended, runQuery, type QuerySpec as Query } from './firestore-client';
 import { readLedger, writeLedger } from './firestore-ledger';
 import { writeOutbox } from './firestore-outbox';
+import { writeAuditDrafts } from './firestore-audit-trail';
+import { archivesCopied, exportFinished, exportStarted } from '../domain/audit-drafts';
+import type { AuditDraft } from '../domain/audit';
 import { paths } from './firestore-paths';
 import { PerKeyQueue } from './per-key-queue';
 
-const IDEMPOTENCY_TTL_MS = 7 * 86_400_000;
+const DAY_MS = 86_400_000;
+const IDEMPOTENCY_TTL_MS = 7 * DAY_MS;
 
 const { grant, export: exportDoc, job, idempotency } = paths;
 
@@ -70,9 +74,27 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
 
   constructor(
     private readonly db: Firestore,
-    /** Write the events of finished jobs and exports to the outbox (when apps are told by Pub/Sub). */
-    private readonly opts: { events?: boolean } = {},
+    private readonly opts: {
+      /** Write the events of finished jobs and exports to the outbox (when apps are told by Pub/Sub). */
+      events?: boolean;
+      /** Write the audit trail's drafts with the changes they describe, kept this many days. */
+      audit?: { keepDays: number };
+      /** RECORD_RETENTION_DAYS: an ended job or export gets an `expireAt` this long after its end (the TTL policy deletes it). */
+      recordDays?: number;
+    } = {},
   ) {}
+
+  /** The audit drafts of a change, in its transaction or batch (nothing when the trail is off). */
+  private audit(writer: Transaction | WriteBatch, userId: string, drafts: readonly AuditDraft[] | undefined): boolean {
+    if (!this.opts.audit || !drafts || drafts.length === 0) return false;
+    writeAuditDrafts(this.db, writer, userId, drafts, this.opts.audit.keepDays);
+    return true;
+  }
+
+  /** When an ended record expires, as the TTL policy reads it (a timestamp). */
+  private expireAt(endedAt: number): { expireAt: Date } | Record<string, never> {
+    return this.opts.recordDays !== undefined ? { expireAt: new Date(endedAt + this.opts.recordDays * DAY_MS) } : {};
+  }
 
   private async read<T>(path: string, tx?: Transaction): Promise<T | undefined> {
     const ref = this.db.doc(path);
@@ -84,32 +106,40 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
     return this.read<Grant>(grant(userId));
   }
 
-  async putGrant(g: Grant): Promise<void> {
-    await this.db.doc(grant(g.userId)).set({ ...g });
+  async putGrant(g: Grant, audit?: readonly AuditDraft[]): Promise<void> {
+    const batch = this.db.batch();
+    batch.set(this.db.doc(grant(g.userId)), { ...g });
+    this.audit(batch, g.userId, audit);
+    await batch.commit();
   }
 
-  async setGrantState(userId: string, expected: GrantState, next: GrantState): Promise<boolean> {
+  async setGrantState(userId: string, expected: GrantState, next: GrantState, audit?: (g: Grant) => AuditDraft[]): Promise<boolean> {
     return contended(() =>
       this.db.runTransaction(async (tx) => {
         const current = await this.read<Grant>(grant(userId), tx);
         if (current?.state !== expected) return false;
         tx.update(this.db.doc(grant(userId)), { state: next, updatedAt: Date.now() });
+        this.audit(tx, userId, audit?.(current));
         return true;
       }),
     );
   }
 
-  async deleteGrant(userId: string): Promise<void> {
-    await this.db.doc(grant(userId)).delete();
+  async deleteGrant(userId: string, audit?: readonly AuditDraft[]): Promise<void> {
+    const batch = this.db.batch();
+    batch.delete(this.db.doc(grant(userId)));
+    this.audit(batch, userId, audit);
+    await batch.commit();
   }
 
-  async deleteExportRecords(exportId: string): Promise<void> {
+  async deleteExportRecords(exportId: string, audit?: { userId: string; drafts: readonly AuditDraft[] }): Promise<void> {
     const [jobs, idem] = await Promise.all([runQuery(this.db, Q.jobsOfExport(exportId, true)), runQuery(this.db, Q.idempotencyOfExport(exportId))]);
     // The export last: if this fails midway, the export still lists and DELETE can be sent again.
     const names = [...[...jobs, ...idem].map((d) => d.path), exportDoc(exportId)];
     await contended(() => {
       const batch = this.db.batch();
       for (const name of names) batch.delete(this.db.doc(name));
+      if (audit) this.audit(batch, audit.userId, audit.drafts);
       return batch.commit();
     });
   }
@@ -142,6 +172,7 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
       tx.create(exportRef, { ...record, ...tally });
       for (const j of jobs) tx.create(this.db.doc(job(j.id)), { ...j });
       ledgerWrite?.();
+      this.audit(tx, record.userId, [exportStarted(record)]);
       return { created: true as const, record };
     }));
     // A replay's jobs (read after the transaction: an export deleted since lists none).
@@ -202,14 +233,20 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
       const after = decide(before);
       if (!after) return undefined;
       const events: PipelineEvent[] = [];
-      if (isTerminal(after.state) && !isTerminal(before.state)) {
-        const exportEvent = await this.rederiveExport(tx, after);
-        if (this.opts.events) events.push(jobFinishedEvent(after), ...(exportEvent ? [exportEvent] : []));
+      const drafts: AuditDraft[] = [];
+      const ended = isTerminal(after.state) && !isTerminal(before.state);
+      if (ended) {
+        const finished = await this.rederiveExport(tx, after);
+        if (this.opts.events) events.push(jobFinishedEvent(after), ...(finished ? [exportFinishedEvent(finished.record, finished.state, after.updatedAt)] : []));
+        if (after.state === 'SUCCEEDED') drafts.push(archivesCopied(after));
+        if (finished) drafts.push(exportFinished(finished.record, finished.state, after.updatedAt));
       }
-      // set, not merge: fields the decision dropped must go.
-      tx.set(this.db.doc(job(jobId)), { ...after });
+      // set, not merge: fields the decision dropped must go (an ended job keeps its expiry).
+      const { expireAt: kept } = before as Job & { expireAt?: unknown };
+      tx.set(this.db.doc(job(jobId)), { ...after, ...(ended ? this.expireAt(after.finishedAt ?? after.updatedAt) : kept !== undefined ? { expireAt: kept } : {}) });
       writeOutbox(this.db, tx, events, after.updatedAt);
-      return { before, after, events };
+      const audited = this.audit(tx, after.userId, drafts);
+      return { before, after, events, ...(audited ? { audited } : {}) };
     });
   }
 
@@ -218,9 +255,9 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
    * writes only its own document and its export's: reading every sibling job here made the jobs
    * of a wide export that end together conflict pairwise (63 groups ending at once: 189 retried
    * transactions, the last job ending 91 s after the first; issue 17, bench 9). Returns the
-   * export's event when the export reached its final state with this job.
+   * export and its final state when the export reached it with this job.
    */
-  private async rederiveExport(tx: Transaction, changed: Job): Promise<PipelineEvent | undefined> {
+  private async rederiveExport(tx: Transaction, changed: Job): Promise<Finished | undefined> {
     const ref = this.db.doc(exportDoc(changed.exportId));
     const snap = await tx.get(ref);
     if (!snap.exists) return undefined;
@@ -229,13 +266,14 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
     const ended = { ...record.endedJobs, [changed.id]: changed.state };
     // A job not ended yet counts as running, whatever step it is at.
     const state = deriveExportState(record.jobIds.map((id) => ended[id] ?? 'WAITING'));
-    const moved = state !== record.state ? ['state', state, 'updatedAt', changed.updatedAt] : [];
+    const finished = finalState(record, state);
+    const moved = state !== record.state ? ['state', state, 'updatedAt', changed.updatedAt, ...(finished ? Object.entries(this.expireAt(changed.updatedAt)).flat() : [])] : [];
     tx.update(ref, new FieldPath('endedJobs', changed.id), changed.state, ...moved);
-    return finishedEvent(record, state, changed);
+    return finished;
   }
 
   /** Exports created before the tally: the state follows from the jobs' own documents. */
-  private async rederiveFromJobs(tx: Transaction, changed: Job, record: ExportRecord): Promise<PipelineEvent | undefined> {
+  private async rederiveFromJobs(tx: Transaction, changed: Job, record: ExportRecord): Promise<Finished | undefined> {
     // An export's job ids never change after it is created: find them outside the transaction and
     // lock only those documents. A query inside the transaction locks far more (in the emulator,
     // the whole collection).
@@ -243,8 +281,9 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
     const siblings = ids.length > 0 ? await tx.getAll(...ids.map((d) => this.db.doc(d.path))) : [];
     const states = siblings.flatMap((d) => (d.exists ? [d.id === changed.id ? changed.state : (d.data() as Job).state] : []));
     const state = deriveExportState(states);
-    if (record.state !== state) tx.update(this.db.doc(exportDoc(changed.exportId)), { state, updatedAt: changed.updatedAt });
-    return finishedEvent(record, state, changed);
+    const finished = finalState(record, state);
+    if (record.state !== state) tx.update(this.db.doc(exportDoc(changed.exportId)), { state, updatedAt: changed.updatedAt, ...(finished ? this.expireAt(changed.updatedAt) : {}) });
+    return finished;
   }
 
   async liveJobsOfUser(userId: string): Promise<Job[]> {
@@ -261,9 +300,14 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
   }
 }
 
-/** The export's event, when `state` is a final one it just reached. */
-function finishedEvent(record: ExportRecord, state: ExportState, changed: Job): PipelineEvent | undefined {
-  return state !== record.state && state !== 'RUNNING' ? exportFinishedEvent(record, state, changed.updatedAt) : undefined;
+interface Finished {
+  record: ExportRecord;
+  state: ExportState;
+}
+
+/** The export and its state, when `state` is a final one it just reached. */
+function finalState(record: ExportRecord & ExportTally, state: ExportState): Finished | undefined {
+  return state !== record.state && state !== 'RUNNING' ? { record: recordOf(record) as ExportRecord, state } : undefined;
 }
 
 function encodePageToken(r: ExportRecord): string {

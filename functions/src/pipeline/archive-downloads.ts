@@ -8,6 +8,8 @@ import type { DownloadSigner } from '../domain/ports/download-signer';
 import type { ExportStore } from '../domain/ports/export-store';
 import type { Logger } from '../logging';
 import { ID_PATTERN } from '../domain/ids';
+import { downloadIssued } from '../domain/audit-drafts';
+import type { AuditTrail } from './audit-trail';
 
 export interface ArchiveDownloadsDeps {
   store: Pick<ExportStore, 'getExport' | 'getJob'>;
@@ -17,6 +19,8 @@ export interface ArchiveDownloadsDeps {
   ttlSeconds: number;
   logger: Logger;
   now?: () => number;
+  /** Records each link issued (before the link is answered: no link without its record). */
+  audit?: Pick<AuditTrail, 'record'>;
 }
 
 export interface DownloadLink {
@@ -32,7 +36,7 @@ export class ArchiveDownloads {
   }
 
   /** A link to archive `index` (0-based, the order of the job's `archives`) of this user's job. */
-  async issue(userId: string, exportId: string, jobId: string, index: number): Promise<DownloadLink> {
+  async issue(userId: string, exportId: string, jobId: string, index: number, caller: { origin?: string } = {}): Promise<DownloadLink> {
     if (!ID_PATTERN.test(exportId)) throw notFound('Export');
     const record = await this.deps.store.getExport(exportId);
     // Another user's export answers exactly like a missing one.
@@ -46,6 +50,7 @@ export class ArchiveDownloads {
     const issuedAt = Math.floor(this.now() / 1000) * 1000;
     const expiresAt = issuedAt + this.deps.ttlSeconds * 1000;
     const url = await (await this.deps.signer()).signedReadUrl({ bucket: archive.bucket, name: archive.name }, issuedAt, expiresAt);
+    await this.deps.audit?.record(userId, [downloadIssued(job, index, issuedAt, expiresAt, caller.origin)]);
     // The URL itself is a credential: only the facts of its issue are logged.
     this.deps.logger.info({ userId, exportId, jobId, archive: index, expiresAt: new Date(expiresAt).toISOString() }, 'download link issued');
     return { url, expiresAt: new Date(expiresAt).toISOString() };

@@ -8,6 +8,8 @@ import type { ArchiveBucket } from '../domain/ports/archive-copier';
 import type { ExportStore, HousekeepingStore } from '../domain/ports/export-store';
 import type { Logger } from '../logging';
 import { ID_PATTERN } from '../domain/ids';
+import { exportDeleted } from '../domain/audit-drafts';
+import type { AuditTrail } from './audit-trail';
 
 export interface ExportDeletionDeps {
   store: ExportStore & HousekeepingStore;
@@ -16,6 +18,9 @@ export interface ExportDeletionDeps {
   /** Cancels the export's jobs that have not reached their archive (ExportService.cancelExport). */
   cancel: (userId: string, exportId: string) => Promise<unknown>;
   logger: Logger;
+  /** Seals the deletion's audit entry after its commit. */
+  audit?: Pick<AuditTrail, 'sealAfterCommit'>;
+  now?: () => number;
 }
 
 /**
@@ -43,7 +48,9 @@ export class ExportDeletion {
     }
     // Both ids were validated (the user id by the API, the export id above): the prefix cannot escape.
     const deleted = await (await this.deps.archives()).deletePrefix(`${userId}/${exportId}/`);
-    await this.deps.store.deleteExportRecords(exportId);
+    // The record of the deletion is written with the deletion of the records.
+    await this.deps.store.deleteExportRecords(exportId, { userId, drafts: [exportDeleted(exportId, deleted, (this.deps.now ?? Date.now)())] });
+    await this.deps.audit?.sealAfterCommit(userId);
     this.deps.logger.info({ userId, exportId, objects: deleted }, 'export deleted');
   }
 }

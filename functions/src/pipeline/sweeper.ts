@@ -8,6 +8,7 @@ import type { PollingPolicy } from '../domain/polling-policy';
 import type { ExportStore } from '../domain/ports/export-store';
 import type { TaskQueue } from '../domain/ports/task-queues';
 import type { Logger } from '../logging';
+import type { AuditTrail } from './audit-trail';
 import type { EventRelay } from './event-relay';
 import { JobTransitions } from './job-transitions';
 
@@ -18,6 +19,8 @@ export interface SweepResult {
   requeued: number;
   /** Events left in the outbox (a publish failed, or its instance died) published by this sweep. */
   events: number;
+  /** Audit drafts left pending (a seal failed, or its instance died) sealed by this sweep. */
+  audit?: number;
 }
 
 export interface SweeperDeps {
@@ -28,6 +31,8 @@ export interface SweeperDeps {
   logger: Logger;
   /** Publishes what the outbox still holds after a grace period. */
   relay?: EventRelay;
+  /** Seals audit drafts a crash left pending, after a grace period. */
+  audit?: Pick<AuditTrail, 'sealAfterCommit' | 'sealPending'>;
   now?: () => number;
 }
 
@@ -37,8 +42,8 @@ export class Sweeper {
 
   constructor(private readonly deps: SweeperDeps) {
     this.now = deps.now ?? Date.now;
-    const { store, queue, policy, logger, relay } = deps;
-    this.jobs = new JobTransitions({ store, queue: async () => queue, policy, logger, now: this.now, relay });
+    const { store, queue, policy, logger, relay, audit } = deps;
+    this.jobs = new JobTransitions({ store, queue: async () => queue, policy, logger, now: this.now, relay, audit });
   }
 
   async sweep(): Promise<SweepResult> {
@@ -56,6 +61,7 @@ export class Sweeper {
       this.deps.logger.warn({ jobId: job.id, state: job.state, step: STEP_OF[job.state], overdueSeconds: Math.round((now - (job.nextCheckAt ?? now)) / 1000) }, 'overdue job re-enqueued');
     }
     const events = this.deps.relay ? await this.deps.relay.flush(now - graceMs) : 0;
-    return { overdue: overdue.length, requeued, events };
+    const audit = this.deps.audit ? await this.deps.audit.sealPending(now - graceMs) : 0;
+    return { overdue: overdue.length, requeued, events, ...(this.deps.audit ? { audit } : {}) };
   }
 }
