@@ -27,6 +27,8 @@ import { freePort } from './net-utils';
 import { startOAuthSimulator, type OAuthSimulator } from './oauth-simulator';
 import { startPortabilityApiSimulator, type PortabilityApiSimulator } from './portability-api-simulator';
 import { startPubSubEmulator } from './pubsub-emulator';
+import { sweepRetention, type RetentionSweepResult } from './retention-sweep';
+import { createFirestore } from '../functions/src/adapters/firestore-client';
 
 export interface LocalStackOptions {
   /** Use this Firestore emulator ('host:port') instead of starting one. */
@@ -86,6 +88,8 @@ export interface LocalStack {
   sweep(): Promise<{ overdue: number; requeued: number; events: number }>;
   /** One Cloud Scheduler tick of runSchedules: fans out the due schedules as Cloud Tasks. */
   tickSchedules(): Promise<{ due: number; enqueued: number }>;
+  /** What the lifecycle rule and the TTL policies do in production, at `now` (default: the clock). */
+  retentionSweep(now?: number): Promise<RetentionSweepResult>;
   stop(): Promise<void>;
 }
 
@@ -255,10 +259,15 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       await res.arrayBuffer();
       return res.status;
     };
+    const retentionDb = createFirestore({ projectId, emulatorHost: firestoreEmulatorHost });
+    stops.push(() => retentionDb.terminate());
+    const retentionSweep = (now?: number): Promise<RetentionSweepResult> =>
+      sweepRetention({ db: retentionDb, storage, bucket: config.archive.bucket, archiveDays: config.retention.archiveDays }, now);
     if (opts.schedulerIntervalMs) {
       const timer = setInterval(() => {
         void sweep().catch(() => undefined);
         void tickSchedules().catch(() => undefined);
+        void retentionSweep().catch(() => undefined);
       }, opts.schedulerIntervalMs);
       stops.push(async () => clearInterval(timer));
     }
@@ -280,6 +289,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       idToken: (userId) => oauth.issueIdToken(userId),
       sweep,
       tickSchedules,
+      retentionSweep,
       deliverTask,
       stop,
     };

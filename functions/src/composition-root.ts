@@ -191,7 +191,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   });
   const schedules = lazy(async () => {
     const { ScheduleService } = await import('./pipeline/schedule-service');
-    return new ScheduleService({ schedules: await scheduleStore(), store: await store(), queue, runQueue: queue, logger, now });
+    return new ScheduleService({ schedules: await scheduleStore(), store: await store(), queue, runQueue: queue, logger, now, archiveRetentionDays: config.retention.archiveDays });
   });
   // Only a scheduled job loads the schedule side.
   const onJobFinished = async (job: Job): Promise<void> => {
@@ -223,7 +223,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   const service = lazy(async () => {
     const [{ ExportService }, { ConsentFlow }] = await Promise.all([import('./pipeline/export-service'), import('./pipeline/consent-flow')]);
     const consent = new ConsentFlow({ store: await consentStates(), cipher, clientId: config.oauth.clientId, ...config.consent, now });
-    return new ExportService({ consent, store: await store(), api, oauth, tokens: await tokens(), cipher, queue, logger, limits: config.limits, archives, policy: config.polling, now, onJobFinished, relay: await relay(), audit: await audit() });
+    return new ExportService({ consent, store: await store(), api, oauth, tokens: await tokens(), cipher, queue, logger, limits: config.limits, archives, policy: config.polling, now, onJobFinished, relay: await relay(), audit: await audit(), archiveRetentionDays: config.retention.archiveDays });
   });
 
   // Handlers.

@@ -57,6 +57,8 @@ export interface ExportServiceDeps {
   onJobFinished?: (job: Job) => Promise<void>;
   /** Publishes the events of jobs and exports a cancel or reset ended. */
   relay?: EventRelay;
+  /** ARCHIVE_RETENTION_DAYS: when each archive shown expires. */
+  archiveRetentionDays?: number;
   /** Seals the audit drafts the changes wrote, after their commit. */
   audit?: Pick<AuditTrail, 'sealAfterCommit'>;
 }
@@ -174,17 +176,17 @@ export class ExportService {
       await this.deps.audit?.sealAfterCommit(userId);
       this.deps.logger.info({ userId, exportId, resources }, 'export started');
     }
-    return { view: toExportView(result.record, result.jobs), created: result.created };
+    return { view: toExportView(result.record, result.jobs, this.deps.archiveRetentionDays), created: result.created };
   }
 
   async getExport(userId: string, exportId: string): Promise<ExportView> {
     const record = await this.ownExport(userId, exportId);
-    return toExportView(record, await this.deps.store.listJobs(exportId));
+    return toExportView(record, await this.deps.store.listJobs(exportId), this.deps.archiveRetentionDays);
   }
 
   async listExports(userId: string, page: { limit: number; pageToken?: string }): Promise<{ exports: ExportView[]; nextPageToken?: string }> {
     const { exports, nextPageToken } = await this.deps.store.listExports(userId, page);
-    const views = await Promise.all(exports.map(async (r) => toExportView(r, await this.deps.store.listJobs(r.id))));
+    const views = await Promise.all(exports.map(async (r) => toExportView(r, await this.deps.store.listJobs(r.id), this.deps.archiveRetentionDays)));
     return { exports: views, nextPageToken };
   }
 
