@@ -223,7 +223,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   const service = lazy(async () => {
     const [{ ExportService }, { ConsentFlow }] = await Promise.all([import('./pipeline/export-service'), import('./pipeline/consent-flow')]);
     const consent = new ConsentFlow({ store: await consentStates(), cipher, clientId: config.oauth.clientId, ...config.consent, now });
-    return new ExportService({ consent, store: await store(), api, oauth, tokens: await tokens(), cipher, queue, logger, limits: config.limits, archives, policy: config.polling, now, onJobFinished, relay: await relay(), audit: await audit(), archiveRetentionDays: config.retention.archiveDays });
+    return new ExportService({ consent, store: await store(), api, oauth, tokens: await tokens(), cipher, queue, logger, limits: config.limits, archives, policy: config.polling, now, onJobFinished, relay: await relay(), audit: await audit(), archiveRetentionDays: config.retention.archiveDays, grantExpiryWarningDays: config.grantExpiryWarningDays });
   });
 
   // Handlers.
@@ -243,7 +243,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       projectId: config.projectId,
       logger,
       deletion: new ExportDeletion({ store: await store(), archives, cancel: (u, e) => svc.cancelExport(u, e), logger, audit: await audit(), now }),
-      authorizations: new AuthorizationStatusReader({ store: await store(), clientId: config.oauth.clientId, testingMode: config.oauthClientTestingMode }),
+      authorizations: new AuthorizationStatusReader({ store: await store(), clientId: config.oauth.clientId, testingMode: config.oauthClientTestingMode, expiryWarningDays: config.grantExpiryWarningDays, now }),
       downloads: new ArchiveDownloads({ store: await store(), signer: downloadSigner, ttlSeconds: config.downloads.ttlSeconds, logger, now, audit: await audit() }),
       audit: await audit(),
     });
@@ -257,9 +257,15 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   const checkHandler = taskHandler(config.tasks.checkUrl, ['initiate', 'check']);
   const copyHandler = taskHandler(config.tasks.copyUrl, ['copy', 'copy-part']);
   const sweepHandler = lazy(async () => {
-    const [{ createSweepHandler }, { Sweeper }] = await Promise.all([import('./http/sweep-handler'), import('./pipeline/sweeper')]);
+    const [{ createSweepHandler }, { Sweeper }, { GrantExpiryWarnings }, { renewalUrlOf }] = await Promise.all([
+      import('./http/sweep-handler'),
+      import('./pipeline/sweeper'),
+      import('./pipeline/grant-expiry-warnings'),
+      import('./pipeline/authorization-status'),
+    ]);
+    const expiryWarnings = new GrantExpiryWarnings({ store: await store(), renewalUrl: renewalUrlOf(config.oauth.clientId), relay: await relay(), logger, now });
     return createSweepHandler({
-      sweeper: new Sweeper({ store: await store(), queue: await queue(), policy: config.polling, graceSeconds: config.tasks.sweepGraceSeconds, logger, now, relay: await relay(), audit: await audit() }),
+      sweeper: new Sweeper({ store: await store(), queue: await queue(), policy: config.polling, graceSeconds: config.tasks.sweepGraceSeconds, logger, now, relay: await relay(), audit: await audit(), expiryWarnings }),
       verifier: await taskVerifier(config.tasks.sweepUrl),
       logger,
     });

@@ -335,7 +335,7 @@ describe('terraform files', () => {
       ...Object.entries(consentStateQueries).map(([name, build]): [string, Query] => [name, (build as (...a: unknown[]) => Query)('x')]),
       ...Object.entries(auditQueries).map(([name, build]): [string, Query] => [name, (build as (...a: unknown[]) => Query)('x', 1, 1)]),
     ];
-    expect(queries.length).toBe(12);
+    expect(queries.length).toBe(13);
     const needed = queries.flatMap(([name, q]) => {
       const index = compositeIndexFor(q);
       return index ? [{ name, collection: q.collection, ...index }] : [];

@@ -9,8 +9,8 @@ import { deriveExportState } from '../domain/export-state';
 import { exportFinishedEvent, jobFinishedEvent, type PipelineEvent } from '../domain/events';
 import { isTerminal } from '../domain/job';
 import type { ExportRecord, ExportState, Grant, GrantState, Job, JobState } from '../domain/model';
-import type { ExportStore, HousekeepingStore, JobUpdate } from '../domain/ports/export-store';
-import { FieldPath, type Firestore, type Transaction, type WriteBatch } from '@google-cloud/firestore';
+import type { ExportStore, GrantExpiryStore, HousekeepingStore, JobUpdate } from '../domain/ports/export-store';
+import { FieldPath, FieldValue, type Firestore, type Transaction, type WriteBatch } from '@google-cloud/firestore';
 import { contended, runQuery, type QuerySpec as Query } from './firestore-client';
 import { readLedger, writeLedger } from './firestore-ledger';
 import { writeOutbox } from './firestore-outbox';
@@ -65,10 +65,12 @@ export const exportStoreQueries = {
   idempotencyOfExport: (exportId: string): Query => ({ collection: 'idempotency', where: [['exportId', '==', exportId]], select: [] }),
   // Terminal jobs carry no nextCheckAt, so this single-field range reads only live, overdue jobs.
   overdueJobs: (dueBefore: number, limit: number): Query => ({ collection: 'jobs', where: [['nextCheckAt', '<=', dueBefore]], orderBy: [['nextCheckAt', 'asc']], limit }),
+  /** Grants to warn that time-based access ends soon: only unwarned ones carry warnAt (single-field index). */
+  grantsToWarn: (before: number, limit: number): Query => ({ collection: 'grants', where: [['warnAt', '<=', before]], orderBy: [['warnAt', 'asc']], limit }),
 };
 const Q = exportStoreQueries;
 
-export class FirestoreExportStore implements ExportStore, HousekeepingStore {
+export class FirestoreExportStore implements ExportStore, HousekeepingStore, GrantExpiryStore {
   /** One admission at a time per user in this instance (see per-key-queue.ts). */
   private readonly admissions = new PerKeyQueue();
 
@@ -121,6 +123,25 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
         tx.update(this.db.doc(grant(userId)), { state: next, updatedAt: Date.now() });
         this.audit(tx, userId, audit?.(current));
         return true;
+      }),
+    );
+  }
+
+  async grantsToWarn(before: number, limit: number): Promise<Grant[]> {
+    return (await runQuery<Grant>(this.db, Q.grantsToWarn(before, limit))).map((d) => d.data);
+  }
+
+  async warnGrantExpiry(userId: string, now: number, event: (grant: Grant & { expiresAt: number }) => PipelineEvent): Promise<PipelineEvent | undefined> {
+    return contended(() =>
+      this.db.runTransaction(async (tx) => {
+        const current = await this.read<Grant>(grant(userId), tx);
+        // Warned by a sweep that ran at the same time, or a new consent since: nothing to do.
+        if (current?.warnAt === undefined || current.warnAt > now) return undefined;
+        const live = current.state === 'ACTIVE' && current.expiresAt !== undefined && current.expiresAt > now && current.timeBasedResources.length > 0;
+        const e = live && this.opts.events ? event(current as Grant & { expiresAt: number }) : undefined;
+        tx.update(this.db.doc(grant(userId)), { warnAt: FieldValue.delete(), expiryWarnedAt: now });
+        writeOutbox(this.db, tx, e ? [e] : [], now);
+        return e;
       }),
     );
   }

@@ -24,6 +24,7 @@ import type { Logger } from '../logging';
 import type { AuditTrail } from './audit-trail';
 import type { EventRelay } from './event-relay';
 import { consentGranted, consentRevoked } from '../domain/audit-drafts';
+import { warnAtOf } from './grant-expiry-warnings';
 import { JobTransitions } from './job-transitions';
 import { quotaUserOf, type AccessTokens } from './access-tokens';
 import type { ConsentFlow, StartedConsent } from './consent-flow';
@@ -57,6 +58,8 @@ export interface ExportServiceDeps {
   onJobFinished?: (job: Job) => Promise<void>;
   /** Publishes the events of jobs and exports a cancel or reset ended. */
   relay?: EventRelay;
+  /** GRANT_EXPIRY_WARNING_DAYS: a time-based grant is stored with the time its warning is due. */
+  grantExpiryWarningDays?: number;
   /** ARCHIVE_RETENTION_DAYS: when each archive shown expires. */
   archiveRetentionDays?: number;
   /** Seals the audit drafts the changes wrote, after their commit. */
@@ -124,6 +127,9 @@ export class ExportService {
       timeBasedResources: access.timeBasedResources,
       state: 'ACTIVE',
       ...(tokens.refreshTokenExpiresAt !== undefined ? { expiresAt: tokens.refreshTokenExpiresAt } : {}),
+      ...(tokens.refreshTokenExpiresAt !== undefined && access.timeBasedResources.length > 0 && this.deps.grantExpiryWarningDays !== undefined
+        ? { warnAt: warnAtOf(tokens.refreshTokenExpiresAt, this.deps.grantExpiryWarningDays) }
+        : {}),
       createdAt: previous?.createdAt ?? now,
       updatedAt: now,
     };

@@ -9,6 +9,7 @@ import type { ExportStore } from '../domain/ports/export-store';
 import type { TaskQueue } from '../domain/ports/task-queues';
 import type { Logger } from '../logging';
 import type { AuditTrail } from './audit-trail';
+import type { GrantExpiryWarnings } from './grant-expiry-warnings';
 import type { EventRelay } from './event-relay';
 import { JobTransitions } from './job-transitions';
 
@@ -21,6 +22,8 @@ export interface SweepResult {
   events: number;
   /** Audit drafts left pending (a seal failed, or its instance died) sealed by this sweep. */
   audit?: number;
+  /** Warnings that time-based access ends soon written by this sweep. */
+  expiryWarnings?: number;
 }
 
 export interface SweeperDeps {
@@ -31,6 +34,8 @@ export interface SweeperDeps {
   logger: Logger;
   /** Publishes what the outbox still holds after a grace period. */
   relay?: EventRelay;
+  /** Warns that time-based access ends soon (GRANT_EXPIRY_WARNING_DAYS ahead). */
+  expiryWarnings?: Pick<GrantExpiryWarnings, 'run'>;
   /** Seals audit drafts a crash left pending, after a grace period. */
   audit?: Pick<AuditTrail, 'sealAfterCommit' | 'sealPending'>;
   now?: () => number;
@@ -62,6 +67,7 @@ export class Sweeper {
     }
     const events = this.deps.relay ? await this.deps.relay.flush(now - graceMs) : 0;
     const audit = this.deps.audit ? await this.deps.audit.sealPending(now - graceMs) : 0;
-    return { overdue: overdue.length, requeued, events, ...(this.deps.audit ? { audit } : {}) };
+    const expiryWarnings = this.deps.expiryWarnings ? await this.deps.expiryWarnings.run() : 0;
+    return { overdue: overdue.length, requeued, events, ...(this.deps.audit ? { audit } : {}), ...(this.deps.expiryWarnings ? { expiryWarnings } : {}) };
   }
 }

@@ -51,6 +51,18 @@ export interface ExportStore {
   listOverdueJobs(dueBefore: number, limit: number): Promise<Job[]>;
 }
 
+/** The warnings that time-based access ends soon (GRANT_EXPIRY_WARNING_DAYS ahead). */
+export interface GrantExpiryStore {
+  /** Grants whose `warnAt` is at or before `before`, oldest first (an indexed query: only unwarned grants carry it). */
+  grantsToWarn(before: number, limit: number): Promise<Grant[]>;
+  /**
+   * In one transaction: takes the grant's `warnAt` away (so the warning is given once, whatever
+   * runs at the same time) and, when the grant is still ACTIVE and not ended, writes `event(grant)`
+   * to the outbox. Returns the event written, if one was.
+   */
+  warnGrantExpiry(userId: string, now: number, event: (grant: Grant & { expiresAt: number }) => PipelineEvent): Promise<PipelineEvent | undefined>;
+}
+
 /** What the deletion of an export needs from persistence, beyond ExportStore. */
 export interface HousekeepingStore {
   /** Deletes an export's jobs, its idempotency records and the export itself. Idempotent. */
