@@ -30,6 +30,8 @@ interface PendingDoc {
   draft: AuditDraft;
   /** epoch ms, the draft's time: the sweeper's query orders by it. */
   at: number;
+  /** Its place among the drafts of one change (which share a time): a job's archives before its export's end. */
+  order: number;
   expireAt: Date;
 }
 
@@ -69,8 +71,8 @@ const strip = ({ expireAt: _e, ...entry }: StoredEntry): AuditEntry => entry;
  */
 export function writeAuditDrafts(db: Firestore, writer: DocWriter, userId: string, drafts: readonly AuditDraft[], keepDays: number): void {
   const userKey = userDocId(userId);
-  for (const draft of drafts) {
-    writer.set(db.doc(`${C.pending}/${draft.id}`), { userKey, draft, at: draft.at, expireAt: new Date(draft.at + keepDays * DAY_MS) });
+  for (const [order, draft] of drafts.entries()) {
+    writer.set(db.doc(`${C.pending}/${draft.id}`), { userKey, draft, at: draft.at, order, expireAt: new Date(draft.at + keepDays * DAY_MS) });
   }
 }
 
@@ -113,7 +115,7 @@ export class FirestoreAuditTrail {
         const [headSnap, ...pendingSnaps] = await tx.getAll(headRef, ...found.map((d) => this.db.doc(d.path)));
         // Sealed meanwhile by another sealer: gone from auditPending, so not chained twice.
         const pending = pendingSnaps.filter((s) => s.exists).map((s) => ({ ref: s.ref, doc: s.data() as PendingDoc }));
-        pending.sort((a, b) => a.doc.at - b.doc.at || (a.doc.draft.id < b.doc.draft.id ? -1 : 1));
+        pending.sort((a, b) => a.doc.at - b.doc.at || (a.doc.order ?? 0) - (b.doc.order ?? 0) || (a.doc.draft.id < b.doc.draft.id ? -1 : 1));
         let head = headSnap?.exists ? (headSnap.data() as HeadDoc) : { seq: 0, hash: GENESIS_HASH, expireAt: new Date(0) };
         for (const { ref, doc } of pending) {
           const entry = chain(doc.draft, userKey, head);

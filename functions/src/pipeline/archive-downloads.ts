@@ -50,7 +50,8 @@ export class ArchiveDownloads {
     const issuedAt = Math.floor(this.now() / 1000) * 1000;
     const expiresAt = issuedAt + this.deps.ttlSeconds * 1000;
     const url = await (await this.deps.signer()).signedReadUrl({ bucket: archive.bucket, name: archive.name }, issuedAt, expiresAt);
-    await this.deps.audit?.record(userId, [downloadIssued(job, index, issuedAt, expiresAt, caller.origin)]);
+    // At the moment of issue (not the signature's whole second): the trail orders by it.
+    await this.deps.audit?.record(userId, [downloadIssued(job, index, this.now(), expiresAt, caller.origin)]);
     // The URL itself is a credential: only the facts of its issue are logged.
     this.deps.logger.info({ userId, exportId, jobId, archive: index, expiresAt: new Date(expiresAt).toISOString() }, 'download link issued');
     return { url, expiresAt: new Date(expiresAt).toISOString() };
