@@ -10,6 +10,9 @@ import { invalid } from '../domain/errors';
 import type { AuditStore } from '../domain/ports/audit-store';
 import type { Logger } from '../logging';
 
+/** Drafts the sweeper looks at per tick. */
+const SWEEP_BATCH = 100;
+
 export interface AuditEntryView {
   seq: number;
   kind: AuditEntry['kind'];
@@ -75,7 +78,8 @@ export class AuditTrail {
 
   /** The sweeper's part: seals drafts pending since `before`. */
   async sealPending(before: number): Promise<number> {
-    return this.deps.store.sealPending(before);
+    // A bounded share per tick: the next tick takes the rest.
+    return this.deps.store.sealPending(before, SWEEP_BATCH);
   }
 
   async list(userId: string, page: { pageSize: number; pageToken?: string }): Promise<AuditPage> {

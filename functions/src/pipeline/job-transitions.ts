@@ -62,7 +62,9 @@ export class JobTransitions {
       this.deps.logger.info({ jobId, exportId: after.exportId, resource: after.resource, event: event.type, state: after.state }, 'job state changed');
     }
     if (this.deps.relay) await this.deps.relay.relay(updated.events);
-    if (updated.audited && this.deps.audit) await this.deps.audit.sealAfterCommit(after.userId);
+    // Not awaited: the drafts are committed with the change, and the step's answer (and so the
+    // pipeline's pace) need not wait for the chain; a seal cut short is the sweeper's to finish.
+    if (updated.audited && this.deps.audit) void this.deps.audit.sealAfterCommit(after.userId);
     if (isTerminal(after.state) && !isTerminal(before.state) && this.deps.onJobFinished) {
       // The job's own outcome is committed; a failed notification is repaired when the next run reads the job.
       await this.deps.onJobFinished(after).catch((err: unknown) => this.deps.logger.warn({ jobId, err }, 'could not report the finished job to its schedule'));

@@ -65,9 +65,12 @@ export class Sweeper {
       requeued++;
       this.deps.logger.warn({ jobId: job.id, state: job.state, step: STEP_OF[job.state], overdueSeconds: Math.round((now - (job.nextCheckAt ?? now)) / 1000) }, 'overdue job re-enqueued');
     }
-    const events = this.deps.relay ? await this.deps.relay.flush(now - graceMs) : 0;
-    const audit = this.deps.audit ? await this.deps.audit.sealPending(now - graceMs) : 0;
-    const expiryWarnings = this.deps.expiryWarnings ? await this.deps.expiryWarnings.run() : 0;
+    // Independent of each other: run together, so the tick (and the next redelivery) is not held up.
+    const [events, audit, expiryWarnings] = await Promise.all([
+      this.deps.relay ? this.deps.relay.flush(now - graceMs) : 0,
+      this.deps.audit ? this.deps.audit.sealPending(now - graceMs) : 0,
+      this.deps.expiryWarnings ? this.deps.expiryWarnings.run() : 0,
+    ]);
     return { overdue: overdue.length, requeued, events, ...(this.deps.audit ? { audit } : {}), ...(this.deps.expiryWarnings ? { expiryWarnings } : {}) };
   }
 }
