@@ -14,6 +14,8 @@ import type { EventRelay } from './event-relay';
 import { JobTransitions } from './job-transitions';
 
 const BATCH = 500;
+/** Audit drafts are sealed by the sweeper only this many grace periods after they were written. */
+const AUDIT_GRACE_FACTOR = 3;
 
 export interface SweepResult {
   overdue: number;
@@ -68,7 +70,8 @@ export class Sweeper {
     // Independent of each other: run together, so the tick (and the next redelivery) is not held up.
     const [events, audit, expiryWarnings] = await Promise.all([
       this.deps.relay ? this.deps.relay.flush(now - graceMs) : 0,
-      this.deps.audit ? this.deps.audit.sealPending(now - graceMs) : 0,
+      // Well after the seals that follow each commit: the sweeper only finishes what they left.
+      this.deps.audit ? this.deps.audit.sealPending(now - AUDIT_GRACE_FACTOR * graceMs) : 0,
       this.deps.expiryWarnings ? this.deps.expiryWarnings.run() : 0,
     ]);
     return { overdue: overdue.length, requeued, events, ...(this.deps.audit ? { audit } : {}), ...(this.deps.expiryWarnings ? { expiryWarnings } : {}) };
