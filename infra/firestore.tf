@@ -110,3 +110,50 @@ resource "google_firestore_field" "idempotency_ttl" {
   ttl_config {}
   index_config {}
 }
+
+# Retention (RECORD_RETENTION_DAYS): an ended export and its jobs carry expireAt, their end plus the
+# record retention; a running one has none. The audit trail (AUDIT_RETENTION_DAYS) expires the
+# same way, record retention + audit retention after each entry's time.
+resource "google_firestore_field" "record_ttl" {
+  for_each = toset(["exports", "jobs", "auditPending", "auditEntries", "auditHeads"])
+
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = each.value
+  field      = "expireAt"
+
+  ttl_config {}
+  index_config {}
+}
+
+# auditPending: where userKey == X order by at (a user's facts to chain, oldest first).
+resource "google_firestore_index" "audit_pending_by_user" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "auditPending"
+
+  fields {
+    field_path = "userKey"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "at"
+    order      = "ASCENDING"
+  }
+}
+
+# auditEntries: where userKey == X order by seq desc (GET /v1/audit, newest first, one page at a time).
+resource "google_firestore_index" "audit_entries_by_user" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "auditEntries"
+
+  fields {
+    field_path = "userKey"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "seq"
+    order      = "DESCENDING"
+  }
+}

@@ -94,7 +94,12 @@ locals {
     MAX_EXPORTS_PER_DAY    = tostring(var.max_exports_per_day)
     MAX_CONCURRENT_EXPORTS = tostring(var.max_concurrent_exports)
     LOG_LEVEL              = var.log_level
-    EVENTS_TOPIC           = google_pubsub_topic.events.name
+    # Retention: one figure per kind, stated here and in the README ("What is kept, for how long").
+    ARCHIVE_RETENTION_DAYS    = tostring(var.archive_delete_after_days)
+    RECORD_RETENTION_DAYS     = tostring(var.record_retention_days)
+    AUDIT_RETENTION_DAYS      = tostring(var.audit_retention_days)
+    GRANT_EXPIRY_WARNING_DAYS = tostring(var.grant_expiry_warning_days)
+    EVENTS_TOPIC              = google_pubsub_topic.events.name
     # Names of Secret Manager versions, not secrets: the deliverer reads the secrets itself.
     WEBHOOK_ENDPOINTS       = jsonencode(var.webhook_endpoints)
     WEBHOOK_FUNCTION_URL    = local.function_urls.webhook

@@ -13,15 +13,14 @@ resource "google_storage_bucket" "archives" {
     retention_duration_seconds = var.archive_soft_delete_days * 86400
   }
 
-  dynamic "lifecycle_rule" {
-    for_each = var.archive_delete_after_days > 0 ? [var.archive_delete_after_days] : []
-    content {
-      condition {
-        age = lifecycle_rule.value
-      }
-      action {
-        type = "Delete"
-      }
+  # Retention of the archives (ARCHIVE_RETENTION_DAYS): the bucket holds nothing but users'
+  # archives (and their parts while copied), all under `{user}/`, so the rule covers every object.
+  lifecycle_rule {
+    condition {
+      age = var.archive_delete_after_days
+    }
+    action {
+      type = "Delete"
     }
   }
 

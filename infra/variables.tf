@@ -93,12 +93,45 @@ variable "archive_bucket_location" {
 
 variable "archive_delete_after_days" {
   type        = number
-  description = "Lifecycle rule: delete archive objects this many days after they were written. 0 keeps them until the user deletes the export."
+  description = "Archive retention (ARCHIVE_RETENTION_DAYS): the lifecycle rule deletes archive objects this many days after they were written, and the API shows each archive's expiresAt from it (1 to 3650)."
   default     = 30
 
   validation {
-    condition     = var.archive_delete_after_days >= 0 && floor(var.archive_delete_after_days) == var.archive_delete_after_days
-    error_message = "archive_delete_after_days must be a whole number of days, 0 or more."
+    condition     = var.archive_delete_after_days >= 1 && var.archive_delete_after_days <= 3650 && floor(var.archive_delete_after_days) == var.archive_delete_after_days
+    error_message = "archive_delete_after_days must be a whole number of days from 1 to 3650."
+  }
+}
+
+variable "record_retention_days" {
+  type        = number
+  description = "Record retention (RECORD_RETENTION_DAYS): ended exports and jobs are deleted by Firestore TTL this many days after they ended (1 to 3650, at least archive_delete_after_days)."
+  default     = 90
+
+  validation {
+    condition     = var.record_retention_days >= 1 && var.record_retention_days <= 3650 && floor(var.record_retention_days) == var.record_retention_days
+    error_message = "record_retention_days must be a whole number of days from 1 to 3650."
+  }
+}
+
+variable "audit_retention_days" {
+  type        = number
+  description = "Audit retention (AUDIT_RETENTION_DAYS): how many days the audit trail outlives the records it describes; an entry is kept record_retention_days + this from its time (1 to 3650)."
+  default     = 365
+
+  validation {
+    condition     = var.audit_retention_days >= 1 && var.audit_retention_days <= 3650 && floor(var.audit_retention_days) == var.audit_retention_days
+    error_message = "audit_retention_days must be a whole number of days from 1 to 3650."
+  }
+}
+
+variable "grant_expiry_warning_days" {
+  type        = number
+  description = "GRANT_EXPIRY_WARNING_DAYS: days before time-based access ends that the person is told (an event, and expiresSoon in GET /v1/authorizations); 1 to 30."
+  default     = 7
+
+  validation {
+    condition     = var.grant_expiry_warning_days >= 1 && var.grant_expiry_warning_days <= 30 && floor(var.grant_expiry_warning_days) == var.grant_expiry_warning_days
+    error_message = "grant_expiry_warning_days must be a whole number of days from 1 to 30."
   }
 }
 

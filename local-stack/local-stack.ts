@@ -30,6 +30,8 @@ import { startPubSubEmulator } from './pubsub-emulator';
 import { startSecretManagerServer, type SecretManagerServer } from './secret-manager-server';
 import { startWebhookReceiver, type ReceivedWebhook, type WebhookReceiver } from './webhook-receiver';
 import { createCloudTasksClient } from '../functions/src/adapters/cloud-tasks-queue';
+import { sweepRetention, type RetentionSweepResult } from './retention-sweep';
+import { createFirestore } from '../functions/src/adapters/firestore-client';
 
 export interface LocalStackOptions {
   /** Use this Firestore emulator ('host:port') instead of starting one. */
@@ -99,6 +101,8 @@ export interface LocalStack {
   sweep(): Promise<{ overdue: number; requeued: number; events: number }>;
   /** One Cloud Scheduler tick of runSchedules: fans out the due schedules as Cloud Tasks. */
   tickSchedules(): Promise<{ due: number; enqueued: number }>;
+  /** What the lifecycle rule and the TTL policies do in production, at `now` (default: the clock). */
+  retentionSweep(now?: number): Promise<RetentionSweepResult>;
   stop(): Promise<void>;
 }
 
@@ -300,12 +304,19 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       await res.arrayBuffer();
       return res.status;
     };
+    const retentionDb = createFirestore({ projectId, emulatorHost: firestoreEmulatorHost });
+    stops.push(() => retentionDb.terminate());
+    const retentionSweep = (now?: number): Promise<RetentionSweepResult> =>
+      sweepRetention({ db: retentionDb, storage, bucket: config.archive.bucket, archiveDays: config.retention.archiveDays }, now);
     if (opts.schedulerIntervalMs) {
       const timer = setInterval(() => {
         void sweep().catch(() => undefined);
         void tickSchedules().catch(() => undefined);
       }, opts.schedulerIntervalMs);
       stops.push(async () => clearInterval(timer));
+      // Retention counts in days: once a minute is plenty, and spares the tests' fast ticks a bucket listing.
+      const retentionTimer = setInterval(() => void retentionSweep().catch(() => undefined), Math.max(opts.schedulerIntervalMs, 60_000));
+      stops.push(async () => clearInterval(retentionTimer));
     }
 
     return {
@@ -326,6 +337,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       idToken: (userId) => oauth.issueIdToken(userId),
       sweep,
       tickSchedules,
+      retentionSweep,
       deliverTask,
       stop,
     };

@@ -18,6 +18,9 @@ FIRESTORE_LOCATION="${FIRESTORE_LOCATION:-eur3}"
 ARCHIVE_BUCKET="${ARCHIVE_BUCKET:-${PROJECT_ID}-${PREFIX}-archives}"
 ARCHIVE_BUCKET_LOCATION="${ARCHIVE_BUCKET_LOCATION:-${REGION^^}}"
 ARCHIVE_DELETE_AFTER_DAYS="${ARCHIVE_DELETE_AFTER_DAYS:-30}"
+RECORD_RETENTION_DAYS="${RECORD_RETENTION_DAYS:-90}"
+AUDIT_RETENTION_DAYS="${AUDIT_RETENTION_DAYS:-365}"
+GRANT_EXPIRY_WARNING_DAYS="${GRANT_EXPIRY_WARNING_DAYS:-7}"
 OAUTH_SECRET="${OAUTH_CLIENT_SECRET_ID:-${PREFIX}-oauth-client-secret}"
 AUTH_ISSUER="${AUTH_ISSUER:-https://securetoken.google.com/${PROJECT_ID}}"
 AUTH_AUDIENCE="${AUTH_AUDIENCE:-${PROJECT_ID}}"
@@ -143,7 +146,14 @@ create_once firestore indexes composite create --collection-group=schedules \
   --field-config=field-path=state,order=ascending --field-config=field-path=nextRunAt,order=ascending --async
 create_once firestore indexes composite create --collection-group=exports \
   --field-config=field-path=scheduleId,order=ascending --field-config=field-path=createdAt,order=descending --async
+create_once firestore indexes composite create --collection-group=auditPending \
+  --field-config=field-path=userKey,order=ascending --field-config=field-path=at,order=ascending --async
+create_once firestore indexes composite create --collection-group=auditEntries \
+  --field-config=field-path=userKey,order=ascending --field-config=field-path=seq,order=descending --async
 gc firestore fields ttls update expireAt --collection-group=idempotency --enable-ttl --async
+for c in exports jobs auditPending auditEntries auditHeads; do
+  gc firestore fields ttls update expireAt --collection-group="$c" --enable-ttl --async
+done
 gc firestore fields ttls update expireAt --collection-group=consentStates --enable-ttl --async
 
 log "Events topic (Pub/Sub), its dead-letter topic and an example subscription"
@@ -164,11 +174,8 @@ exists storage buckets describe "gs://${ARCHIVE_BUCKET}" ||
     --uniform-bucket-level-access --public-access-prevention --soft-delete-duration=7d
 lifecycle="$(mktemp)"
 trap 'rm -rf "$lifecycle" "${stage:-}" "${env_file:-}"' EXIT
-if [[ "$ARCHIVE_DELETE_AFTER_DAYS" -gt 0 ]]; then
-  delete_rule="{\"action\": {\"type\": \"Delete\"}, \"condition\": {\"age\": ${ARCHIVE_DELETE_AFTER_DAYS}}},"
-else
-  delete_rule=""
-fi
+# Archive retention (ARCHIVE_RETENTION_DAYS, the same figure the functions are given).
+delete_rule="{\"action\": {\"type\": \"Delete\"}, \"condition\": {\"age\": ${ARCHIVE_DELETE_AFTER_DAYS}}},"
 printf '{"rule": [%s {"action": {"type": "AbortIncompleteMultipartUpload"}, "condition": {"age": 7}}]}\n' "$delete_rule" >"$lifecycle"
 gc storage buckets update "gs://${ARCHIVE_BUCKET}" --lifecycle-file="$lifecycle"
 exists storage buckets describe "gs://${SOURCE_BUCKET}" ||
@@ -262,6 +269,10 @@ OAUTH_AUTH_URL: 'https://accounts.google.com/o/oauth2/v2/auth'
 OAUTH_REDIRECT_URIS: $(q "$OAUTH_REDIRECT_URIS")
 OAUTH_STATE_TTL_SECONDS: '600'
 DOWNLOAD_URL_TTL_SECONDS: '600'
+ARCHIVE_RETENTION_DAYS: $(q "$ARCHIVE_DELETE_AFTER_DAYS")
+RECORD_RETENTION_DAYS: $(q "$RECORD_RETENTION_DAYS")
+AUDIT_RETENTION_DAYS: $(q "$AUDIT_RETENTION_DAYS")
+GRANT_EXPIRY_WARNING_DAYS: $(q "$GRANT_EXPIRY_WARNING_DAYS")
 OAUTH_CLIENT_TESTING_MODE: $(q "$OAUTH_CLIENT_TESTING_MODE")
 AUTH_ISSUER: $(q "$AUTH_ISSUER")
 AUTH_AUDIENCE: $(q "$AUTH_AUDIENCE")

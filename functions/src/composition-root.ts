@@ -69,6 +69,8 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   const events = config.events;
   const webhooks = config.webhooks;
   const eventsOn = events !== undefined || webhooks.endpoints.length > 0;
+  // An entry outlives the records it describes (kept RECORD_RETENTION_DAYS after they end) by AUDIT_RETENTION_DAYS.
+  const auditKeepDays = config.retention.recordDays + config.retention.auditDays;
 
   // Adapters, imported on first use: each function's cold start loads only the clients it needs.
   const firestore = lazy(async () => {
@@ -78,7 +80,12 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   });
   const store = lazy(async () => {
     const { FirestoreExportStore } = await import('./adapters/firestore-export-store');
-    return new FirestoreExportStore(await firestore(), { events: eventsOn });
+    return new FirestoreExportStore(await firestore(), { events: eventsOn, audit: { keepDays: auditKeepDays }, recordDays: config.retention.recordDays });
+  });
+  // The audit trail: drafts written with each change, chained after the commit (and by the sweeper).
+  const audit = lazy(async () => {
+    const [{ FirestoreAuditTrail }, { AuditTrail }] = await Promise.all([import('./adapters/firestore-audit-trail'), import('./pipeline/audit-trail')]);
+    return new AuditTrail({ store: new FirestoreAuditTrail(await firestore(), auditKeepDays), logger, now });
   });
   const scheduleStore = lazy(async () => {
     const { FirestoreScheduleStore } = await import('./adapters/firestore-schedule-store');
@@ -222,7 +229,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   });
   const schedules = lazy(async () => {
     const { ScheduleService } = await import('./pipeline/schedule-service');
-    return new ScheduleService({ schedules: await scheduleStore(), store: await store(), queue, runQueue: queue, logger, now, relay: await relay() });
+    return new ScheduleService({ schedules: await scheduleStore(), store: await store(), queue, runQueue: queue, logger, now, relay: await relay(), archiveRetentionDays: config.retention.archiveDays });
   });
   // Only a scheduled job loads the schedule side.
   const onJobFinished = async (job: Job): Promise<void> => {
@@ -258,12 +265,13 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       now,
       onJobFinished,
       relay: await relay(),
+      audit: await audit(),
     });
   });
   const service = lazy(async () => {
     const [{ ExportService }, { ConsentFlow }] = await Promise.all([import('./pipeline/export-service'), import('./pipeline/consent-flow')]);
     const consent = new ConsentFlow({ store: await consentStates(), cipher, clientId: config.oauth.clientId, ...config.consent, now });
-    return new ExportService({ consent, store: await store(), api, oauth, tokens: await tokens(), cipher, queue, logger, limits: config.limits, archives, policy: config.polling, now, onJobFinished, relay: await relay() });
+    return new ExportService({ consent, store: await store(), api, oauth, tokens: await tokens(), cipher, queue, logger, limits: config.limits, archives, policy: config.polling, now, onJobFinished, relay: await relay(), audit: await audit(), archiveRetentionDays: config.retention.archiveDays, grantExpiryWarningDays: config.grantExpiryWarningDays });
   });
 
   // Handlers.
@@ -283,10 +291,11 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       corsOrigins: config.corsOrigins,
       projectId: config.projectId,
       logger,
-      deletion: new ExportDeletion({ store: await store(), archives, cancel: (u, e) => svc.cancelExport(u, e), manifests, logger }),
-      authorizations: new AuthorizationStatusReader({ store: await store(), clientId: config.oauth.clientId, testingMode: config.oauthClientTestingMode }),
-      downloads: new ArchiveDownloads({ store: await store(), signer: downloadSigner, ttlSeconds: config.downloads.ttlSeconds, logger, now }),
+      deletion: new ExportDeletion({ store: await store(), archives, cancel: (u, e) => svc.cancelExport(u, e), manifests, logger, audit: await audit(), now }),
+      authorizations: new AuthorizationStatusReader({ store: await store(), clientId: config.oauth.clientId, testingMode: config.oauthClientTestingMode, expiryWarningDays: config.grantExpiryWarningDays, now }),
+      downloads: new ArchiveDownloads({ store: await store(), signer: downloadSigner, ttlSeconds: config.downloads.ttlSeconds, logger, now, audit: await audit() }),
       manifests: new ArchiveManifestViews({ store: await store(), manifests }),
+      audit: await audit(),
     });
   });
   /** A Cloud Tasks function: its own URL is the token audience; it runs only its steps. */
@@ -298,9 +307,15 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   const checkHandler = taskHandler(config.tasks.checkUrl, ['initiate', 'check']);
   const copyHandler = taskHandler(config.tasks.copyUrl, ['copy', 'copy-part']);
   const sweepHandler = lazy(async () => {
-    const [{ createSweepHandler }, { Sweeper }] = await Promise.all([import('./http/sweep-handler'), import('./pipeline/sweeper')]);
+    const [{ createSweepHandler }, { Sweeper }, { GrantExpiryWarnings }, { renewalUrlOf }] = await Promise.all([
+      import('./http/sweep-handler'),
+      import('./pipeline/sweeper'),
+      import('./pipeline/grant-expiry-warnings'),
+      import('./pipeline/authorization-status'),
+    ]);
+    const expiryWarnings = new GrantExpiryWarnings({ store: await store(), renewalUrl: renewalUrlOf(config.oauth.clientId), relay: await relay(), logger, now });
     return createSweepHandler({
-      sweeper: new Sweeper({ store: await store(), queue: await queue(), policy: config.polling, graceSeconds: config.tasks.sweepGraceSeconds, logger, now, relay: await relay() }),
+      sweeper: new Sweeper({ store: await store(), queue: await queue(), policy: config.polling, graceSeconds: config.tasks.sweepGraceSeconds, logger, now, relay: await relay(), audit: await audit(), expiryWarnings }),
       verifier: await taskVerifier(config.tasks.sweepUrl),
       logger,
     });

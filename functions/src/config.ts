@@ -14,6 +14,12 @@ const bool = z
 
 const seconds = (def: number) => coercedSafeInt().positive().default(def);
 
+/** A whole number of days in [min, max], said so in the message when it is not. */
+const days = (min: number, max: number, def: number) => {
+  const message = `must be a whole number of days from ${min} to ${max}`;
+  return z.coerce.number({ invalid_type_error: message }).int(message).min(min, message).max(max, message).default(def);
+};
+
 const csv = z.string().transform((s) =>
   s
     .split(',')
@@ -135,6 +141,14 @@ const schema = z
     /** Abuse limits per user: exports started in any 24 hours, and exports running at once. */
     MAX_EXPORTS_PER_DAY: coercedSafeInt().min(1).default(10),
     MAX_CONCURRENT_EXPORTS: coercedSafeInt().min(1).default(3),
+    /** Days an archive is kept in the bucket (the lifecycle rule deletes it at this age; the local stack's retention sweep does the same). */
+    ARCHIVE_RETENTION_DAYS: days(1, 3650, 30),
+    /** Days an ended export's and job's records are kept after they ended (Firestore TTL on `expireAt`); at least the archives'. */
+    RECORD_RETENTION_DAYS: days(1, 3650, 90),
+    /** Days the audit trail outlives the records it describes: an entry is kept RECORD_RETENTION_DAYS + this from its time. */
+    AUDIT_RETENTION_DAYS: days(1, 3650, 365),
+    /** Days before a time-based grant ends that the person is told (an event, and `expiresSoon` in GET /v1/authorizations). */
+    GRANT_EXPIRY_WARNING_DAYS: days(1, 30, 7),
     LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   })
   .transform((e) => ({
@@ -211,6 +225,12 @@ const schema = z
       exportsPerDay: e.MAX_EXPORTS_PER_DAY,
       concurrentExports: e.MAX_CONCURRENT_EXPORTS,
     },
+    retention: {
+      archiveDays: e.ARCHIVE_RETENTION_DAYS,
+      recordDays: e.RECORD_RETENTION_DAYS,
+      auditDays: e.AUDIT_RETENTION_DAYS,
+    },
+    grantExpiryWarningDays: e.GRANT_EXPIRY_WARNING_DAYS,
     logLevel: e.LOG_LEVEL,
   }));
 
@@ -235,6 +255,9 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   const { webhooks } = result.data;
   problems.push(...webhookEndpointProblems(webhooks.endpoints, webhooks.allowLocalHttp));
   if (webhooks.endpoints.length > 0 && !webhooks.functionUrl) problems.push('WEBHOOK_FUNCTION_URL: required when WEBHOOK_ENDPOINTS lists endpoints');
+  const { archiveDays, recordDays } = result.data.retention;
+  // An export's record is how its archives are found, listed and deleted: it must not go first.
+  if (recordDays < archiveDays) problems.push(`RECORD_RETENTION_DAYS: must be at least ARCHIVE_RETENTION_DAYS (${archiveDays}), so no archive outlives the record that lists it`);
   if (problems.length > 0) throw new ConfigError(problems);
   return result.data;
 }

@@ -227,6 +227,8 @@ describe('the web app in Chromium', { timeout: 240_000 }, () => {
 
     await page.getByText('For a period: Google lets this service copy your data again').waitFor();
     await visible(page.getByText(/^Access ends on /));
+    // The OAuth client is in Testing mode here: Google ends the access in 7 days, within the warning period.
+    await visible(page.locator('[data-warning="EXPIRES_SOON"]').getByText(/^Your permission ends soon, on /));
     await page.getByRole('button', { name: 'Copy again every day' }).click();
     await page.getByText('Repeated copies set up.').waitFor();
     await containsText(page.locator('.schedules li'), 'Every 24 hours');

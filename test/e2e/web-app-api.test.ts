@@ -53,7 +53,7 @@ describe('GET /v1/authorizations', () => {
     const token = await stack.idToken('newcomer');
     const res = await api(stack, token, 'GET', '/v1/authorizations');
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ state: 'NONE', grantedResources: [], notGrantedResources: [], accessType: 'ONE_TIME', oneTimeResources: [], timeBasedResources: [], testingMode: false, warnings: [] });
+    expect(res.body).toEqual({ state: 'NONE', grantedResources: [], notGrantedResources: [], accessType: 'ONE_TIME', oneTimeResources: [], timeBasedResources: [], testingMode: false, warnings: [], expiresSoon: false });
   });
 
   it('tells requested from granted after a partial one-time consent', async () => {
@@ -79,7 +79,8 @@ describe('GET /v1/authorizations', () => {
   it('gives a time-based grant its expiry, and warns when Google ends it within 7 days (a Testing-mode client)', async () => {
     const thirty = await authorizedUser(stack, 'tess', ['myactivity.search'], { accessType: 'TIME_BASED' });
     const t = (await api<Record<string, unknown>>(stack, thirty.token, 'GET', '/v1/authorizations')).body;
-    expect(t).toMatchObject({ accessType: 'TIME_BASED', timeBasedResources: ['myactivity.search'], testingMode: false, warnings: [] });
+    // 30 days away: not within GRANT_EXPIRY_WARNING_DAYS (7).
+    expect(t).toMatchObject({ accessType: 'TIME_BASED', timeBasedResources: ['myactivity.search'], testingMode: false, warnings: [], expiresSoon: false });
     const days = (Date.parse(t.expiresAt as string) - Date.parse(t.grantedAt as string)) / 86_400_000;
     expect(days).toBeGreaterThan(29.9);
     expect(days).toBeLessThanOrEqual(30);
@@ -91,8 +92,10 @@ describe('GET /v1/authorizations', () => {
     for (const [k, v] of [['login_hint', 'google-tim'], ['sim_access_type', 'TIME_BASED'], ['sim_days', '7']]) url.searchParams.set(k as string, v as string);
     const back = new URL((await fetch(url, { redirect: 'manual' })).headers.get('location') as string).searchParams;
     expect((await api(stack, token, 'POST', '/v1/authorizations', { code: back.get('code'), state: back.get('state') })).status).toBe(201);
-    const w = (await api<{ testingMode: boolean; warnings: Array<{ code: string }> }>(stack, token, 'GET', '/v1/authorizations')).body;
+    const w = (await api<{ testingMode: boolean; warnings: Array<{ code: string }>; expiresSoon: boolean }>(stack, token, 'GET', '/v1/authorizations')).body;
     expect(w.testingMode).toBe(true);
+    // Ends within the 7-day warning period: the web app shows the renewal notice.
+    expect(w.expiresSoon).toBe(true);
     expect(w.warnings.map((x) => x.code)).toEqual(['TESTING_MODE_7_DAYS']);
   });
 

@@ -19,6 +19,7 @@ import { CONSENT_STATE_COLLECTION, consentStateQueries } from '../../functions/s
 import { ENTRY_POINTS } from '../../functions/src/composition-root';
 import type { QuerySpec as Query } from '../../functions/src/adapters/firestore-client';
 import { scheduleStoreQueries } from '../../functions/src/adapters/firestore-schedule-store';
+import { AUDIT_COLLECTIONS, auditQueries } from '../../functions/src/adapters/firestore-audit-trail';
 import { CONFIG_VARIABLES, ConfigError, parseConfig } from '../../functions/src/config';
 import { renderVariablesSection, TABLE_BEGIN, TABLE_END, VARIABLES_TF } from '../../scripts/terraform-variables-table';
 import {
@@ -336,14 +337,16 @@ describe('terraform files', () => {
       ...Object.entries(consentStateQueries).map(([name, build]): [string, Query] => [name, (build as (...a: unknown[]) => Query)('x')]),
       ...Object.entries(exportTallyQueries).map(([name, build]): [string, Query] => [name, (build as (...a: unknown[]) => Query)(1, 1)]),
       ...Object.entries(outboxQueries).map(([name, build]): [string, Query] => [name, (build as (...a: unknown[]) => Query)(1, 1)]),
+      ...Object.entries(auditQueries).map(([name, build]): [string, Query] => [name, (build as (...a: unknown[]) => Query)('x', 1, 1)]),
     ];
-    expect(queries.length).toBe(11);
+    expect(queries.length).toBe(15);
     const needed = queries.flatMap(([name, q]) => {
       const index = compositeIndexFor(q);
       return index ? [{ name, collection: q.collection, ...index }] : [];
     });
     // The export list, the per-day limit, the scheduler's due schedules, a schedule's runs.
-    expect(needed.map((n) => n.name).sort()).toEqual(['dueSchedules', 'exportsOfUser', 'runsOfSchedule', 'schedulesOfUser']);
+    // The audit trail's pending facts of a user and a user's trail page.
+    expect(needed.map((n) => n.name).sort()).toEqual(['dueSchedules', 'entriesOfUser', 'exportsOfUser', 'pendingOfUser', 'runsOfSchedule', 'schedulesOfUser']);
     const serves = (d: (typeof declared)[number], n: (typeof needed)[number]) =>
       d.collection === n.collection &&
       d.fields.length === n.equality.length + n.ordered.length &&
@@ -366,6 +369,14 @@ describe('terraform files', () => {
       expect(blocks(ttl?.body, 'ttl_config').length, collection).toBe(1);
       expect(script, collection).toContain(`ttls update expireAt --collection-group=${collection} --enable-ttl`);
     }
+    // Retention: ended exports and jobs, and the audit trail's three collections.
+    const retained = ['exports', 'jobs', ...Object.values(AUDIT_COLLECTIONS)];
+    const recordTtl = resources(root, 'google_firestore_field').find((r) => r.name === 'record_ttl') as Resource;
+    expect(recordTtl.body.for_each).toBe(hcl(`toset(${JSON.stringify(retained).replaceAll(',', ', ')})`));
+    expect(recordTtl.body.field).toBe('expireAt');
+    expect(blocks(recordTtl.body, 'ttl_config')).toHaveLength(1);
+    expect(script).toContain(`for c in ${retained.join(' ')}; do`);
+    expect(script).toContain('ttls update expireAt --collection-group="$c" --enable-ttl');
   });
 
   it('runs the schedule tick from Cloud Scheduler with an OIDC token, over the indexed due-schedule query', async () => {

@@ -533,7 +533,9 @@ describe('the views', () => {
     });
     expect(toJobView(job({ state: 'COPYING', bytesCopied: 7, bytesTotal: 70, exportTime: '2100-01-01T00:00:00Z', window: 'incremental' }))).toMatchObject({ bytesCopied: 7, bytesTotal: 70, exportTime: '2100-01-01T00:00:00Z', window: 'incremental' });
     const done = toJobView(job({ state: 'SUCCEEDED', bytesCopied: 3, archives: [archive], finishedAt: T0 + 9 }));
-    expect(done).toMatchObject({ archives: [archive], finishedAt: iso(T0 + 9) });
+    // Each archive says when the bucket's retention deletes it: ARCHIVE_RETENTION_DAYS after the job finished.
+    expect(done).toMatchObject({ archives: [{ ...archive, expiresAt: iso(T0 + 9 + 30 * 86_400_000) }], finishedAt: iso(T0 + 9) });
+    expect(toJobView(job({ state: 'SUCCEEDED', archives: [archive], finishedAt: T0 }), 7).archives).toEqual([{ ...archive, expiresAt: iso(T0 + 7 * 86_400_000) }]);
     expect(done).not.toHaveProperty('bytesCopied');
     const failed = toJobView(job({ state: 'FAILED', archives: [archive], error: { code: 'ARCHIVE_FAILED', message: 'm' }, finishedAt: T0 }));
     expect(failed).toMatchObject({ error: { code: 'ARCHIVE_FAILED', message: 'm' }, finishedAt: iso(T0) });

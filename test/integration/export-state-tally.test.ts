@@ -126,7 +126,7 @@ describe('the export state tally', () => {
       await end(jobs[1] as Job, 'SUCCEEDED');
       return seen;
     });
-    expect(await settler.settle(exportId)).toEqual([]);
+    expect(await settler.settle(exportId)).toEqual({ events: [], audited: false });
     // The marker survived the settle that began before the second end: the sweeper finishes.
     expect((await db.doc(`exportSettles/${exportId}`).get()).exists).toBe(true);
     expect((await db.doc(paths.export(exportId)).get()).get('state')).toBe('RUNNING');

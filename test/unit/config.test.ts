@@ -44,3 +44,42 @@ describe('configuration', () => {
     expect(() => parseConfig({ ...minimal, OAUTH_STATE_TTL_SECONDS: '10' })).toThrow(/OAUTH_STATE_TTL_SECONDS/);
   });
 });
+
+describe('retention and expiry warnings', () => {
+  const problemsOf = (env: Record<string, string>): string[] => {
+    try {
+      parseConfig({ ...minimal, ...env });
+    } catch (err) {
+      if (err instanceof ConfigError) return err.problems;
+      throw err;
+    }
+    return [];
+  };
+
+  it('defaults: archives 30 days, records 90, the trail 365 more, warnings 7 days ahead', () => {
+    const c = parseConfig(minimal);
+    expect(c.retention).toEqual({ archiveDays: 30, recordDays: 90, auditDays: 365 });
+    expect(c.grantExpiryWarningDays).toBe(7);
+    expect(parseConfig({ ...minimal, ARCHIVE_RETENTION_DAYS: '3650', RECORD_RETENTION_DAYS: '3650', AUDIT_RETENTION_DAYS: '1', GRANT_EXPIRY_WARNING_DAYS: '30' }).retention).toEqual({ archiveDays: 3650, recordDays: 3650, auditDays: 1 });
+  });
+
+  it('refuses values out of range with a message that says the range', () => {
+    for (const [name, value] of [
+      ['ARCHIVE_RETENTION_DAYS', '0'],
+      ['ARCHIVE_RETENTION_DAYS', '3651'],
+      ['RECORD_RETENTION_DAYS', '-5'],
+      ['AUDIT_RETENTION_DAYS', '1.5'],
+      ['AUDIT_RETENTION_DAYS', 'forever'],
+    ] as const) {
+      expect(problemsOf({ [name]: value }), `${name}=${value}`).toEqual([`${name}: must be a whole number of days from 1 to 3650`]);
+    }
+    expect(problemsOf({ GRANT_EXPIRY_WARNING_DAYS: '31' })).toEqual(['GRANT_EXPIRY_WARNING_DAYS: must be a whole number of days from 1 to 30']);
+  });
+
+  it('refuses records kept shorter than the archives they list', () => {
+    expect(problemsOf({ ARCHIVE_RETENTION_DAYS: '60', RECORD_RETENTION_DAYS: '59' })).toEqual([
+      'RECORD_RETENTION_DAYS: must be at least ARCHIVE_RETENTION_DAYS (60), so no archive outlives the record that lists it',
+    ]);
+    expect(problemsOf({ ARCHIVE_RETENTION_DAYS: '60', RECORD_RETENTION_DAYS: '60' })).toEqual([]);
+  });
+});

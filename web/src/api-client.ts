@@ -60,6 +60,8 @@ export interface AuthorizationStatus {
   testingMode: boolean;
   warnings: Array<{ code: string; message: string }>;
   renewalUrl?: string;
+  /** Time-based access ends within the app's warning period: show the renewal link. */
+  expiresSoon?: boolean;
 }
 export interface ScheduleView {
   scheduleId: string;

@@ -8,16 +8,20 @@ import { admitExport, type ExportAdmission, type UserLedger } from '../domain/ad
 import { jobFinishedEvent, type PipelineEvent } from '../domain/events';
 import { isTerminal } from '../domain/job';
 import type { ExportRecord, Grant, GrantState, Job } from '../domain/model';
-import type { ExportStore, HousekeepingStore, JobUpdate } from '../domain/ports/export-store';
-import type { Firestore, Transaction } from '@google-cloud/firestore';
+import type { ExportStore, GrantExpiryStore, HousekeepingStore, JobUpdate } from '../domain/ports/export-store';
+import { FieldValue, type Firestore, type Transaction, type WriteBatch } from '@google-cloud/firestore';
 import { contended, runQuery, type QuerySpec as Query } from './firestore-client';
 import { ExportSettler, recordJobEnd, recordOf, type ExportTally, type TalliedExport } from './firestore-export-tally';
 import { readLedger, writeLedger } from './firestore-ledger';
 import { writeOutbox } from './firestore-outbox';
+import { writeAuditDrafts } from './firestore-audit-trail';
+import { archivesCopied, exportStarted } from '../domain/audit-drafts';
+import type { AuditDraft } from '../domain/audit';
 import { paths } from './firestore-paths';
 import { PerKeyQueue } from './per-key-queue';
 
-const IDEMPOTENCY_TTL_MS = 7 * 86_400_000;
+const DAY_MS = 86_400_000;
+const IDEMPOTENCY_TTL_MS = 7 * DAY_MS;
 /** gRPC NOT_FOUND: an update of a document that does not exist. */
 const NOT_FOUND = 5;
 
@@ -45,10 +49,12 @@ export const exportStoreQueries = {
   idempotencyOfExport: (exportId: string): Query => ({ collection: 'idempotency', where: [['exportId', '==', exportId]], select: [] }),
   // Terminal jobs carry no nextCheckAt, so this single-field range reads only live, overdue jobs.
   overdueJobs: (dueBefore: number, limit: number): Query => ({ collection: 'jobs', where: [['nextCheckAt', '<=', dueBefore]], orderBy: [['nextCheckAt', 'asc']], limit }),
+  /** Grants to warn that time-based access ends soon: only unwarned ones carry warnAt (single-field index). */
+  grantsToWarn: (before: number, limit: number): Query => ({ collection: 'grants', where: [['warnAt', '<=', before]], orderBy: [['warnAt', 'asc']], limit }),
 };
 const Q = exportStoreQueries;
 
-export class FirestoreExportStore implements ExportStore, HousekeepingStore {
+export class FirestoreExportStore implements ExportStore, HousekeepingStore, GrantExpiryStore {
   /** One admission at a time per user in this instance (see per-key-queue.ts). */
   private readonly admissions = new PerKeyQueue();
 
@@ -56,10 +62,28 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
 
   constructor(
     private readonly db: Firestore,
-    /** Write the events of finished jobs and exports to the outbox (when apps are told by Pub/Sub). */
-    private readonly opts: { events?: boolean } = {},
+    private readonly opts: {
+      /** Write the events of finished jobs and exports to the outbox (when apps are told by Pub/Sub). */
+      events?: boolean;
+      /** Write the audit trail's drafts with the changes they describe, kept this many days. */
+      audit?: { keepDays: number };
+      /** RECORD_RETENTION_DAYS: an ended job or export gets an `expireAt` this long after its end (the TTL policy deletes it). */
+      recordDays?: number;
+    } = {},
   ) {
     this.settler = new ExportSettler(db, opts);
+  }
+
+  /** The audit drafts of a change, in its transaction or batch (nothing when the trail is off). */
+  private audit(writer: Transaction | WriteBatch, userId: string, drafts: readonly AuditDraft[] | undefined): boolean {
+    if (!this.opts.audit || !drafts || drafts.length === 0) return false;
+    writeAuditDrafts(this.db, writer, userId, drafts, this.opts.audit.keepDays);
+    return true;
+  }
+
+  /** When an ended record expires, as the TTL policy reads it (a timestamp). */
+  private expireAt(endedAt: number): { expireAt: Date } | Record<string, never> {
+    return this.opts.recordDays !== undefined ? { expireAt: new Date(endedAt + this.opts.recordDays * DAY_MS) } : {};
   }
 
   private async read<T>(path: string, tx?: Transaction): Promise<T | undefined> {
@@ -72,32 +96,59 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
     return this.read<Grant>(grant(userId));
   }
 
-  async putGrant(g: Grant): Promise<void> {
-    await this.db.doc(grant(g.userId)).set({ ...g });
+  async putGrant(g: Grant, audit?: readonly AuditDraft[]): Promise<void> {
+    const batch = this.db.batch();
+    batch.set(this.db.doc(grant(g.userId)), { ...g });
+    this.audit(batch, g.userId, audit);
+    await batch.commit();
   }
 
-  async setGrantState(userId: string, expected: GrantState, next: GrantState): Promise<boolean> {
+  async setGrantState(userId: string, expected: GrantState, next: GrantState, audit?: (g: Grant) => AuditDraft[]): Promise<boolean> {
     return contended(() =>
       this.db.runTransaction(async (tx) => {
         const current = await this.read<Grant>(grant(userId), tx);
         if (current?.state !== expected) return false;
         tx.update(this.db.doc(grant(userId)), { state: next, updatedAt: Date.now() });
+        this.audit(tx, userId, audit?.(current));
         return true;
       }),
     );
   }
 
-  async deleteGrant(userId: string): Promise<void> {
-    await this.db.doc(grant(userId)).delete();
+  async grantsToWarn(before: number, limit: number): Promise<Grant[]> {
+    return (await runQuery<Grant>(this.db, Q.grantsToWarn(before, limit))).map((d) => d.data);
   }
 
-  async deleteExportRecords(exportId: string): Promise<void> {
+  async warnGrantExpiry(userId: string, now: number, event: (grant: Grant & { expiresAt: number }) => PipelineEvent): Promise<PipelineEvent | undefined> {
+    return contended(() =>
+      this.db.runTransaction(async (tx) => {
+        const current = await this.read<Grant>(grant(userId), tx);
+        // Warned by a sweep that ran at the same time, or a new consent since: nothing to do.
+        if (current?.warnAt === undefined || current.warnAt > now) return undefined;
+        const live = current.state === 'ACTIVE' && current.expiresAt !== undefined && current.expiresAt > now && current.timeBasedResources.length > 0;
+        const e = live && this.opts.events ? event(current as Grant & { expiresAt: number }) : undefined;
+        tx.update(this.db.doc(grant(userId)), { warnAt: FieldValue.delete(), expiryWarnedAt: now });
+        writeOutbox(this.db, tx, e ? [e] : [], now);
+        return e;
+      }),
+    );
+  }
+
+  async deleteGrant(userId: string, audit?: readonly AuditDraft[]): Promise<void> {
+    const batch = this.db.batch();
+    batch.delete(this.db.doc(grant(userId)));
+    this.audit(batch, userId, audit);
+    await batch.commit();
+  }
+
+  async deleteExportRecords(exportId: string, audit?: { userId: string; drafts: readonly AuditDraft[] }): Promise<void> {
     const [jobs, idem] = await Promise.all([runQuery(this.db, Q.jobsOfExport(exportId, true)), runQuery(this.db, Q.idempotencyOfExport(exportId))]);
     // The export last: if this fails midway, the export still lists and DELETE can be sent again.
     const names = [...[...jobs, ...idem].map((d) => d.path), exportDoc(exportId)];
     await contended(() => {
       const batch = this.db.batch();
       for (const name of names) batch.delete(this.db.doc(name));
+      if (audit) this.audit(batch, audit.userId, audit.drafts);
       return batch.commit();
     });
   }
@@ -130,6 +181,7 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
       tx.create(exportRef, { ...record, ...tally });
       for (const j of jobs) tx.create(this.db.doc(job(j.id)), { ...j });
       ledgerWrite?.();
+      this.audit(tx, record.userId, [exportStarted(record)]);
       return { created: true as const, record };
     }));
     // A replay's jobs (read after the transaction: an export deleted since lists none).
@@ -215,13 +267,14 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
     }
     if (!committed?.ended) return committed?.update;
     const { update } = committed;
-    let exportEvents: PipelineEvent[] = [];
+    let settled: { events: PipelineEvent[]; audited: boolean } = { events: [], audited: false };
     try {
-      exportEvents = await this.settler.settle(update.after.exportId);
+      settled = await this.settler.settle(update.after.exportId);
     } catch {
       // The job's end is committed and its settle marker with it: the sweeper settles the export.
     }
-    return { ...update, events: [...update.events, ...exportEvents] };
+    const audited = update.audited ?? (settled.audited || undefined);
+    return { ...update, events: [...update.events, ...settled.events], ...(audited ? { audited } : {}) };
   }
 
   /**
@@ -235,13 +288,20 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
       if (!before) return undefined;
       const after = decide(before);
       if (!after) return undefined;
+      const events: PipelineEvent[] = [];
+      const drafts: AuditDraft[] = [];
       const ended = isTerminal(after.state) && !isTerminal(before.state);
-      const events: PipelineEvent[] = ended && this.opts.events ? [jobFinishedEvent(after)] : [];
-      if (ended && tally) recordJobEnd(this.db, tx, after);
-      // set, not merge: fields the decision dropped must go.
-      tx.set(this.db.doc(job(jobId)), { ...after });
+      if (ended) {
+        if (tally) recordJobEnd(this.db, tx, after);
+        if (this.opts.events) events.push(jobFinishedEvent(after));
+        if (after.state === 'SUCCEEDED') drafts.push(archivesCopied(after));
+      }
+      // set, not merge: fields the decision dropped must go (an ended job keeps its expiry).
+      const { expireAt: kept } = before as Job & { expireAt?: unknown };
+      tx.set(this.db.doc(job(jobId)), { ...after, ...(ended ? this.expireAt(after.finishedAt ?? after.updatedAt) : kept !== undefined ? { expireAt: kept } : {}) });
       writeOutbox(this.db, tx, events, after.updatedAt);
-      return { update: { before, after, events }, ended };
+      const audited = this.audit(tx, after.userId, drafts);
+      return { update: { before, after, events, ...(audited ? { audited } : {}) }, ended };
     });
   }
 

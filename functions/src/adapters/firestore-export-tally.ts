@@ -12,9 +12,11 @@
  */
 import { FieldPath, type DocumentSnapshot, type Firestore, type Transaction } from '@google-cloud/firestore';
 import { deriveExportState } from '../domain/export-state';
+import { exportFinished } from '../domain/audit-drafts';
 import { exportFinishedEvent, type PipelineEvent } from '../domain/events';
 import type { ExportRecord, Job, JobState } from '../domain/model';
 import { contended, runQuery, type QuerySpec } from './firestore-client';
+import { writeAuditDrafts } from './firestore-audit-trail';
 import { writeOutbox } from './firestore-outbox';
 import { paths } from './firestore-paths';
 
@@ -35,6 +37,9 @@ interface SettleMarker {
 }
 
 const SETTLES = 'exportSettles';
+const DAY_MS = 86_400_000;
+/** The export's end is chained after what its last job's end recorded at the same instant. */
+const AFTER_THE_JOBS = 1000;
 
 export const exportTallyQueries = {
   /** Markers left behind (the instance that should have settled died), oldest first. */
@@ -72,7 +77,13 @@ export function recordJobEnd(db: Firestore, tx: Transaction, job: Job): void {
 export class ExportSettler {
   constructor(
     private readonly db: Firestore,
-    private readonly opts: { events?: boolean } = {},
+    private readonly opts: {
+      events?: boolean;
+      /** The audit trail's draft of the export's end, written with it. */
+      audit?: { keepDays: number };
+      /** RECORD_RETENTION_DAYS: a finished export's `expireAt` (the TTL policy deletes it). */
+      recordDays?: number;
+    } = {},
   ) {}
 
   /**
@@ -80,39 +91,46 @@ export class ExportSettler {
    * transaction) when the tally says every job has ended; returns that event to publish. Then
    * removes the marker, unless a later job end wrote it again meanwhile (its own settle follows).
    */
-  async settle(exportId: string): Promise<PipelineEvent[]> {
+  async settle(exportId: string): Promise<{ events: PipelineEvent[]; audited: boolean }> {
     // The marker first: a job that ends after this read rewrites it, so the delete below fails and
     // the marker stays for that job's own settle (or the sweeper's) — never lost.
     const marker = await this.db.doc(`${SETTLES}/${exportId}`).get();
-    const events = await this.settleExport(exportId);
+    const settled = await this.settleExport(exportId);
     if (marker.exists) await this.removeMarker(marker);
-    return events;
+    return settled;
   }
 
   /** The sweeper's part: settles the exports whose markers are older than `before`. */
   async settleLeftovers(before: number, limit: number): Promise<{ exports: number; events: PipelineEvent[] }> {
     const markers = await runQuery<SettleMarker>(this.db, exportTallyQueries.leftoverSettles(before, limit));
     const events: PipelineEvent[] = [];
-    for (const m of markers) events.push(...(await this.settle(m.data.exportId)));
+    for (const m of markers) events.push(...(await this.settle(m.data.exportId)).events);
     return { exports: markers.length, events };
   }
 
-  private async settleExport(exportId: string): Promise<PipelineEvent[]> {
+  private async settleExport(exportId: string): Promise<{ events: PipelineEvent[]; audited: boolean }> {
+    const nothing = { events: [], audited: false };
     const ref = this.db.doc(paths.export(exportId));
     const first = (await ref.get()).data() as TalliedExport | undefined;
     // Most ends are not the last: one plain read, no transaction.
-    if (!first || (first.jobIds && talliedState(first)?.state === first.state)) return [];
+    if (!first || (first.jobIds && talliedState(first)?.state === first.state)) return nothing;
     return contended(() =>
       this.db.runTransaction(async (tx) => {
         const doc = (await tx.get(ref)).data() as TalliedExport | undefined;
-        if (!doc) return [];
+        if (!doc) return nothing;
         const next = talliedState(doc) ?? (await this.stateFromJobs(tx, doc));
-        if (next.state === doc.state) return [];
-        tx.update(ref, { state: next.state, updatedAt: next.updatedAt });
-        if (next.state === 'RUNNING' || !this.opts.events) return [];
-        const event = exportFinishedEvent(doc, next.state, next.updatedAt);
+        if (next.state === doc.state) return nothing;
+        const final = next.state !== 'RUNNING';
+        const expireAt = final && this.opts.recordDays !== undefined ? { expireAt: new Date(next.updatedAt + this.opts.recordDays * DAY_MS) } : {};
+        tx.update(ref, { state: next.state, updatedAt: next.updatedAt, ...expireAt });
+        if (!final) return nothing;
+        const record = recordOf(doc) as ExportRecord;
+        const audited = this.opts.audit !== undefined;
+        if (this.opts.audit) writeAuditDrafts(this.db, tx, doc.userId, [exportFinished(record, next.state, next.updatedAt)], this.opts.audit.keepDays, AFTER_THE_JOBS);
+        if (!this.opts.events) return { events: [], audited };
+        const event = exportFinishedEvent(record, next.state, next.updatedAt);
         writeOutbox(this.db, tx, [event], next.updatedAt);
-        return [event];
+        return { events: [event], audited };
       }),
     );
   }

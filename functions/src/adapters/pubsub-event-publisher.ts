@@ -17,7 +17,7 @@ export function pubsubAttributes(e: PipelineEvent): Record<string, string> {
     'ce-time': e.time,
     ...(e.subject ? { 'ce-subject': e.subject } : {}),
     'content-type': 'application/json',
-    ...e.attributes,
+    ...Object.fromEntries(Object.entries(e.attributes).filter((kv): kv is [string, string] => kv[1] !== undefined)),
   };
 }
 

@@ -6,7 +6,7 @@
  * compute from its own user ids.
  */
 import { createHash } from 'node:crypto';
-import type { ExportRecord, ExportState, Job, JobState, Schedule, ScheduleState } from './model';
+import type { ExportRecord, ExportState, Grant, Job, JobState, Schedule, ScheduleState } from './model';
 
 export const EVENT_TYPES = [
   'portability.job.finished',
@@ -14,6 +14,7 @@ export const EVENT_TYPES = [
   'portability.schedule.run-started',
   'portability.schedule.cooled-down',
   'portability.schedule.ended',
+  'portability.authorization.expiring',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -21,18 +22,18 @@ export type EventType = (typeof EVENT_TYPES)[number];
 export const userIdHash = (userId: string): string => createHash('sha256').update(`user\n${userId}`).digest('hex');
 
 export interface PipelineEvent {
-  /** Stable: `job/{jobId}/{state}`, `export/{exportId}/{state}`, `schedule/{scheduleId}/run/{n}`, `…/cooldown/{jobId}`, `…/{state}`. */
+  /** Stable: `job/{jobId}/{state}`, `export/{exportId}/{state}`, `schedule/{scheduleId}/run/{n}`, `…/cooldown/{jobId}`, `…/{state}`, `authorization/{userIdHash}/expiring/{expiresAt ms}`. */
   id: string;
   type: EventType;
-  /** CloudEvents `source`: the export (or schedule) the event is about. */
+  /** CloudEvents `source`: the export (or schedule) the event is about (`authorizations/{userIdHash}` for a grant's). */
   source: string;
   /** CloudEvents `subject`: the job, for job and cooldown events; the run's export, for a run started. */
   subject?: string;
   /** RFC 3339: when it happened. */
   time: string;
   /** Pub/Sub attributes to filter on (subscription filters match attributes only). */
-  attributes: { type: EventType; userIdHash: string; exportId?: string; scheduleId?: string; state: JobState | ExportState | ScheduleState };
-  data: JobFinishedData | ExportFinishedData | ScheduleEventData;
+  attributes: { type: EventType; userIdHash: string; exportId?: string; scheduleId?: string; state?: JobState | ExportState | ScheduleState };
+  data: JobFinishedData | ExportFinishedData | ScheduleEventData | AuthorizationExpiringData;
 }
 
 export interface JobFinishedData {
@@ -54,7 +55,28 @@ export interface ExportFinishedData {
   run?: number;
 }
 
+/** Time-based access ends soon: where the person renews it. */
+export interface AuthorizationExpiringData {
+  /** RFC 3339: when Google ends the access. */
+  expiresAt: string;
+  timeBasedResources: string[];
+  /** Google's page where the person renews time-based access (absent when the OAuth client id names no project number). */
+  renewalUrl?: string;
+}
+
 const iso = (ms: number): string => new Date(ms).toISOString();
+
+export function authorizationExpiringEvent(grant: Grant & { expiresAt: number }, at: number, renewalUrl: string | undefined): PipelineEvent {
+  const hash = userIdHash(grant.userId);
+  return {
+    id: `authorization/${hash}/expiring/${grant.expiresAt}`,
+    type: 'portability.authorization.expiring',
+    source: `authorizations/${hash}`,
+    time: iso(at),
+    attributes: { type: 'portability.authorization.expiring', userIdHash: hash },
+    data: { expiresAt: iso(grant.expiresAt), timeBasedResources: [...grant.timeBasedResources].sort(), ...(renewalUrl ? { renewalUrl } : {}) },
+  };
+}
 
 export function jobFinishedEvent(job: Job): PipelineEvent {
   return {

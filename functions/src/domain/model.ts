@@ -158,6 +158,13 @@ export interface Grant {
   state: GrantState;
   /** epoch ms: when time-based access ends, when Google said (`refresh_token_expires_in`). */
   expiresAt?: number;
+  /**
+   * epoch ms: when the person is to be told that time-based access ends soon (GRANT_EXPIRY_WARNING_DAYS
+   * before `expiresAt`). Only a grant not warned yet carries it, so the sweeper's indexed query reads
+   * only those; the warning removes it and sets `expiryWarnedAt`.
+   */
+  warnAt?: number;
+  expiryWarnedAt?: number;
   /** What the consent asked for (more than `resources` after a partial consent), and when it was given (epoch ms). */
   requestedResources?: string[];
   consentedAt?: number;

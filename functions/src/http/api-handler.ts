@@ -10,6 +10,7 @@ import { type Logger, traceFields } from '../logging';
 import { RESOURCE_GROUP_CATALOGUE } from '../domain/resource-group-catalogue';
 import type { ArchiveDownloads } from '../pipeline/archive-downloads';
 import type { ArchiveManifestViews } from '../pipeline/archive-manifest-views';
+import type { AuditTrail } from '../pipeline/audit-trail';
 import type { AuthorizationStatusReader } from '../pipeline/authorization-status';
 import type { ExportService } from '../pipeline/export-service';
 import type { ExportDeletion } from '../pipeline/export-housekeeping';
@@ -34,6 +35,8 @@ export interface ApiHandlerDeps {
   downloads?: Pick<ArchiveDownloads, 'issue'>;
   /** GET /v1/exports/{id}/jobs/{jobId}/archives/{n}/manifest; without it the route answers 404. */
   manifests?: Pick<ArchiveManifestViews, 'read'>;
+  /** GET /v1/audit and /v1/audit:verify; without it the routes answer 404. */
+  audit?: Pick<AuditTrail, 'list' | 'verify'>;
 }
 
 type Route = { method: string; pattern: RegExp; handle: (ctx: RouteContext, m: RegExpMatchArray) => Promise<void> };
@@ -171,7 +174,8 @@ export function createApiHandler(deps: ApiHandlerDeps): (req: HttpRequest, res: 
       handle: async ({ req, res, userId }, m) => {
         parse(emptyBody, jsonBody(req, true), '');
         const index = parse(archiveIndex, m[3], 'n');
-        res.status(200).json(await downloads.issue(userId, m[1] as string, m[2] as string, index));
+        const origin = header(req, 'origin');
+        res.status(200).json(await downloads.issue(userId, m[1] as string, m[2] as string, index, origin !== undefined ? { origin } : {}));
       },
     });
   }
@@ -187,6 +191,27 @@ export function createApiHandler(deps: ApiHandlerDeps): (req: HttpRequest, res: 
         res.status(200).json(await manifests.read(userId, m[1] as string, m[2] as string, index, page));
       },
     });
+  }
+  const { audit } = deps;
+  if (audit) {
+    routes.push(
+      {
+        method: 'GET',
+        pattern: /^\/v1\/audit$/,
+        handle: async ({ req, res, userId }) => {
+          const q = parse(listQuery, req.query, 'query');
+          res.status(200).json(await audit.list(userId, { pageSize: q.pageSize, pageToken: q.pageToken }));
+        },
+      },
+      {
+        method: 'GET',
+        pattern: /^\/v1\/audit:verify$/,
+        handle: async ({ req, res, userId }) => {
+          parse(z.strictObject({}), req.query, 'query');
+          res.status(200).json(await audit.verify(userId));
+        },
+      },
+    );
   }
 
   const { deletion } = deps;

@@ -3,6 +3,7 @@
  * tokens live only in this instance's memory, never in Firestore or logs.
  */
 import { createHash } from 'node:crypto';
+import { consentRevoked } from '../domain/audit-drafts';
 import { ConsentRevokedError } from '../domain/errors';
 import type { ExportStore } from '../domain/ports/export-store';
 import type { OAuthTokenClient } from '../domain/ports/google-oauth';
@@ -49,7 +50,8 @@ export class AccessTokens {
     } catch (err) {
       if (err instanceof ConsentRevokedError) {
         this.forget(userId);
-        await this.store.setGrantState(userId, 'ACTIVE', 'NEEDS_CONSENT');
+        // Google ended the access (expired, or revoked at Google): recorded with the change.
+        await this.store.setGrantState(userId, 'ACTIVE', 'NEEDS_CONSENT', (g) => [consentRevoked(g, this.now(), 'google')]);
       }
       throw err;
     }

@@ -37,6 +37,8 @@ export interface AuthorizationStatus {
   warnings: AuthorizationWarning[];
   /** Google's page where the person renews time-based access (needs the project number). */
   renewalUrl?: string;
+  /** Time-based access ends within GRANT_EXPIRY_WARNING_DAYS: the app tells the person, with `renewalUrl`. */
+  expiresSoon: boolean;
 }
 
 export interface AuthorizationStatusOptions {
@@ -45,6 +47,9 @@ export interface AuthorizationStatusOptions {
   clientId: string;
   /** The operator says the OAuth client is still in Testing mode. */
   testingMode: boolean;
+  /** GRANT_EXPIRY_WARNING_DAYS: how long before its end time-based access `expiresSoon`. */
+  expiryWarningDays?: number;
+  now?: () => number;
 }
 
 /** Client ids of Google's OAuth clients start with the project number: `123456789012-abc.apps.googleusercontent.com`. */
@@ -69,6 +74,9 @@ export function authorizationStatus(grant: Grant, opts: Omit<AuthorizationStatus
   const testingEnd = consentedAt + TESTING_MODE_DAYS * DAY_MS;
   const ends = [grant.expiresAt, testingMode ? testingEnd : undefined].filter((t): t is number => t !== undefined);
   const renewalUrl = timeBased ? renewalUrlOf(opts.clientId) : undefined;
+  const end = ends.length > 0 ? Math.min(...ends) : undefined;
+  const now = (opts.now ?? Date.now)();
+  const expiresSoon = timeBased && grant.state === 'ACTIVE' && end !== undefined && opts.expiryWarningDays !== undefined && end > now && end - now <= opts.expiryWarningDays * DAY_MS;
   return {
     state: grant.state,
     ...(requested ? { requestedResources: requested } : {}),
@@ -78,7 +86,8 @@ export function authorizationStatus(grant: Grant, opts: Omit<AuthorizationStatus
     oneTimeResources: [...grant.oneTimeResources].sort(),
     timeBasedResources: [...grant.timeBasedResources].sort(),
     grantedAt: new Date(consentedAt).toISOString(),
-    ...(ends.length > 0 ? { expiresAt: new Date(Math.min(...ends)).toISOString() } : {}),
+    ...(end !== undefined ? { expiresAt: new Date(end).toISOString() } : {}),
+    expiresSoon,
     testingMode,
     warnings: testingMode
       ? [
@@ -101,6 +110,7 @@ const NO_GRANT: AuthorizationStatus = {
   timeBasedResources: [],
   testingMode: false,
   warnings: [],
+  expiresSoon: false,
 };
 
 export class AuthorizationStatusReader {

@@ -9,6 +9,8 @@ import type { ExportStore, HousekeepingStore } from '../domain/ports/export-stor
 import type { ManifestStore } from '../domain/ports/manifest-store';
 import type { Logger } from '../logging';
 import { ID_PATTERN } from '../domain/ids';
+import { exportDeleted } from '../domain/audit-drafts';
+import type { AuditTrail } from './audit-trail';
 
 export interface ExportDeletionDeps {
   store: ExportStore & HousekeepingStore;
@@ -19,6 +21,9 @@ export interface ExportDeletionDeps {
   /** The archives' manifests, removed with the archives (unset: none are kept). */
   manifests?: () => Promise<Pick<ManifestStore, 'deleteOfExport'>>;
   logger: Logger;
+  /** Seals the deletion's audit entry after its commit. */
+  audit?: Pick<AuditTrail, 'sealAfterCommit'>;
+  now?: () => number;
 }
 
 /**
@@ -47,7 +52,9 @@ export class ExportDeletion {
     // Both ids were validated (the user id by the API, the export id above): the prefix cannot escape.
     const deleted = await (await this.deps.archives()).deletePrefix(`${userId}/${exportId}/`);
     const manifests = this.deps.manifests ? await (await this.deps.manifests()).deleteOfExport(exportId) : 0;
-    await this.deps.store.deleteExportRecords(exportId);
+    // The record of the deletion is written with the deletion of the records.
+    await this.deps.store.deleteExportRecords(exportId, { userId, drafts: [exportDeleted(exportId, deleted, (this.deps.now ?? Date.now)())] });
+    await this.deps.audit?.sealAfterCommit(userId);
     this.deps.logger.info({ userId, exportId, objects: deleted, manifests }, 'export deleted');
   }
 }

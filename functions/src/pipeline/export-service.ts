@@ -8,7 +8,7 @@ import type { ExportLimits } from '../domain/admission';
 import { classifyApiError } from '../domain/api-error-classification';
 import { AuthorizationCodeError, conflict, ConsentRevokedError, invalid, isTransientError, notFound, RequestError, UnavailableError } from '../domain/errors';
 import { exportWindowProblem } from '../domain/export-window';
-import type { ExportRecord, Job } from '../domain/model';
+import type { ExportRecord, Grant, Job } from '../domain/model';
 import { ID_PATTERN, newId } from '../domain/ids';
 import { callInFlight, CONSENT_REVOKED, newJob } from '../domain/job';
 import type { ArchiveBucket } from '../domain/ports/archive-copier';
@@ -21,7 +21,10 @@ import { jobObjectPrefix } from '../domain/object-names';
 import { groupsInScopes } from '../domain/resource-groups';
 import type { PollingPolicy } from '../domain/polling-policy';
 import type { Logger } from '../logging';
+import type { AuditTrail } from './audit-trail';
 import type { EventRelay } from './event-relay';
+import { consentGranted, consentRevoked } from '../domain/audit-drafts';
+import { warnAtOf } from './grant-expiry-warnings';
 import { JobTransitions } from './job-transitions';
 import { quotaUserOf, type AccessTokens } from './access-tokens';
 import type { ConsentFlow, StartedConsent } from './consent-flow';
@@ -55,6 +58,12 @@ export interface ExportServiceDeps {
   onJobFinished?: (job: Job) => Promise<void>;
   /** Publishes the events of jobs and exports a cancel or reset ended. */
   relay?: EventRelay;
+  /** GRANT_EXPIRY_WARNING_DAYS: a time-based grant is stored with the time its warning is due. */
+  grantExpiryWarningDays?: number;
+  /** ARCHIVE_RETENTION_DAYS: when each archive shown expires. */
+  archiveRetentionDays?: number;
+  /** Seals the audit drafts the changes wrote, after their commit. */
+  audit?: Pick<AuditTrail, 'sealAfterCommit'>;
 }
 
 export class ExportService {
@@ -63,8 +72,8 @@ export class ExportService {
 
   constructor(private readonly deps: ExportServiceDeps) {
     this.now = deps.now ?? Date.now;
-    const { store, queue, policy, logger, onJobFinished, relay } = deps;
-    this.jobs = new JobTransitions({ store, queue, policy, logger, now: this.now, onJobFinished, relay });
+    const { store, queue, policy, logger, onJobFinished, relay, audit } = deps;
+    this.jobs = new JobTransitions({ store, queue, policy, logger, now: this.now, onJobFinished, relay, audit });
   }
 
   /** Google's consent URL for these groups, bound to this user by a single-use state and PKCE. */
@@ -108,7 +117,7 @@ export class ExportService {
     }
     const now = this.now();
     const previous = await this.deps.store.getGrant(userId);
-    await this.deps.store.putGrant({
+    const grant: Grant = {
       userId,
       refreshToken: await (await this.deps.cipher()).encrypt(tokens.refreshToken, userId),
       resources,
@@ -118,9 +127,14 @@ export class ExportService {
       timeBasedResources: access.timeBasedResources,
       state: 'ACTIVE',
       ...(tokens.refreshTokenExpiresAt !== undefined ? { expiresAt: tokens.refreshTokenExpiresAt } : {}),
+      ...(tokens.refreshTokenExpiresAt !== undefined && access.timeBasedResources.length > 0 && this.deps.grantExpiryWarningDays !== undefined
+        ? { warnAt: warnAtOf(tokens.refreshTokenExpiresAt, this.deps.grantExpiryWarningDays) }
+        : {}),
       createdAt: previous?.createdAt ?? now,
       updatedAt: now,
-    });
+    };
+    await this.deps.store.putGrant(grant, [consentGranted(grant, now)]);
+    await this.deps.audit?.sealAfterCommit(userId);
     this.deps.tokens.remember(userId, tokens.accessToken, tokens.expiresAt);
     this.deps.logger.info({ userId, resources: resources.length, timeBased: access.timeBasedResources.length }, 'authorization stored');
     return { resources, oneTimeResources: access.oneTimeResources, timeBasedResources: access.timeBasedResources };
@@ -164,18 +178,21 @@ export class ExportService {
     for (const job of result.jobs) {
       if (job.state === 'INITIATING') await (await this.deps.queue()).enqueue({ step: 'initiate', jobId: job.id, seq: job.seq, delaySeconds: 0 });
     }
-    if (result.created) this.deps.logger.info({ userId, exportId, resources }, 'export started');
-    return { view: toExportView(result.record, result.jobs), created: result.created };
+    if (result.created) {
+      await this.deps.audit?.sealAfterCommit(userId);
+      this.deps.logger.info({ userId, exportId, resources }, 'export started');
+    }
+    return { view: toExportView(result.record, result.jobs, this.deps.archiveRetentionDays), created: result.created };
   }
 
   async getExport(userId: string, exportId: string): Promise<ExportView> {
     const record = await this.ownExport(userId, exportId);
-    return toExportView(record, await this.deps.store.listJobs(exportId));
+    return toExportView(record, await this.deps.store.listJobs(exportId), this.deps.archiveRetentionDays);
   }
 
   async listExports(userId: string, page: { limit: number; pageToken?: string }): Promise<{ exports: ExportView[]; nextPageToken?: string }> {
     const { exports, nextPageToken } = await this.deps.store.listExportsWithJobs(userId, page);
-    const views = exports.map(({ record, jobs }) => toExportView(record, jobs));
+    const views = exports.map(({ record, jobs }) => toExportView(record, jobs, this.deps.archiveRetentionDays));
     return { exports: views, nextPageToken };
   }
 
@@ -233,7 +250,8 @@ export class ExportService {
       }
     }
     const revoked = await this.endLiveJobs(userId);
-    await this.deps.store.deleteGrant(userId);
+    await this.deps.store.deleteGrant(userId, [consentRevoked(grant, this.now(), 'user')]);
+    await this.deps.audit?.sealAfterCommit(userId);
     await this.deps.consent.forget(userId);
     this.deps.tokens.forget(userId);
     this.deps.logger.info({ userId, jobsEnded: revoked }, 'authorization reset');

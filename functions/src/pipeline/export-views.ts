@@ -1,6 +1,6 @@
 /** What the API answers for an export and its jobs: the stored records, shaped for callers (ISO times, no internals). */
 import { attemptsOf } from '../domain/job';
-import type { ExportRecord, ExportState, Job } from '../domain/model';
+import type { ExportRecord, ExportState, Job, StoredArchive } from '../domain/model';
 
 export interface ExportView {
   exportId: string;
@@ -30,7 +30,7 @@ export interface JobView {
   bytesCopied?: number;
   /** While copying, when known: the size of all the job's archives. */
   bytesTotal?: number;
-  archives?: Job['archives'];
+  archives?: ArchiveView[];
   error?: Job['error'];
   /** What the archives' manifests found: Google marked a service incomplete, an archive is not a zip or is damaged. */
   warnings?: Job['warnings'];
@@ -40,10 +40,22 @@ export interface JobView {
   window?: Job['window'];
 }
 
+/** A stored archive, and when the bucket's retention deletes it (RFC 3339). */
+export type ArchiveView = StoredArchive & { expiresAt: string };
+
+/** ARCHIVE_RETENTION_DAYS' default (config.ts), for views made without a configuration. */
+export const DEFAULT_ARCHIVE_RETENTION_DAYS = 30;
+const DAY_MS = 86_400_000;
+
 const iso = (ms: number): string => new Date(ms).toISOString();
 
-/** What the API answers for a job (JSON drops the fields left undefined). */
-export function toJobView(job: Job): JobView {
+/**
+ * What the API answers for a job (JSON drops the fields left undefined). An archive expires
+ * `archiveDays` after its job finished: the bucket's lifecycle rule deletes objects at that age
+ * (counted from the object's creation, at most the copy's duration before the job finished).
+ */
+export function toJobView(job: Job, archiveDays = DEFAULT_ARCHIVE_RETENTION_DAYS): JobView {
+  const expiresAt = iso((job.finishedAt ?? job.updatedAt) + archiveDays * DAY_MS);
   return {
     jobId: job.id,
     resource: job.resource,
@@ -54,14 +66,14 @@ export function toJobView(job: Job): JobView {
     ...(job.finishedAt !== undefined ? { finishedAt: iso(job.finishedAt) } : {}),
     exportTime: job.exportTime,
     ...(job.state === 'COPYING' ? { bytesCopied: job.bytesCopied, bytesTotal: job.bytesTotal } : {}),
-    ...(job.state === 'SUCCEEDED' ? { archives: job.archives, manifests: job.manifests } : {}),
+    ...(job.state === 'SUCCEEDED' ? { archives: job.archives.map((a) => ({ ...a, expiresAt })), manifests: job.manifests } : {}),
     error: job.error,
     ...(job.warnings?.length ? { warnings: job.warnings } : {}),
     window: job.window,
   };
 }
 
-export function toExportView(record: ExportRecord, jobs: Job[]): ExportView {
+export function toExportView(record: ExportRecord, jobs: Job[], archiveDays = DEFAULT_ARCHIVE_RETENTION_DAYS): ExportView {
   return {
     exportId: record.id,
     state: record.state,
@@ -70,7 +82,7 @@ export function toExportView(record: ExportRecord, jobs: Job[]): ExportView {
     endTime: record.endTime,
     createdAt: iso(record.createdAt),
     updatedAt: iso(Math.max(record.updatedAt, ...jobs.map((j) => j.updatedAt))),
-    jobs: jobs.map(toJobView),
+    jobs: jobs.map((j) => toJobView(j, archiveDays)),
     ...(record.scheduleId ? { scheduleId: record.scheduleId, run: record.run } : {}),
     ...manifestTotals(jobs),
   };

@@ -19,6 +19,7 @@ import type { Logger } from '../logging';
 import { quotaUserOf, type AccessTokens } from './access-tokens';
 import { CopyStep } from './copy-step';
 import type { ArchiveIndexing } from './archive-indexing';
+import type { AuditTrail } from './audit-trail';
 import type { EventRelay } from './event-relay';
 import { JobTransitions } from './job-transitions';
 import { errorDetail, StepFailed, toStepFailure } from './step-failure';
@@ -52,6 +53,8 @@ export interface JobRunnerDeps {
   onJobFinished?: (job: Job) => Promise<void>;
   /** Publishes the events of jobs and exports that finished (when apps are told by Pub/Sub). */
   relay?: EventRelay;
+  /** Seals the audit drafts the changes wrote, after their commit. */
+  audit?: Pick<AuditTrail, 'sealAfterCommit'>;
 }
 
 /** Clock skew allowed between our job's creation and Google's record of when an export was requested. */
@@ -66,8 +69,8 @@ export class JobRunner {
 
   constructor(private readonly deps: JobRunnerDeps) {
     this.now = deps.now ?? Date.now;
-    const { store, queue, policy, logger, onJobFinished, relay } = deps;
-    this.jobs = new JobTransitions({ store, queue: async () => queue, policy, logger, now: this.now, onJobFinished, relay });
+    const { store, queue, policy, logger, onJobFinished, relay, audit } = deps;
+    this.jobs = new JobTransitions({ store, queue: async () => queue, policy, logger, now: this.now, onJobFinished, relay, audit });
     this.copying = new CopyStep({ ...deps, jobs: this.jobs, now: this.now });
   }
 

@@ -11,6 +11,7 @@ import type { PollingPolicy } from '../domain/polling-policy';
 import type { ExportStore } from '../domain/ports/export-store';
 import type { TaskQueue } from '../domain/ports/task-queues';
 import type { Logger } from '../logging';
+import type { AuditTrail } from './audit-trail';
 import type { EventRelay } from './event-relay';
 
 export interface JobTransitionsDeps {
@@ -24,6 +25,8 @@ export interface JobTransitionsDeps {
   onJobFinished?: (job: Job) => Promise<void>;
   /** Publishes the events a change wrote to the outbox (when apps are told by Pub/Sub). */
   relay?: EventRelay;
+  /** Seals the audit drafts a change wrote (after its commit; never throws). */
+  audit?: Pick<AuditTrail, 'sealAfterCommit'>;
 }
 
 /** What `apply` did: the job before and after, or (not applied) the job as it was found, if it exists. */
@@ -59,6 +62,9 @@ export class JobTransitions {
       this.deps.logger.info({ jobId, exportId: after.exportId, resource: after.resource, event: event.type, state: after.state }, 'job state changed');
     }
     if (this.deps.relay) await this.deps.relay.relay(updated.events);
+    // Not awaited: the drafts are committed with the change, and the step's answer (and so the
+    // pipeline's pace) need not wait for the chain; a seal cut short is the sweeper's to finish.
+    if (updated.audited && this.deps.audit) void this.deps.audit.sealAfterCommit(after.userId);
     if (isTerminal(after.state) && !isTerminal(before.state) && this.deps.onJobFinished) {
       // The job's own outcome is committed; a failed notification is repaired when the next run reads the job.
       await this.deps.onJobFinished(after).catch((err: unknown) => this.deps.logger.warn({ jobId, err }, 'could not report the finished job to its schedule'));

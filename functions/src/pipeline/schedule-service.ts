@@ -67,6 +67,8 @@ export interface ScheduleServiceDeps {
   now?: () => number;
   /** Tells apps of run starts, cooldowns and ends (the events the change wrote to the outbox). */
   relay?: EventRelay;
+  /** ARCHIVE_RETENTION_DAYS: when each archive of a run shown expires. */
+  archiveRetentionDays?: number;
 }
 
 export type RunOutcome = { kind: 'done' | 'dropped'; detail: string };
@@ -147,7 +149,7 @@ export class ScheduleService {
   async getSchedule(userId: string, scheduleId: string): Promise<ScheduleView> {
     const s = await this.own(userId, scheduleId);
     const runs = await this.deps.schedules.listRuns(scheduleId, RUNS_SHOWN);
-    const views = await Promise.all(runs.map(async (r) => toExportView(r, await this.deps.store.listJobs(r.id))));
+    const views = await Promise.all(runs.map(async (r) => toExportView(r, await this.deps.store.listJobs(r.id), this.deps.archiveRetentionDays)));
     return toScheduleView(s, views);
   }
 

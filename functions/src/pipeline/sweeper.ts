@@ -8,10 +8,14 @@ import type { PollingPolicy } from '../domain/polling-policy';
 import type { ExportStore } from '../domain/ports/export-store';
 import type { TaskQueue } from '../domain/ports/task-queues';
 import type { Logger } from '../logging';
+import type { AuditTrail } from './audit-trail';
+import type { GrantExpiryWarnings } from './grant-expiry-warnings';
 import type { EventRelay } from './event-relay';
 import { JobTransitions } from './job-transitions';
 
 const BATCH = 500;
+/** Audit drafts are sealed by the sweeper only this many grace periods after they were written. */
+const AUDIT_GRACE_FACTOR = 3;
 
 export interface SweepResult {
   overdue: number;
@@ -20,6 +24,10 @@ export interface SweepResult {
   settled: number;
   /** Events left in the outbox (a publish failed, or its instance died) published by this sweep. */
   events: number;
+  /** Audit drafts left pending (a seal failed, or its instance died) sealed by this sweep. */
+  audit?: number;
+  /** Warnings that time-based access ends soon written by this sweep. */
+  expiryWarnings?: number;
 }
 
 export interface SweeperDeps {
@@ -30,6 +38,10 @@ export interface SweeperDeps {
   logger: Logger;
   /** Publishes what the outbox still holds after a grace period. */
   relay?: EventRelay;
+  /** Warns that time-based access ends soon (GRANT_EXPIRY_WARNING_DAYS ahead). */
+  expiryWarnings?: Pick<GrantExpiryWarnings, 'run'>;
+  /** Seals audit drafts a crash left pending, after a grace period. */
+  audit?: Pick<AuditTrail, 'sealAfterCommit' | 'sealPending'>;
   now?: () => number;
 }
 
@@ -39,8 +51,8 @@ export class Sweeper {
 
   constructor(private readonly deps: SweeperDeps) {
     this.now = deps.now ?? Date.now;
-    const { store, queue, policy, logger, relay } = deps;
-    this.jobs = new JobTransitions({ store, queue: async () => queue, policy, logger, now: this.now, relay });
+    const { store, queue, policy, logger, relay, audit } = deps;
+    this.jobs = new JobTransitions({ store, queue: async () => queue, policy, logger, now: this.now, relay, audit });
   }
 
   async sweep(): Promise<SweepResult> {
@@ -60,7 +72,13 @@ export class Sweeper {
     const settled = await this.deps.store.settleExports(now - graceMs, BATCH);
     await this.deps.relay?.relay(settled.events);
     if (settled.exports > 0) this.deps.logger.warn({ exports: settled.exports }, 'exports settled after their last job\'s instance died');
-    const events = this.deps.relay ? await this.deps.relay.flush(now - graceMs) : 0;
-    return { overdue: overdue.length, requeued, settled: settled.exports, events };
+    // Independent of each other: run together, so the tick (and the next redelivery) is not held up.
+    const [events, audit, expiryWarnings] = await Promise.all([
+      this.deps.relay ? this.deps.relay.flush(now - graceMs) : 0,
+      // Well after the seals that follow each commit: the sweeper only finishes what they left.
+      this.deps.audit ? this.deps.audit.sealPending(now - AUDIT_GRACE_FACTOR * graceMs) : 0,
+      this.deps.expiryWarnings ? this.deps.expiryWarnings.run() : 0,
+    ]);
+    return { overdue: overdue.length, requeued, settled: settled.exports, events, ...(this.deps.audit ? { audit } : {}), ...(this.deps.expiryWarnings ? { expiryWarnings } : {}) };
   }
 }

@@ -33,6 +33,7 @@ export const de: Messages = {
   'grant.mixed': 'Manche Daten einmalig, manche für einen Zeitraum.',
   'grant.expires': 'Der Zugriff endet am {date}.',
   'grant.renew': 'Zugriff bei Google verlängern',
+  'grant.expiresSoon': 'Ihre Erlaubnis endet bald, am {date}: danach wird nichts mehr kopiert. Verlängern Sie sie bei Google, damit weiter kopiert wird.',
   'grant.needsConsent': 'Googles Erlaubnis ist abgelaufen oder wurde zurückgezogen. Wählen Sie Ihre Daten erneut, um sie neu zu erteilen.',
   'grant.start': 'Kopieren starten',
   'grant.schedule': 'Jeden Tag erneut kopieren',

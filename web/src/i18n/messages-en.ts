@@ -31,6 +31,7 @@ export const en = {
   'grant.mixed': 'Some data once, some for a period.',
   'grant.expires': 'Access ends on {date}.',
   'grant.renew': 'Renew access at Google',
+  'grant.expiresSoon': 'Your permission ends soon, on {date}: after that nothing more is copied. Renew it at Google to keep the copies coming.',
   'grant.needsConsent': 'Google\'s permission has ended or was withdrawn. Choose your data again to give it anew.',
   'grant.start': 'Start copying',
   'grant.schedule': 'Copy again every day',

@@ -34,13 +34,22 @@ function grantDetails(ctx: AppContext, grant: AuthorizationStatus, groups: Resou
     'div',
     { class: 'grant' },
     ...grant.warnings.map((w) => el('p', { class: 'warning', role: 'note', 'data-warning': w.code }, w.message)),
+    grant.expiresSoon &&
+      grant.expiresAt &&
+      el(
+        'p',
+        { class: 'warning', role: 'note', 'data-warning': 'EXPIRES_SOON' },
+        t('grant.expiresSoon', { date: formatTime(grant.expiresAt, t.locale) }),
+        ' ',
+        grant.renewalUrl && el('a', { href: grant.renewalUrl, rel: 'noopener' }, t('grant.renew')),
+      ),
     el('h3', {}, t('grant.granted')),
     list(grant.grantedResources),
     grant.notGrantedResources.length > 0 &&
       el('div', { class: 'not-granted' }, el('h3', {}, t('grant.notGranted')), list(grant.notGrantedResources), el('p', {}, t('grant.notGrantedWhy'))),
     el('p', {}, accessWords),
     grant.expiresAt && el('p', {}, t('grant.expires', { date: formatTime(grant.expiresAt, t.locale) })),
-    grant.renewalUrl && el('p', {}, el('a', { href: grant.renewalUrl, rel: 'noopener' }, t('grant.renew'))),
+    grant.renewalUrl && !grant.expiresSoon && el('p', {}, el('a', { href: grant.renewalUrl, rel: 'noopener' }, t('grant.renew'))),
   );
 }
 

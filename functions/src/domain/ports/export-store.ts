@@ -1,5 +1,6 @@
 /** The seam to where exports, their jobs and users' grants are kept (Firestore). */
 import type { ExportAdmission } from '../admission';
+import type { AuditDraft } from '../audit';
 import type { PipelineEvent } from '../events';
 import type { ExportRecord, Grant, GrantState, Job } from '../model';
 
@@ -8,14 +9,17 @@ export interface JobUpdate {
   after: Job;
   /** Events the change wrote to the outbox in its transaction (a job or its export finished), to publish now. */
   events: PipelineEvent[];
+  /** The change wrote audit drafts for the job's user (seal them now). */
+  audited?: true;
 }
 
 export interface ExportStore {
   getGrant(userId: string): Promise<Grant | undefined>;
-  putGrant(grant: Grant): Promise<void>;
-  /** Compare-and-set on the grant's state; returns false when it was not `expected`. */
-  setGrantState(userId: string, expected: GrantState, next: GrantState): Promise<boolean>;
-  deleteGrant(userId: string): Promise<void>;
+  /** Stores the grant, with the audit drafts of the change in the same write. */
+  putGrant(grant: Grant, audit?: readonly AuditDraft[]): Promise<void>;
+  /** Compare-and-set on the grant's state; returns false when it was not `expected`. `audit` makes the drafts of the change from the grant as found. */
+  setGrantState(userId: string, expected: GrantState, next: GrantState, audit?: (grant: Grant) => AuditDraft[]): Promise<boolean>;
+  deleteGrant(userId: string, audit?: readonly AuditDraft[]): Promise<void>;
 
   /**
    * Creates the export and its jobs in one transaction. With an idempotency key, a second call
@@ -59,8 +63,20 @@ export interface ExportStore {
   listOverdueJobs(dueBefore: number, limit: number): Promise<Job[]>;
 }
 
+/** The warnings that time-based access ends soon (GRANT_EXPIRY_WARNING_DAYS ahead). */
+export interface GrantExpiryStore {
+  /** Grants whose `warnAt` is at or before `before`, oldest first (an indexed query: only unwarned grants carry it). */
+  grantsToWarn(before: number, limit: number): Promise<Grant[]>;
+  /**
+   * In one transaction: takes the grant's `warnAt` away (so the warning is given once, whatever
+   * runs at the same time) and, when the grant is still ACTIVE and not ended, writes `event(grant)`
+   * to the outbox. Returns the event written, if one was.
+   */
+  warnGrantExpiry(userId: string, now: number, event: (grant: Grant & { expiresAt: number }) => PipelineEvent): Promise<PipelineEvent | undefined>;
+}
+
 /** What the deletion of an export needs from persistence, beyond ExportStore. */
 export interface HousekeepingStore {
   /** Deletes an export's jobs, its idempotency records and the export itself. Idempotent. */
-  deleteExportRecords(exportId: string): Promise<void>;
+  deleteExportRecords(exportId: string, audit?: { userId: string; drafts: readonly AuditDraft[] }): Promise<void>;
 }
