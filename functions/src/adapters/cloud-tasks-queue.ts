@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { CloudTasksClient } from '@google-cloud/tasks';
 import { grpc } from 'google-gax';
-import type { PipelineTask, ScheduleRunQueue, ScheduleRunTask, TaskQueue, TaskStep } from '../domain/ports/task-queues';
+import type { ErasureQueue, ErasureTask, PipelineTask, ScheduleRunQueue, ScheduleRunTask, TaskQueue, TaskStep } from '../domain/ports/task-queues';
 
 export interface CloudTasksQueueOptions {
   client: CloudTasksClient;
@@ -72,7 +72,19 @@ export function scheduleRunTaskIdFor(task: ScheduleRunTask): string {
   return `${hash}-run-${task.run}${task.redelivery !== undefined ? `-r${task.redelivery}` : ''}`;
 }
 
-export class CloudTasksQueue implements TaskQueue, ScheduleRunQueue {
+/** `sha256(userKey)` hex, 24 characters, then the run (and what wakes it): one name per delivery the erasure asks for. */
+export function erasureTaskIdFor(task: Pick<ErasureTask, 'userKey' | 'run' | 'wake'>): string {
+  const hash = createHash('sha256').update(task.userKey).digest('hex').slice(0, 24);
+  return `${hash}-erase-${task.run}${task.wake !== undefined ? `-${task.wake}` : ''}`;
+}
+
+/** The body of an erasure task (the copy function runs it: its account may delete objects). */
+export interface ErasureTaskBody {
+  erasure: string;
+  run: number;
+}
+
+export class CloudTasksQueue implements TaskQueue, ScheduleRunQueue, ErasureQueue {
   private readonly now: () => number;
 
   constructor(private readonly opts: CloudTasksQueueOptions) {
@@ -95,35 +107,20 @@ export class CloudTasksQueue implements TaskQueue, ScheduleRunQueue {
     if (!this.opts.scheduleUrl) throw new Error('CloudTasksQueue: scheduleUrl is not configured');
     if (!Number.isInteger(task.run) || task.run < 1) throw new RangeError(`run must be a positive integer, got ${task.run}`);
     const parent = `projects/${this.opts.projectId}/locations/${this.opts.location}/queues/${this.opts.scheduleQueue ?? this.opts.checkQueue}`;
-    const url = this.opts.scheduleUrl;
-    const at = this.now();
-    try {
-      await this.opts.client.createTask({
-        parent,
-        task: {
-          name: `${parent}/tasks/${scheduleRunTaskIdFor(task)}`,
-          scheduleTime: { seconds: Math.floor(at / 1000), nanos: (at % 1000) * 1e6 },
-          dispatchDeadline: { seconds: 300 },
-          httpRequest: {
-            url,
-            httpMethod: 'POST',
-            headers: { 'Content-Type': 'application/json' },
-            body: Buffer.from(JSON.stringify({ scheduleId: task.scheduleId, run: task.run })),
-            oidcToken: { serviceAccountEmail: this.opts.serviceAccountEmail, audience: url },
-          },
-        },
-      });
-    } catch (e) {
-      if ((e as { code?: unknown }).code === ALREADY_EXISTS) return;
-      throw e;
-    }
+    await this.createHttpTask({ name: `${parent}/tasks/${scheduleRunTaskIdFor(task)}`, url: this.opts.scheduleUrl, body: { scheduleId: task.scheduleId, run: task.run }, delaySeconds: 0, deadlineSeconds: 300 });
+  }
+
+  /** An erasure's delivery, on the copy queue to the copy function (whose account deletes objects). */
+  async enqueueErasure(task: ErasureTask): Promise<void> {
+    if (!Number.isInteger(task.run) || task.run < 1) throw new RangeError(`run must be a positive integer, got ${task.run}`);
+    const body: ErasureTaskBody = { erasure: task.userKey, run: task.run };
+    await this.createHttpTask({ name: `${this.queuePath('copy')}/tasks/${erasureTaskIdFor(task)}`, url: this.opts.copyUrl, body, delaySeconds: task.delaySeconds, deadlineSeconds: 1800 });
   }
 
   async enqueue(task: PipelineTask): Promise<void> {
     if (!Number.isInteger(task.seq) || task.seq < 0) throw new RangeError(`seq must be a non-negative integer, got ${task.seq}`);
     if (!Number.isFinite(task.delaySeconds) || task.delaySeconds < 0) throw new RangeError(`delaySeconds must be >= 0, got ${task.delaySeconds}`);
     if (task.step === 'copy-part' && (!Number.isInteger(task.part) || (task.part as number) < 0)) throw new RangeError(`a copy-part task needs a part, got ${String(task.part)}`);
-    const url = onCopyQueue(task.step) ? this.opts.copyUrl : this.opts.checkUrl;
     const body: PipelineTaskBody = {
       jobId: task.jobId,
       step: task.step,
@@ -131,26 +128,36 @@ export class CloudTasksQueue implements TaskQueue, ScheduleRunQueue {
       ...(task.step === 'copy-part' ? { part: task.part } : {}),
       ...(task.redelivery !== undefined ? { redelivery: task.redelivery } : {}),
     };
-    const at = this.now() + Math.round(task.delaySeconds * 1000);
+    await this.createHttpTask({
+      name: this.taskName(task),
+      url: onCopyQueue(task.step) ? this.opts.copyUrl : this.opts.checkUrl,
+      body,
+      delaySeconds: task.delaySeconds,
+      // Cloud Tasks waits at most 30 minutes for an HTTP target; a longer copy resumes in a new delivery.
+      deadlineSeconds: onCopyQueue(task.step) ? 1800 : 300,
+    });
+  }
+
+  /** An HTTP task POSTing `body` as JSON with an OIDC token for `url`; a name already taken is success (the idempotency we want). */
+  private async createHttpTask(t: { name: string; url: string; body: object; delaySeconds: number; deadlineSeconds: number }): Promise<void> {
+    const at = this.now() + Math.round(t.delaySeconds * 1000);
     try {
       await this.opts.client.createTask({
-        parent: this.queuePath(task.step),
+        parent: t.name.slice(0, t.name.indexOf('/tasks/')),
         task: {
-          name: this.taskName(task),
+          name: t.name,
           scheduleTime: { seconds: Math.floor(at / 1000), nanos: (at % 1000) * 1e6 },
-          // Cloud Tasks waits at most 30 minutes for an HTTP target; a longer copy resumes in a new delivery.
-          dispatchDeadline: { seconds: onCopyQueue(task.step) ? 1800 : 300 },
+          dispatchDeadline: { seconds: t.deadlineSeconds },
           httpRequest: {
-            url,
+            url: t.url,
             httpMethod: 'POST',
             headers: { 'Content-Type': 'application/json' },
-            body: Buffer.from(JSON.stringify(body)),
-            oidcToken: { serviceAccountEmail: this.opts.serviceAccountEmail, audience: url },
+            body: Buffer.from(JSON.stringify(t.body)),
+            oidcToken: { serviceAccountEmail: this.opts.serviceAccountEmail, audience: t.url },
           },
         },
       });
     } catch (e) {
-      // The same (jobId, step, seq) was already enqueued (or ran recently): that is the idempotency we want.
       if ((e as { code?: unknown }).code === ALREADY_EXISTS) return;
       throw e;
     }

@@ -12,6 +12,7 @@ import type { ExportRecord, ExportState, Grant, GrantState, Job, JobState } from
 import type { ExportStore, HousekeepingStore, JobUpdate } from '../domain/ports/export-store';
 import { FieldPath, type Firestore, type Transaction } from '@google-cloud/firestore';
 import { contended, runQuery, type QuerySpec as Query } from './firestore-client';
+import { refuseWhileErasing } from './firestore-erasure-guard';
 import { readLedger, writeLedger } from './firestore-ledger';
 import { writeOutbox } from './firestore-outbox';
 import { paths } from './firestore-paths';
@@ -84,8 +85,14 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore {
     return this.read<Grant>(grant(userId));
   }
 
+  /** Refused (409) while the user's erasure runs: a code exchange that raced it stores nothing. */
   async putGrant(g: Grant): Promise<void> {
-    await this.db.doc(grant(g.userId)).set({ ...g });
+    await contended(() =>
+      this.db.runTransaction(async (tx) => {
+        await refuseWhileErasing(this.db, tx, g.userId);
+        tx.set(this.db.doc(grant(g.userId)), { ...g });
+      }),
+    );
   }
 
   async setGrantState(userId: string, expected: GrantState, next: GrantState): Promise<boolean> {

@@ -18,4 +18,6 @@ export const paths = {
   job: (jobId: string) => `jobs/${jobId}`,
   idempotency: (userId: string, key: string) => `idempotency/${sha256(`${userId}\n${key}`)}`,
   schedule: (scheduleId: string) => `schedules/${scheduleId}`,
+  /** The user's erasure while it runs, then its tombstone (domain/erasure.ts). */
+  erasure: (userId: string) => `erasures/${userDocId(userId)}`,
 };

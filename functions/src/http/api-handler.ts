@@ -10,6 +10,7 @@ import { type Logger, traceFields } from '../logging';
 import { RESOURCE_GROUP_CATALOGUE } from '../domain/resource-group-catalogue';
 import type { ArchiveDownloads } from '../pipeline/archive-downloads';
 import type { AuthorizationStatusReader } from '../pipeline/authorization-status';
+import type { ErasureService } from '../pipeline/erasure-service';
 import type { ExportService } from '../pipeline/export-service';
 import type { ExportDeletion } from '../pipeline/export-housekeeping';
 import type { ScheduleService } from '../pipeline/schedule-service';
@@ -31,6 +32,8 @@ export interface ApiHandlerDeps {
   authorizations?: Pick<AuthorizationStatusReader, 'read'>;
   /** POST /v1/exports/{id}/jobs/{jobId}/archives/{n}:download; without it the route answers 404. */
   downloads?: Pick<ArchiveDownloads, 'issue'>;
+  /** DELETE /v1/me and GET /v1/me/erasure; without it the routes answer 404. */
+  erasure?: Pick<ErasureService, 'request' | 'status'>;
 }
 
 type Route = { method: string; pattern: RegExp; handle: (ctx: RouteContext, m: RegExpMatchArray) => Promise<void> };
@@ -184,6 +187,28 @@ export function createApiHandler(deps: ApiHandlerDeps): (req: HttpRequest, res: 
         res.status(204).end();
       },
     });
+  }
+
+  const { erasure } = deps;
+  if (erasure) {
+    routes.push(
+      {
+        method: 'DELETE',
+        pattern: /^\/v1\/me$/,
+        handle: async ({ req, res, userId }) => {
+          parse(emptyBody, jsonBody(req, true), '');
+          res.status(202).set('Location', '/v1/me/erasure').json(await erasure.request(userId));
+        },
+      },
+      {
+        method: 'GET',
+        pattern: /^\/v1\/me\/erasure$/,
+        handle: async ({ req, res, userId }) => {
+          parse(z.strictObject({}), req.query, 'query');
+          res.status(200).json(await erasure.status(userId));
+        },
+      },
+    );
   }
 
   const cors = (req: HttpRequest, res: HttpResponse): boolean => {

@@ -6,7 +6,8 @@
 import { STEP_OF } from '../domain/job';
 import type { PollingPolicy } from '../domain/polling-policy';
 import type { ExportStore } from '../domain/ports/export-store';
-import type { TaskQueue } from '../domain/ports/task-queues';
+import type { ErasureStore } from '../domain/ports/erasure-store';
+import type { ErasureQueue, TaskQueue } from '../domain/ports/task-queues';
 import type { Logger } from '../logging';
 import type { EventRelay } from './event-relay';
 import { JobTransitions } from './job-transitions';
@@ -18,6 +19,8 @@ export interface SweepResult {
   requeued: number;
   /** Events left in the outbox (a publish failed, or its instance died) published by this sweep. */
   events: number;
+  /** RUNNING erasures whose delivery is overdue (a task lost), enqueued again; only with `erasures`. */
+  erasures?: number;
 }
 
 export interface SweeperDeps {
@@ -28,6 +31,8 @@ export interface SweeperDeps {
   logger: Logger;
   /** Publishes what the outbox still holds after a grace period. */
   relay?: EventRelay;
+  /** Erasures whose delivery is overdue are enqueued again (at-least-once, like jobs). */
+  erasures?: { store: Pick<ErasureStore, 'listOverdue' | 'setNextCheck'>; queue: ErasureQueue };
   now?: () => number;
 }
 
@@ -56,6 +61,18 @@ export class Sweeper {
       this.deps.logger.warn({ jobId: job.id, state: job.state, step: STEP_OF[job.state], overdueSeconds: Math.round((now - (job.nextCheckAt ?? now)) / 1000) }, 'overdue job re-enqueued');
     }
     const events = this.deps.relay ? await this.deps.relay.flush(now - graceMs) : 0;
-    return { overdue: overdue.length, requeued, events };
+    if (!this.deps.erasures) return { overdue: overdue.length, requeued, events };
+    return { overdue: overdue.length, requeued, events, erasures: await this.sweepErasures(now, graceMs, redelivery) };
+  }
+
+  private async sweepErasures(now: number, graceMs: number, redelivery: number): Promise<number> {
+    const { store, queue } = this.deps.erasures as NonNullable<SweeperDeps['erasures']>;
+    const overdue = await store.listOverdue(now - graceMs, BATCH);
+    for (const { userKey, record } of overdue) {
+      await store.setNextCheck(userKey, record.run, now + graceMs);
+      await queue.enqueueErasure({ userKey, run: record.run, delaySeconds: 0, wake: `r${redelivery}` });
+      this.deps.logger.warn({ userKey, run: record.run, step: record.step }, 'overdue erasure re-enqueued');
+    }
+    return overdue.length;
   }
 }
