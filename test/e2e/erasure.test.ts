@@ -10,7 +10,8 @@ import { erasureTaskIdFor } from '../../functions/src/adapters/cloud-tasks-queue
 import { userDocId } from '../../functions/src/adapters/firestore-paths';
 import type { ErasureStep } from '../../functions/src/domain/erasure';
 import { startLocalStack, type LocalStack } from '../../local-stack/local-stack';
-import { api, authorizedUser, objectNames, waitForExport, type ExportBody } from '../support/api-client';
+import { quotaUserOf } from '../../functions/src/pipeline/access-tokens';
+import { api, authorizedUser, consentAtGoogle, objectNames, startConsent, waitForExport, type ExportBody } from '../support/api-client';
 
 const PROJECT = 'demo-e2e-erasure';
 let stack: LocalStack;
@@ -219,6 +220,25 @@ describe('erasure under concurrency', () => {
         api(stack, token, 'POST', '/v1/authorizations:start', { resources: ['youtube.public_playlists'], redirectUri: stack.env.OAUTH_REDIRECT_URIS }),
       ]);
       for (const r of refused) expect(r, JSON.stringify(r.body)).toMatchObject({ status: 409, body: { error: { code: 'ERASURE_IN_PROGRESS' } } });
+    } finally {
+      stack.tasks.resume();
+    }
+    await waitErased(token);
+    await expectTombstoneOnly(userId);
+  }, 120_000);
+
+  it('a code exchanged while the erasure runs stores no grant, and the grant Google issued is reset there', async () => {
+    const userId = 'erase-code';
+    const token = await stack.idToken(userId);
+    const started = await startConsent(stack, token, ['youtube.posts']);
+    const { code, state } = await consentAtGoogle(started.authorizationUrl, `google-${userId}`);
+    stack.tasks.pause();
+    try {
+      await erase(token);
+      const resets = (): number => stack.portability.calls.filter((c) => c.method === 'reset' && c.quotaUser === quotaUserOf(userId)).length;
+      const answer = await api(stack, token, 'POST', '/v1/authorizations', { code, state });
+      expect(answer).toMatchObject({ status: 409, body: { error: { code: 'ERASURE_IN_PROGRESS' } } });
+      expect(resets()).toBe(1);
     } finally {
       stack.tasks.resume();
     }

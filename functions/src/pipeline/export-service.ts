@@ -8,7 +8,8 @@ import type { ExportLimits } from '../domain/admission';
 import { classifyApiError } from '../domain/api-error-classification';
 import { AuthorizationCodeError, conflict, ConsentRevokedError, invalid, isTransientError, notFound, RequestError, UnavailableError } from '../domain/errors';
 import { exportWindowProblem } from '../domain/export-window';
-import type { ExportRecord, Job } from '../domain/model';
+import { ERASURE_IN_PROGRESS } from '../domain/erasure';
+import type { ExportRecord, Grant, Job } from '../domain/model';
 import { ID_PATTERN, newId } from '../domain/ids';
 import { callInFlight, CONSENT_REVOKED, newJob } from '../domain/job';
 import type { ArchiveBucket } from '../domain/ports/archive-copier';
@@ -108,7 +109,7 @@ export class ExportService {
     }
     const now = this.now();
     const previous = await this.deps.store.getGrant(userId);
-    await this.deps.store.putGrant({
+    await this.storeGrant(userId, tokens.accessToken, {
       userId,
       refreshToken: await (await this.deps.cipher()).encrypt(tokens.refreshToken, userId),
       resources,
@@ -124,6 +125,21 @@ export class ExportService {
     this.deps.tokens.remember(userId, tokens.accessToken, tokens.expiresAt);
     this.deps.logger.info({ userId, resources: resources.length, timeBased: access.timeBasedResources.length }, 'authorization stored');
     return { resources, oneTimeResources: access.oneTimeResources, timeBasedResources: access.timeBasedResources };
+  }
+
+  /**
+   * Stores the grant, unless the user's erasure began during the exchange (409): then the grant
+   * Google just issued is reset at once, so none outlives the erasure at Google either.
+   */
+  private async storeGrant(userId: string, accessToken: string, grant: Grant): Promise<void> {
+    try {
+      await this.deps.store.putGrant(grant);
+    } catch (err) {
+      if (err instanceof RequestError && err.code === ERASURE_IN_PROGRESS) {
+        await (await this.deps.api()).resetAuthorization(accessToken, quotaUserOf(userId)).catch((e: unknown) => this.deps.logger.warn({ err: e }, 'could not reset the grant refused by an erasure'));
+      }
+      throw err;
+    }
   }
 
   async startExport(userId: string, input: StartExportInput, idempotencyKey?: string): Promise<{ view: ExportView; created: boolean }> {
