@@ -65,7 +65,9 @@ locals {
 
   # Which function enqueues into which queue.
   enqueuers = {
-    "api-check"   = { queue = google_cloud_tasks_queue.check.name, member = google_service_account.api.member }
+    "api-check" = { queue = google_cloud_tasks_queue.check.name, member = google_service_account.api.member }
+    # DELETE /v1/me enqueues the erasure's work on the copy queue (copyArchives runs it).
+    "api-copy"    = { queue = google_cloud_tasks_queue.copy.name, member = google_service_account.api.member }
     "check-check" = { queue = google_cloud_tasks_queue.check.name, member = google_service_account.check.member }
     "check-copy"  = { queue = google_cloud_tasks_queue.copy.name, member = google_service_account.check.member }
     "copy-check"  = { queue = google_cloud_tasks_queue.check.name, member = google_service_account.copy.member }

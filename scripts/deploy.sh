@@ -229,7 +229,7 @@ for id in api check copy; do
   gc kms keys add-iam-policy-binding "$TOKEN_KEY" --keyring="$KEY_RING" --location="$REGION" \
     --member="serviceAccount:$(sa "$id")" --role=roles/cloudkms.cryptoKeyEncrypterDecrypter --format=none
 done
-for pair in api:"$CHECK_QUEUE" check:"$CHECK_QUEUE" check:"$COPY_QUEUE" copy:"$CHECK_QUEUE" copy:"$COPY_QUEUE" sweep:"$CHECK_QUEUE" sweep:"$COPY_QUEUE" schedule:"$CHECK_QUEUE" \
+for pair in api:"$CHECK_QUEUE" api:"$COPY_QUEUE" check:"$CHECK_QUEUE" check:"$COPY_QUEUE" copy:"$CHECK_QUEUE" copy:"$COPY_QUEUE" sweep:"$CHECK_QUEUE" sweep:"$COPY_QUEUE" schedule:"$CHECK_QUEUE" \
   api:"$WEBHOOK_QUEUE" check:"$WEBHOOK_QUEUE" copy:"$WEBHOOK_QUEUE" sweep:"$WEBHOOK_QUEUE" schedule:"$WEBHOOK_QUEUE"; do
   gc tasks queues add-iam-policy-binding "${pair#*:}" --location="$REGION" \
     --member="serviceAccount:$(sa "${pair%%:*}")" --role=roles/cloudtasks.enqueuer --format=none

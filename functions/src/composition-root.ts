@@ -8,6 +8,7 @@
  */
 import type { Firestore } from '@google-cloud/firestore';
 import type { Config } from './config';
+import type { ErasureStep } from './domain/erasure';
 import type { Job } from './domain/model';
 import type { ArchiveCopier } from './domain/ports/archive-copier';
 import type { EventPublisher } from './domain/ports/event-publisher';
@@ -28,6 +29,8 @@ export interface Overrides {
   publisher?: () => Promise<EventPublisher>;
   /** How webhook hosts are resolved (the start-up check and each delivery's connection); tests hand in their own. */
   lookup?: HostLookup;
+  /** Called after each erasure step, before its cursor moves (the erasure tests crash there). */
+  afterErasureStep?: (step: ErasureStep, userKey: string) => Promise<void>;
 }
 
 export type Handler = (req: HttpRequest, res: HttpResponse) => Promise<void>;
@@ -90,6 +93,10 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   const scheduleStore = lazy(async () => {
     const { FirestoreScheduleStore } = await import('./adapters/firestore-schedule-store');
     return new FirestoreScheduleStore(await firestore(), { events: eventsOn });
+  });
+  const erasureStore = lazy(async () => {
+    const { FirestoreErasureStore } = await import('./adapters/firestore-erasure-store');
+    return new FirestoreErasureStore(await firestore());
   });
   const consentStates = lazy(async () => {
     const { FirestoreConsentStateStore } = await import('./adapters/firestore-consent-state-store');
@@ -268,6 +275,30 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       audit: await audit(),
     });
   });
+  // Erasure tasks run in the copy function: its account may delete objects in the bucket.
+  const erasureWorker = lazy(async () => {
+    const [{ ErasureWorker }, { JobTransitions }, { ERASURE_COLLECTIONS }] = await Promise.all([
+      import('./pipeline/erasure-worker'),
+      import('./pipeline/job-transitions'),
+      import('./adapters/erasure-collections'),
+    ]);
+    const s = await store();
+    return new ErasureWorker({
+      erasures: await erasureStore(),
+      store: s,
+      // No relay: the events of the jobs an erasure ends are deleted with the user's outbox entries.
+      jobs: new JobTransitions({ store: s, queue, policy: config.polling, logger, now }),
+      api,
+      tokens: await tokens(),
+      bucket: archives,
+      queue,
+      collections: ERASURE_COLLECTIONS.map((c) => c.collection),
+      logger,
+      now,
+      afterStep: overrides.afterErasureStep,
+      audit: await audit(),
+    });
+  });
   const service = lazy(async () => {
     const [{ ExportService }, { ConsentFlow }] = await Promise.all([import('./pipeline/export-service'), import('./pipeline/consent-flow')]);
     const consent = new ConsentFlow({ store: await consentStates(), cipher, clientId: config.oauth.clientId, ...config.consent, now });
@@ -276,12 +307,14 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
 
   // Handlers.
   const apiHandler = lazy(async () => {
-    const [{ createApiHandler }, { ExportDeletion }, { AuthorizationStatusReader }, { ArchiveDownloads }, { ArchiveManifestViews }] = await Promise.all([
+    const [{ createApiHandler }, { ExportDeletion }, { AuthorizationStatusReader }, { ArchiveDownloads }, { ArchiveManifestViews }, { ErasureService }, { userDocId }] = await Promise.all([
       import('./http/api-handler'),
       import('./pipeline/export-housekeeping'),
       import('./pipeline/authorization-status'),
       import('./pipeline/archive-downloads'),
       import('./pipeline/archive-manifest-views'),
+      import('./pipeline/erasure-service'),
+      import('./adapters/firestore-paths'),
     ]);
     const svc = await service();
     return createApiHandler({
@@ -296,16 +329,25 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
       downloads: new ArchiveDownloads({ store: await store(), signer: downloadSigner, ttlSeconds: config.downloads.ttlSeconds, logger, now, audit: await audit() }),
       manifests: new ArchiveManifestViews({ store: await store(), manifests }),
       audit: await audit(),
+      erasure: new ErasureService({ erasures: await erasureStore(), queue, userKey: userDocId, logger, now }),
     });
   });
   /** A Cloud Tasks function: its own URL is the token audience; it runs only its steps. */
-  const taskHandler = (url: string, steps: TaskStep[]) =>
+  const taskHandler = (url: string, steps: TaskStep[], erasures?: typeof erasureWorker) =>
     lazy(async () => {
       const { createTaskHandler } = await import('./http/task-handler');
-      return createTaskHandler({ runner: await runner(), verifier: await taskVerifier(url), steps, retryBudget: config.tasks.retryBudget, projectId: config.projectId, logger });
+      return createTaskHandler({
+        runner: await runner(),
+        verifier: await taskVerifier(url),
+        steps,
+        retryBudget: config.tasks.retryBudget,
+        ...(erasures ? { erasures: await erasures() } : {}),
+        projectId: config.projectId,
+        logger,
+      });
     });
   const checkHandler = taskHandler(config.tasks.checkUrl, ['initiate', 'check']);
-  const copyHandler = taskHandler(config.tasks.copyUrl, ['copy', 'copy-part']);
+  const copyHandler = taskHandler(config.tasks.copyUrl, ['copy', 'copy-part'], erasureWorker);
   const sweepHandler = lazy(async () => {
     const [{ createSweepHandler }, { Sweeper }, { GrantExpiryWarnings }, { renewalUrlOf }] = await Promise.all([
       import('./http/sweep-handler'),
@@ -315,7 +357,18 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
     ]);
     const expiryWarnings = new GrantExpiryWarnings({ store: await store(), renewalUrl: renewalUrlOf(config.oauth.clientId), relay: await relay(), logger, now });
     return createSweepHandler({
-      sweeper: new Sweeper({ store: await store(), queue: await queue(), policy: config.polling, graceSeconds: config.tasks.sweepGraceSeconds, logger, now, relay: await relay(), audit: await audit(), expiryWarnings }),
+      sweeper: new Sweeper({
+        store: await store(),
+        queue: await queue(),
+        policy: config.polling,
+        graceSeconds: config.tasks.sweepGraceSeconds,
+        logger,
+        now,
+        relay: await relay(),
+        audit: await audit(),
+        expiryWarnings,
+        erasures: { store: await erasureStore(), queue: await queue() },
+      }),
       verifier: await taskVerifier(config.tasks.sweepUrl),
       logger,
     });

@@ -135,6 +135,8 @@ function generator(seed: number, validToken: string, knownExport: string): () =>
       ['POST', '/v1/schedules'],
       ['GET', `/v1/schedules/${id}`],
       ['DELETE', `/v1/schedules/${id}`],
+      ['DELETE', '/v1/me'],
+      [pick(['GET', 'PUT', 'POST']), `/v1/me${pick(['', '/erasure?x=1', '/erasure/x'])}`],
       [pick(['PUT', 'PATCH', 'DELETE']), '/v1/authorizations'],
       // The GET routes without a body answer 200 to a plain request: a query they do not take is refused.
       ['GET', `/v1/${pick(['authorizations', 'resource-groups'])}?${pick(['pageSize=1', `q=${encodeURIComponent(pick(hostile)).slice(0, 100)}`, 'x'])}`],
@@ -214,8 +216,8 @@ function generator(seed: number, validToken: string, knownExport: string): () =>
     const auth = auths();
     if (auth !== undefined) headers.Authorization = auth;
     let body = method === 'GET' && r() < 0.7 ? undefined : bodies();
-    // A reset with no body or `{}` is a valid request (it would revoke the fuzzer's grant): draw again.
-    while (path === '/v1/authorizations:reset' && (body === undefined || isEmptyObject(body))) body = bodies();
+    // A reset or an erasure with no body or `{}` is a valid request (it would revoke the fuzzer's grant, or erase it): draw again.
+    while ((path === '/v1/authorizations:reset' || path === '/v1/me') && (body === undefined || isEmptyObject(body))) body = bodies();
     if (body !== undefined || r() < 0.2) {
       headers['Content-Type'] = pick([
         'application/json',

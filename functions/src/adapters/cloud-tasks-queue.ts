@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { CloudTasksClient } from '@google-cloud/tasks';
 import { grpcEmulatorOptions } from './grpc-emulator';
-import type { PipelineTask, ScheduleRunQueue, ScheduleRunTask, TaskQueue, TaskStep } from '../domain/ports/task-queues';
+import type { ErasureQueue, ErasureTask, PipelineTask, ScheduleRunQueue, ScheduleRunTask, TaskQueue, TaskStep } from '../domain/ports/task-queues';
 import type { WebhookDeliveryTask, WebhookQueue } from '../domain/ports/webhooks';
 import { deliveryId } from '../domain/webhook-message';
 
@@ -69,7 +69,19 @@ export function scheduleRunTaskIdFor(task: ScheduleRunTask): string {
   return `${hash}-run-${task.run}${task.redelivery !== undefined ? `-r${task.redelivery}` : ''}`;
 }
 
-export class CloudTasksQueue implements TaskQueue, ScheduleRunQueue, WebhookQueue {
+/** `sha256(userKey)` hex, 24 characters, then the run (and what wakes it): one name per delivery the erasure asks for. */
+export function erasureTaskIdFor(task: Pick<ErasureTask, 'userKey' | 'run' | 'wake'>): string {
+  const hash = createHash('sha256').update(task.userKey).digest('hex').slice(0, 24);
+  return `${hash}-erase-${task.run}${task.wake !== undefined ? `-${task.wake}` : ''}`;
+}
+
+/** The body of an erasure task (the copy function runs it: its account may delete objects). */
+export interface ErasureTaskBody {
+  erasure: string;
+  run: number;
+}
+
+export class CloudTasksQueue implements TaskQueue, ScheduleRunQueue, WebhookQueue, ErasureQueue {
   private readonly now: () => number;
 
   constructor(private readonly opts: CloudTasksQueueOptions) {
@@ -92,7 +104,7 @@ export class CloudTasksQueue implements TaskQueue, ScheduleRunQueue, WebhookQueu
     if (!this.opts.scheduleUrl) throw new Error('CloudTasksQueue: scheduleUrl is not configured');
     if (!Number.isInteger(task.run) || task.run < 1) throw new RangeError(`run must be a positive integer, got ${task.run}`);
     const parent = `projects/${this.opts.projectId}/locations/${this.opts.location}/queues/${this.opts.scheduleQueue ?? this.opts.checkQueue}`;
-    await this.create(parent, scheduleRunTaskIdFor(task), this.opts.scheduleUrl, { scheduleId: task.scheduleId, run: task.run }, 0, 300);
+    await this.createHttpTask({ name: `${parent}/tasks/${scheduleRunTaskIdFor(task)}`, url: this.opts.scheduleUrl, body: { scheduleId: task.scheduleId, run: task.run }, delaySeconds: 0, deadlineSeconds: 300 });
   }
 
   /** One delivery of an event to an endpoint, POSTed to deliverWebhooks as `{endpointId, event}`; the queue's retry config is the backoff. */
@@ -100,14 +112,20 @@ export class CloudTasksQueue implements TaskQueue, ScheduleRunQueue, WebhookQueu
     const webhooks = this.opts.webhooks;
     if (!webhooks) throw new Error('CloudTasksQueue: the webhook queue is not configured');
     const parent = `projects/${this.opts.projectId}/locations/${this.opts.location}/queues/${webhooks.queue}`;
-    await this.create(parent, `wh-${deliveryId(task.event.id, task.endpointId)}`, webhooks.url, { endpointId: task.endpointId, event: task.event }, 0, 60);
+    await this.createHttpTask({ name: `${parent}/tasks/wh-${deliveryId(task.event.id, task.endpointId)}`, url: webhooks.url, body: { endpointId: task.endpointId, event: task.event }, delaySeconds: 0, deadlineSeconds: 60 });
+  }
+
+  /** An erasure's delivery, on the copy queue to the copy function (whose account deletes objects). */
+  async enqueueErasure(task: ErasureTask): Promise<void> {
+    if (!Number.isInteger(task.run) || task.run < 1) throw new RangeError(`run must be a positive integer, got ${task.run}`);
+    const body: ErasureTaskBody = { erasure: task.userKey, run: task.run };
+    await this.createHttpTask({ name: `${this.queuePath('copy')}/tasks/${erasureTaskIdFor(task)}`, url: this.opts.copyUrl, body, delaySeconds: task.delaySeconds, deadlineSeconds: 1800 });
   }
 
   async enqueue(task: PipelineTask): Promise<void> {
     if (!Number.isInteger(task.seq) || task.seq < 0) throw new RangeError(`seq must be a non-negative integer, got ${task.seq}`);
     if (!Number.isFinite(task.delaySeconds) || task.delaySeconds < 0) throw new RangeError(`delaySeconds must be >= 0, got ${task.delaySeconds}`);
     if (task.step === 'copy-part' && (!Number.isInteger(task.part) || (task.part as number) < 0)) throw new RangeError(`a copy-part task needs a part, got ${String(task.part)}`);
-    const url = onCopyQueue(task.step) ? this.opts.copyUrl : this.opts.checkUrl;
     const body: PipelineTaskBody = {
       jobId: task.jobId,
       step: task.step,
@@ -115,26 +133,32 @@ export class CloudTasksQueue implements TaskQueue, ScheduleRunQueue, WebhookQueu
       ...(task.step === 'copy-part' ? { part: task.part } : {}),
       ...(task.redelivery !== undefined ? { redelivery: task.redelivery } : {}),
     };
-    // Cloud Tasks waits at most 30 minutes for an HTTP target; a longer copy resumes in a new delivery.
-    await this.create(this.queuePath(task.step), taskIdFor(task), url, body, task.delaySeconds, onCopyQueue(task.step) ? 1800 : 300);
+    await this.createHttpTask({
+      name: this.taskName(task),
+      url: onCopyQueue(task.step) ? this.opts.copyUrl : this.opts.checkUrl,
+      body,
+      delaySeconds: task.delaySeconds,
+      // Cloud Tasks waits at most 30 minutes for an HTTP target; a longer copy resumes in a new delivery.
+      deadlineSeconds: onCopyQueue(task.step) ? 1800 : 300,
+    });
   }
 
-  /** One HTTP task with the invoker's OIDC token for `url`. A name already taken (enqueued, or ran recently) is the idempotency we want. */
-  private async create(parent: string, id: string, url: string, body: unknown, delaySeconds: number, deadlineSeconds: number): Promise<void> {
-    const at = this.now() + Math.round(delaySeconds * 1000);
+  /** An HTTP task POSTing `body` as JSON with an OIDC token for `url`; a name already taken is success (the idempotency we want). */
+  private async createHttpTask(t: { name: string; url: string; body: object; delaySeconds: number; deadlineSeconds: number }): Promise<void> {
+    const at = this.now() + Math.round(t.delaySeconds * 1000);
     try {
       await this.opts.client.createTask({
-        parent,
+        parent: t.name.slice(0, t.name.indexOf('/tasks/')),
         task: {
-          name: `${parent}/tasks/${id}`,
+          name: t.name,
           scheduleTime: { seconds: Math.floor(at / 1000), nanos: (at % 1000) * 1e6 },
-          dispatchDeadline: { seconds: deadlineSeconds },
+          dispatchDeadline: { seconds: t.deadlineSeconds },
           httpRequest: {
-            url,
+            url: t.url,
             httpMethod: 'POST',
             headers: { 'Content-Type': 'application/json' },
-            body: Buffer.from(JSON.stringify(body)),
-            oidcToken: { serviceAccountEmail: this.opts.serviceAccountEmail, audience: url },
+            body: Buffer.from(JSON.stringify(t.body)),
+            oidcToken: { serviceAccountEmail: this.opts.serviceAccountEmail, audience: t.url },
           },
         },
       });

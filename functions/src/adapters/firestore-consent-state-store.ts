@@ -7,6 +7,7 @@
 import { FieldValue, type Firestore } from '@google-cloud/firestore';
 import { consentStateUse, type ConsentState, type ConsentStateRefusal, type ConsentStateStore } from '../domain/consent-state';
 import { contended, runQuery, type QuerySpec as Query } from './firestore-client';
+import { refuseWhileErasing } from './firestore-erasure-guard';
 
 /** The collection; infra/firestore.tf declares its TTL policy on `expireAt`. */
 export const CONSENT_STATE_COLLECTION = 'consentStates';
@@ -29,10 +30,16 @@ export class FirestoreConsentStateStore implements ConsentStateStore {
     return this.db.collection(CONSENT_STATE_COLLECTION).doc(key);
   }
 
+  /** Refused (409) while the user's erasure runs. */
   async create(key: string, state: ConsentState): Promise<void> {
     // expireAt is a timestamp: the TTL policy deletes the record some time after it.
     const stored: Stored = { ...state, expireAt: new Date(state.expiresAt + KEEP_AFTER_EXPIRY_MS) };
-    await this.doc(key).create(stored);
+    await contended(() =>
+      this.db.runTransaction(async (tx) => {
+        await refuseWhileErasing(this.db, tx, state.userId);
+        tx.create(this.doc(key), stored);
+      }),
+    );
   }
 
   async claim(key: string, userId: string, now: number): Promise<{ ok: true; state: ConsentState } | { ok: false; refusal: ConsentStateRefusal }> {

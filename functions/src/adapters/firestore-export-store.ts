@@ -12,6 +12,7 @@ import type { ExportStore, GrantExpiryStore, HousekeepingStore, JobUpdate } from
 import { FieldValue, type Firestore, type Transaction, type WriteBatch } from '@google-cloud/firestore';
 import { contended, runQuery, type QuerySpec as Query } from './firestore-client';
 import { ExportSettler, recordJobEnd, recordOf, type ExportTally, type TalliedExport } from './firestore-export-tally';
+import { refuseWhileErasing } from './firestore-erasure-guard';
 import { readLedger, writeLedger } from './firestore-ledger';
 import { writeOutbox } from './firestore-outbox';
 import { writeAuditDrafts } from './firestore-audit-trail';
@@ -96,11 +97,15 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore, Gra
     return this.read<Grant>(grant(userId));
   }
 
+  /** Refused (409) while the user's erasure runs: a code exchange that raced it stores nothing. */
   async putGrant(g: Grant, audit?: readonly AuditDraft[]): Promise<void> {
-    const batch = this.db.batch();
-    batch.set(this.db.doc(grant(g.userId)), { ...g });
-    this.audit(batch, g.userId, audit);
-    await batch.commit();
+    await contended(() =>
+      this.db.runTransaction(async (tx) => {
+        await refuseWhileErasing(this.db, tx, g.userId);
+        tx.set(this.db.doc(grant(g.userId)), { ...g });
+        this.audit(tx, g.userId, audit);
+      }),
+    );
   }
 
   async setGrantState(userId: string, expected: GrantState, next: GrantState, audit?: (g: Grant) => AuditDraft[]): Promise<boolean> {

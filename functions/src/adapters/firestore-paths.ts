@@ -20,4 +20,6 @@ export const paths = {
   schedule: (scheduleId: string) => `schedules/${scheduleId}`,
   /** Archive `archive` (0-based) of a job: its manifest's summary; its entries in the subcollection `pages`. */
   manifest: (jobId: string, archive: number) => `manifests/${jobId}_${archive}`,
+  /** The user's erasure while it runs, then its tombstone (domain/erasure.ts). */
+  erasure: (userId: string) => `erasures/${userDocId(userId)}`,
 };

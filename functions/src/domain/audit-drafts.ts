@@ -60,6 +60,7 @@ export function exportDeleted(exportId: string, objects: number, at: number): Au
 }
 
 /** The erasure of everything of a user: what was removed, by count. */
-export function userErased(userId: string, removed: Record<string, number>, at: number): AuditDraft {
-  return { id: idOf('user.erased', userId, at), kind: 'user.erased', at, details: { removed } };
+/** `requestedAt` names the erasure: a delivery that records it again writes the same draft. */
+export function userErased(userId: string, removed: Record<string, number>, at: number, requestedAt = at): AuditDraft {
+  return { id: idOf('user.erased', userId, requestedAt), kind: 'user.erased', at, details: { removed } };
 }

@@ -12,6 +12,7 @@ import type { ArchiveDownloads } from '../pipeline/archive-downloads';
 import type { ArchiveManifestViews } from '../pipeline/archive-manifest-views';
 import type { AuditTrail } from '../pipeline/audit-trail';
 import type { AuthorizationStatusReader } from '../pipeline/authorization-status';
+import type { ErasureService } from '../pipeline/erasure-service';
 import type { ExportService } from '../pipeline/export-service';
 import type { ExportDeletion } from '../pipeline/export-housekeeping';
 import type { ScheduleService } from '../pipeline/schedule-service';
@@ -37,6 +38,8 @@ export interface ApiHandlerDeps {
   manifests?: Pick<ArchiveManifestViews, 'read'>;
   /** GET /v1/audit and /v1/audit:verify; without it the routes answer 404. */
   audit?: Pick<AuditTrail, 'list' | 'verify'>;
+  /** DELETE /v1/me and GET /v1/me/erasure; without it the routes answer 404. */
+  erasure?: Pick<ErasureService, 'request' | 'status'>;
 }
 
 type Route = { method: string; pattern: RegExp; handle: (ctx: RouteContext, m: RegExpMatchArray) => Promise<void> };
@@ -225,6 +228,28 @@ export function createApiHandler(deps: ApiHandlerDeps): (req: HttpRequest, res: 
         res.status(204).end();
       },
     });
+  }
+
+  const { erasure } = deps;
+  if (erasure) {
+    routes.push(
+      {
+        method: 'DELETE',
+        pattern: /^\/v1\/me$/,
+        handle: async ({ req, res, userId }) => {
+          parse(emptyBody, jsonBody(req, true), '');
+          res.status(202).set('Location', '/v1/me/erasure').json(await erasure.request(userId));
+        },
+      },
+      {
+        method: 'GET',
+        pattern: /^\/v1\/me\/erasure$/,
+        handle: async ({ req, res, userId }) => {
+          parse(z.strictObject({}), req.query, 'query');
+          res.status(200).json(await erasure.status(userId));
+        },
+      },
+    );
   }
 
   const cors = (req: HttpRequest, res: HttpResponse): boolean => {

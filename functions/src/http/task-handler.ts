@@ -10,6 +10,7 @@
 import { z } from 'zod';
 import type { TaskStep } from '../domain/ports/task-queues';
 import { type Logger, traceFields } from '../logging';
+import type { ErasureWorker } from '../pipeline/erasure-worker';
 import type { JobRunner } from '../pipeline/job-runner';
 import type { TaskOutcome } from '../pipeline/task-outcome';
 import type { TaskCallerCheck } from '../domain/ports/caller-identity';
@@ -28,11 +29,16 @@ const taskBody = z
   })
   .refine((t) => (t.step === 'copy-part') === (t.part !== undefined), { message: 'part is required by copy-part and allowed nowhere else', path: ['part'] });
 
+/** An erasure's delivery (adapters/cloud-tasks-queue.ts ErasureTaskBody). */
+const erasureTaskBody = z.strictObject({ erasure: z.string().regex(/^[0-9a-f]{64}$/), run: safeInt().min(1) });
+
 export interface TaskHandlerDeps {
   runner: JobRunner;
   verifier: TaskCallerCheck;
   steps: readonly TaskStep[];
   retryBudget: number;
+  /** Runs erasure tasks (the copy function); without it they are dropped as malformed. */
+  erasures?: Pick<ErasureWorker, 'run'>;
   projectId: string;
   logger: Logger;
 }
@@ -55,6 +61,8 @@ export function createTaskHandler(deps: TaskHandlerDeps): (req: HttpRequest, res
     const denied = await deps.verifier.check(header(req, 'authorization'));
     if (denied) return sendError(res, denied.status, denied.status === 401 ? 'UNAUTHENTICATED' : 'PERMISSION_DENIED', denied.message);
     if (req.method !== 'POST') return sendError(res, 405, 'METHOD_NOT_ALLOWED', 'Tasks are POSTed');
+    const erasure = deps.erasures ? erasureTaskBody.safeParse(req.body) : undefined;
+    if (erasure?.success && deps.erasures) return runErasure(deps.erasures, erasure.data, deps, req, res);
     const parsed = taskBody.safeParse(req.body);
     if (!parsed.success || !deps.steps.includes(parsed.data.step)) {
       // A malformed task will never succeed: answer 2xx so Cloud Tasks drops it.
@@ -85,4 +93,23 @@ export function createTaskHandler(deps: TaskHandlerDeps): (req: HttpRequest, res
     else log.info({ outcome: outcome.kind, detail: outcome.detail }, 'task handled');
     res.status(status).json({ outcome: outcome.kind, detail: outcome.detail });
   };
+}
+
+/**
+ * An erasure never spends a retry budget: it is retried until it finishes (a step that keeps
+ * failing shows in the logs, and the sweeper sends it again should Cloud Tasks give up).
+ */
+async function runErasure(worker: Pick<ErasureWorker, 'run'>, task: { erasure: string; run: number }, deps: TaskHandlerDeps, req: HttpRequest, res: HttpResponse): Promise<void> {
+  const log = deps.logger.child({ userKey: task.erasure, run: task.run, ...traceFields(deps.projectId, header(req, 'x-cloud-trace-context')) });
+  let outcome: TaskOutcome;
+  try {
+    outcome = await worker.run({ userKey: task.erasure, run: task.run });
+  } catch (err) {
+    log.error({ err }, 'erasure step failed');
+    outcome = { kind: 'retry', detail: err instanceof Error ? err.message : String(err) };
+  }
+  const { status, retryAfter } = statusFor(outcome);
+  if (retryAfter !== undefined) res.set('Retry-After', String(retryAfter));
+  if (outcome.kind !== 'retry') log.info({ outcome: outcome.kind, detail: outcome.detail }, 'erasure task handled');
+  res.status(status).json({ outcome: outcome.kind, detail: outcome.detail });
 }

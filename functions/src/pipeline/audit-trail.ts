@@ -72,8 +72,8 @@ export class AuditTrail {
    * For the erasure (DELETE /v1/me): the pseudonymous tombstone, chained into the user's trail,
    * which outlives the erased data by AUDIT_RETENTION_DAYS. `removed`: what was removed, by count.
    */
-  async recordErasure(userId: string, removed: Record<string, number>): Promise<void> {
-    await this.record(userId, [userErased(userId, removed, this.now())]);
+  async recordErasure(userId: string, removed: Record<string, number>, requestedAt?: number): Promise<void> {
+    await this.record(userId, [userErased(userId, removed, this.now(), requestedAt)]);
   }
 
   /** The sweeper's part: seals drafts pending since `before`. */

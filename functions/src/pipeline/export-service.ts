@@ -8,6 +8,7 @@ import type { ExportLimits } from '../domain/admission';
 import { classifyApiError } from '../domain/api-error-classification';
 import { AuthorizationCodeError, conflict, ConsentRevokedError, invalid, isTransientError, notFound, RequestError, UnavailableError } from '../domain/errors';
 import { exportWindowProblem } from '../domain/export-window';
+import { ERASURE_IN_PROGRESS } from '../domain/erasure';
 import type { ExportRecord, Grant, Job } from '../domain/model';
 import { ID_PATTERN, newId } from '../domain/ids';
 import { callInFlight, CONSENT_REVOKED, newJob } from '../domain/job';
@@ -24,6 +25,7 @@ import type { Logger } from '../logging';
 import type { AuditTrail } from './audit-trail';
 import type { EventRelay } from './event-relay';
 import { consentGranted, consentRevoked } from '../domain/audit-drafts';
+import type { AuditDraft } from '../domain/audit';
 import { warnAtOf } from './grant-expiry-warnings';
 import { JobTransitions } from './job-transitions';
 import { quotaUserOf, type AccessTokens } from './access-tokens';
@@ -133,11 +135,26 @@ export class ExportService {
       createdAt: previous?.createdAt ?? now,
       updatedAt: now,
     };
-    await this.deps.store.putGrant(grant, [consentGranted(grant, now)]);
+    await this.storeGrant(userId, tokens.accessToken, grant, [consentGranted(grant, now)]);
     await this.deps.audit?.sealAfterCommit(userId);
     this.deps.tokens.remember(userId, tokens.accessToken, tokens.expiresAt);
     this.deps.logger.info({ userId, resources: resources.length, timeBased: access.timeBasedResources.length }, 'authorization stored');
     return { resources, oneTimeResources: access.oneTimeResources, timeBasedResources: access.timeBasedResources };
+  }
+
+  /**
+   * Stores the grant, unless the user's erasure began during the exchange (409): then the grant
+   * Google just issued is reset at once, so none outlives the erasure at Google either.
+   */
+  private async storeGrant(userId: string, accessToken: string, grant: Grant, audit: AuditDraft[]): Promise<void> {
+    try {
+      await this.deps.store.putGrant(grant, audit);
+    } catch (err) {
+      if (err instanceof RequestError && err.code === ERASURE_IN_PROGRESS) {
+        await (await this.deps.api()).resetAuthorization(accessToken, quotaUserOf(userId)).catch((e: unknown) => this.deps.logger.warn({ err: e }, 'could not reset the grant refused by an erasure'));
+      }
+      throw err;
+    }
   }
 
   async startExport(userId: string, input: StartExportInput, idempotencyKey?: string): Promise<{ view: ExportView; created: boolean }> {

@@ -6,7 +6,8 @@
  * the ordinary pipeline; and the hook the job runner calls when a scheduled job ends.
  */
 import { createHash } from 'node:crypto';
-import { conflict, invalid, notFound } from '../domain/errors';
+import { ERASURE_IN_PROGRESS } from '../domain/erasure';
+import { conflict, invalid, notFound, RequestError } from '../domain/errors';
 import { isTerminal, newJob } from '../domain/job';
 import type { ExportRecord, Job, Schedule, ScheduleRun } from '../domain/model';
 import type { ExportStore } from '../domain/ports/export-store';
@@ -268,7 +269,14 @@ export class ScheduleService {
       window: j.window,
     }));
     // A run holds its groups like any export but is not counted against the user's limits.
-    const result = await this.deps.store.createExport(record, jobs, { userId: s.userId, key: `schedule:${s.id}:run:${run.run}` }, {});
+    let result;
+    try {
+      result = await this.deps.store.createExport(record, jobs, { userId: s.userId, key: `schedule:${s.id}:run:${run.run}` }, {});
+    } catch (err) {
+      // The user's erasure is deleting this schedule: its run has nothing to start.
+      if (err instanceof RequestError && err.code === ERASURE_IN_PROGRESS) return { kind: 'dropped', detail: 'the user is being erased' };
+      throw err;
+    }
     for (const job of result.jobs) {
       if (job.state === 'INITIATING') await (await this.deps.queue()).enqueue({ step: 'initiate', jobId: job.id, seq: job.seq, delaySeconds: 0 });
     }

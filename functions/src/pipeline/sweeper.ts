@@ -6,7 +6,8 @@
 import { STEP_OF } from '../domain/job';
 import type { PollingPolicy } from '../domain/polling-policy';
 import type { ExportStore } from '../domain/ports/export-store';
-import type { TaskQueue } from '../domain/ports/task-queues';
+import type { ErasureStore } from '../domain/ports/erasure-store';
+import type { ErasureQueue, TaskQueue } from '../domain/ports/task-queues';
 import type { Logger } from '../logging';
 import type { AuditTrail } from './audit-trail';
 import type { GrantExpiryWarnings } from './grant-expiry-warnings';
@@ -28,6 +29,8 @@ export interface SweepResult {
   audit?: number;
   /** Warnings that time-based access ends soon written by this sweep. */
   expiryWarnings?: number;
+  /** RUNNING erasures whose delivery is overdue (a task lost), enqueued again; only with `erasures`. */
+  erasures?: number;
 }
 
 export interface SweeperDeps {
@@ -42,6 +45,8 @@ export interface SweeperDeps {
   expiryWarnings?: Pick<GrantExpiryWarnings, 'run'>;
   /** Seals audit drafts a crash left pending, after a grace period. */
   audit?: Pick<AuditTrail, 'sealAfterCommit' | 'sealPending'>;
+  /** Erasures whose delivery is overdue are enqueued again (at-least-once, like jobs). */
+  erasures?: { store: Pick<ErasureStore, 'listOverdue' | 'setNextCheck'>; queue: ErasureQueue };
   now?: () => number;
 }
 
@@ -73,12 +78,32 @@ export class Sweeper {
     await this.deps.relay?.relay(settled.events);
     if (settled.exports > 0) this.deps.logger.warn({ exports: settled.exports }, 'exports settled after their last job\'s instance died');
     // Independent of each other: run together, so the tick (and the next redelivery) is not held up.
-    const [events, audit, expiryWarnings] = await Promise.all([
+    const [events, audit, expiryWarnings, erasures] = await Promise.all([
       this.deps.relay ? this.deps.relay.flush(now - graceMs) : 0,
       // Well after the seals that follow each commit: the sweeper only finishes what they left.
       this.deps.audit ? this.deps.audit.sealPending(now - AUDIT_GRACE_FACTOR * graceMs) : 0,
       this.deps.expiryWarnings ? this.deps.expiryWarnings.run() : 0,
+      this.deps.erasures ? this.sweepErasures(now, graceMs, redelivery) : 0,
     ]);
-    return { overdue: overdue.length, requeued, settled: settled.exports, events, ...(this.deps.audit ? { audit } : {}), ...(this.deps.expiryWarnings ? { expiryWarnings } : {}) };
+    return {
+      overdue: overdue.length,
+      requeued,
+      settled: settled.exports,
+      events,
+      ...(this.deps.audit ? { audit } : {}),
+      ...(this.deps.expiryWarnings ? { expiryWarnings } : {}),
+      ...(this.deps.erasures ? { erasures } : {}),
+    };
+  }
+
+  private async sweepErasures(now: number, graceMs: number, redelivery: number): Promise<number> {
+    const { store, queue } = this.deps.erasures as NonNullable<SweeperDeps['erasures']>;
+    const overdue = await store.listOverdue(now - graceMs, BATCH);
+    for (const { userKey, record } of overdue) {
+      await store.setNextCheck(userKey, record.run, now + graceMs);
+      await queue.enqueueErasure({ userKey, run: record.run, delaySeconds: 0, wake: `r${redelivery}` });
+      this.deps.logger.warn({ userKey, run: record.run, step: record.step }, 'overdue erasure re-enqueued');
+    }
+    return overdue.length;
   }
 }

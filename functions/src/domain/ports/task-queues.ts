@@ -34,3 +34,18 @@ export interface ScheduleRunQueue {
   enqueueScheduleRun(task: ScheduleRunTask): Promise<void>;
 }
 
+
+export interface ErasureTask {
+  /** userDocId of the person (the task names no user id). */
+  userKey: string;
+  /** The erasure's run (domain/erasure.ts). */
+  run: number;
+  delaySeconds: number;
+  /** Names the task anew: the end of a lease it waits for, or the sweeper's redelivery window. */
+  wake?: string;
+}
+
+export interface ErasureQueue {
+  /** Idempotent per (userKey, run, wake). */
+  enqueueErasure(task: ErasureTask): Promise<void>;
+}
