@@ -142,4 +142,16 @@ describe('the export state tally', () => {
     expect((await store.getJob((jobs[0] as Job).id))?.state).toBe('CANCELLED');
     expect(await store.getExport(exportId)).toBeUndefined();
   });
+
+  it('an export created with a job already ended counts it from the start', async () => {
+    const exportId = randomBytes(10).toString('hex');
+    const userId = `tally-${exportId}`;
+    const now = Date.now();
+    const live = { ...newJob({ id: randomBytes(10).toString('hex'), exportId, userId, resource: 'chrome.history' }, now), state: 'COPYING' as const, seq: 3 };
+    const refused = { ...newJob({ id: randomBytes(10).toString('hex'), exportId, userId, resource: 'maps.reviews' }, now), state: 'FAILED' as const, finishedAt: now };
+    await store.createExport({ id: exportId, userId, state: 'RUNNING', resources: ['chrome.history', 'maps.reviews'], createdAt: now, updatedAt: now }, [live, refused]);
+    expect((await store.getExport(exportId))?.state).toBe('RUNNING');
+    await end(live, 'SUCCEEDED', now + 10);
+    expect(await store.getExport(exportId)).toMatchObject({ state: 'PARTIAL', updatedAt: now + 10 });
+  });
 });

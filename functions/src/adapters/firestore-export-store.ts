@@ -182,7 +182,9 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore, Gra
         // expireAt is a timestamp: the TTL policy deletes the record after it.
         tx.set(idemRef, { exportId: record.id, userId: record.userId, expireAt: new Date(record.createdAt + IDEMPOTENCY_TTL_MS) });
       }
-      const tally: ExportTally = { jobIds: jobs.map((j) => j.id), endedJobs: {} };
+      // A job may be created ended (refused at admission): the tally counts it from the start.
+      const ended = jobs.filter((j) => isTerminal(j.state));
+      const tally: ExportTally = { jobIds: jobs.map((j) => j.id), endedJobs: Object.fromEntries(ended.map((j) => [j.id, j.state])), endedAt: Object.fromEntries(ended.map((j) => [j.id, j.updatedAt])) };
       tx.create(exportRef, { ...record, ...tally });
       for (const j of jobs) tx.create(this.db.doc(job(j.id)), { ...j });
       ledgerWrite?.();
