@@ -104,6 +104,8 @@ describe('the web app in Chromium', { timeout: 240_000 }, () => {
     const { page, problems } = await watchedPage(browser);
     stack.portability.faults.jobDuration('chrome.history', 20 * MINUTE);
     stack.portability.faults.failNextJobs('chrome.history', 1);
+    // Google's index in the search archive marks a service incomplete: the page must say so.
+    stack.portability.faults.markIncomplete('myactivity.search');
 
     await page.goto(`${web.origin}/`);
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
@@ -156,6 +158,9 @@ describe('the web app in Chromium', { timeout: 240_000 }, () => {
     googleAheadMs += 21 * MINUTE;
     await page.locator('.export-state[data-state="SUCCEEDED"]').waitFor();
     await hasText(jobLine(page, 'chrome.history'), 'Done');
+    await containsText(page.locator('.jobs li[data-resource="myactivity.search"] [data-warning="SERVICE_INCOMPLETE"]'), 'incomplete: this copy may lack some of it.');
+    expect(await page.locator('.jobs li[data-resource="chrome.history"] [data-warning]').count()).toBe(0);
+    stack.portability.faults.markIncomplete('myactivity.search', false);
 
     // The files, each with its size and checksum, as the API has them.
     const token = await stack.idToken('ada');

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type { JobView } from '../../web/src/api-client';
 import { pickLocale, translator } from '../../web/src/i18n/i18n';
-import { formatBytes, jobWords } from '../../web/src/progress-words';
+import { formatBytes, jobWords, warningWords } from '../../web/src/progress-words';
 
 const job = (j: Partial<JobView>): JobView => ({ jobId: 'j', resource: 'myactivity.search', state: 'WAITING', attempts: 1, ...j });
 const en = translator('en');
@@ -30,6 +30,15 @@ describe('jobWords', () => {
     const cooldown = jobWords(job({ state: 'FAILED', error: { code: 'TIME_BASED_COOLDOWN', message: 'x', retryAt: '2026-03-01T14:05:00Z' } }), en, 3);
     expect(cooldown.status).toMatch(/^Google allows the next copy of this data at .*2026/);
     expect(cooldown.advice).toBeUndefined();
+  });
+});
+
+describe('warningWords', () => {
+  it('says what the manifests found, in the person\'s language, numbering files from 1', () => {
+    expect(warningWords({ code: 'SERVICE_INCOMPLETE', archive: 0, service: 'Chrome', message: 'x' }, en)).toBe('Google marked Chrome incomplete: this copy may lack some of it.');
+    expect(warningWords({ code: 'SERVICE_INCOMPLETE', archive: 0, service: 'Chrome', message: 'x' }, de)).toBe('Google hat Chrome als unvollständig markiert: dieser Kopie kann davon etwas fehlen.');
+    expect(warningWords({ code: 'ARCHIVE_DAMAGED', archive: 1, message: 'x' }, en)).toBe('File 2 looks damaged; what it holds could not be listed.');
+    expect(warningWords({ code: 'ARCHIVE_NOT_ZIP', archive: 0, message: 'x' }, de)).toBe('Datei 1 ist kein ZIP-Archiv; ihr Inhalt ließ sich nicht auflisten.');
   });
 });
 

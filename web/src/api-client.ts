@@ -32,6 +32,15 @@ export interface JobView {
   bytesTotal?: number;
   archives?: Archive[];
   error?: { code: string; message: string; retryAt?: string };
+  /** What the archives' manifests found (Google marked a service incomplete, a damaged archive). */
+  warnings?: JobWarning[];
+}
+export interface JobWarning {
+  code: 'SERVICE_INCOMPLETE' | 'ARCHIVE_NOT_ZIP' | 'ARCHIVE_DAMAGED' | 'ARCHIVE_BROWSER_UNREADABLE';
+  /** Which archive, from 0. */
+  archive: number;
+  message: string;
+  service?: string;
 }
 export interface ExportView {
   exportId: string;

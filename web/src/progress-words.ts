@@ -2,7 +2,7 @@
  * A job's state in plain words for the person waiting: what Google is doing, the retry under way,
  * the cooldown's end, how much is copied, or why it failed and what the person can do.
  */
-import type { JobView } from './api-client';
+import type { JobView, JobWarning } from './api-client';
 import type { Translator } from './i18n/i18n';
 import type { MessageKey } from './i18n/messages-en';
 
@@ -56,6 +56,11 @@ function copyingWords(copied: number, total: number | undefined, t: Translator):
     return t('job.COPYING.share', { percent: new Intl.NumberFormat(t.locale).format(percent), copied: formatBytes(copied, t.locale), total: formatBytes(total, t.locale) });
   }
   return copied > 0 ? t('job.COPYING', { copied: formatBytes(copied, t.locale) }) : t('job.COPYING.start');
+}
+
+/** A manifest's warning in the person's language (the API's message is English). */
+export function warningWords(w: JobWarning, t: Translator): string {
+  return w.code === 'SERVICE_INCOMPLETE' ? t('job.warning.SERVICE_INCOMPLETE', { service: w.service ?? '' }) : t(`job.warning.${w.code}`, { n: w.archive + 1 });
 }
 
 const ADVICE = { 'job.whatToDo.CONSENT_REVOKED': 1, 'job.whatToDo.ONE_TIME_CONSENT_USED': 1, 'job.whatToDo.RESOURCE_NOT_AUTHORIZED': 1 };

@@ -7,7 +7,7 @@ import type { ExportView, ResourceGroup } from '../api-client';
 import type { AppContext } from '../app-context';
 import { HOME, homeWith } from '../app-context';
 import { actionButton, announce, el, errorBox, show } from '../dom';
-import { formatBytes, jobWords } from '../progress-words';
+import { formatBytes, jobWords, warningWords } from '../progress-words';
 
 export async function exportView(ctx: AppContext, exportId: string): Promise<void> {
   const { t, api, config } = ctx;
@@ -91,5 +91,7 @@ function jobLine(ctx: AppContext, groups: ResourceGroup[], job: ExportView['jobs
     ': ',
     el('span', { class: 'job-status' }, words.status),
     words.advice && el('span', { class: 'advice' }, ` ${words.advice}`),
+    // An export must never look complete when Google said it is not.
+    ...(job.warnings ?? []).map((w) => el('p', { class: 'warning', role: 'note', 'data-warning': w.code }, warningWords(w, ctx.t))),
   );
 }
