@@ -33,6 +33,8 @@ export interface CopyLegResult {
   ms: number;
   /** CPU time of the process (user + system) during the leg. */
   cpuMs: number;
+  /** CPU time the archive's server and the Cloud Storage stand-in spent during the leg (set by the parent). */
+  serversCpuMs?: number;
   startRssMiB: number;
   peakRssMiB: number;
 }
