@@ -453,7 +453,13 @@ describe('scripts/deploy.sh (the gcloud alternative)', () => {
     const zero = Object.fromEntries(ENTRY_POINTS.map((ep) => [ep, '0']));
     expect(await minimums({})).toEqual(zero);
     expect(await minimums({ API_MIN_INSTANCES: '2' })).toEqual({ ...zero, api: '2' });
-    for (const bad of ['-1', '1.5', '21', 'x']) await expect(run('bash', [script], { env: { ...env, API_MIN_INSTANCES: bad } }), bad).rejects.toThrow();
+    // Refused for the count itself, before anything is deployed (not failing for some other reason).
+    for (const bad of ['-1', '1.5', '21', 'x']) {
+      await expect(run('bash', [script], { env: { ...env, API_MIN_INSTANCES: bad } }), bad).rejects.toMatchObject({
+        stderr: expect.stringContaining(`API_MIN_INSTANCES must be a whole number from 0 to 20, got '${bad}'`),
+        stdout: expect.not.stringContaining(' functions deploy '),
+      });
+    }
   });
 
   it('under DRY_RUN prints a deployment with reviewed roles, private workers and one account per function', async () => {
