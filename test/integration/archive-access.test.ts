@@ -185,6 +185,22 @@ describe('download links', () => {
   });
 });
 
+describe('download links without a clock or a trail given', () => {
+  it('take the current time, and issue links with nothing recorded', async () => {
+    const { userId, exportId, job } = await exportWithJob();
+    const storage = new Storage({ projectId, apiEndpoint: 'http://127.0.0.1:4443', credentials: { client_email: EMAIL, private_key: key } });
+    const plain = new ArchiveDownloads({ store, signer: async () => new CloudStorageDownloadSigner(storage), ttlSeconds: TTL_SECONDS, logger: createLogger({ level: 'silent' }) });
+    const before = Math.floor(Date.now() / 1000) * 1000;
+    const link = await plain.issue(userId, exportId, job.id, 0);
+    const after = Date.now();
+    const expiresAt = Date.parse(link.expiresAt);
+    expect(expiresAt % 1000).toBe(0);
+    expect(expiresAt).toBeGreaterThanOrEqual(before + TTL_SECONDS * 1000);
+    expect(expiresAt).toBeLessThanOrEqual(after + TTL_SECONDS * 1000);
+    expect((await trail.list(userId, { pageSize: 10 })).entries).toEqual([]);
+  });
+});
+
 describe('manifests', () => {
   const entry = (i: number): ManifestEntry => ({ path: `Search/${i}.json`, size: i, compressedSize: i, crc32: '0000000a' });
 

@@ -169,6 +169,11 @@ describe('classifyApiError: edges', () => {
     expect(classifyApiError(api(401, 'UNAUTHENTICATED', 'ACCESS_TOKEN_EXPIRED'))).toEqual({ kind: 'unauthenticated' });
     expect(classifyApiError(api(400, 'INVALID_ARGUMENT', 'BACKEND_UNAVAILABLE'))).toEqual({ kind: 'transient' });
     expect(classifyApiError(api(503, 'UNAVAILABLE', 'API_KEY_INVALID'))).toMatchObject({ kind: 'invalid' });
+    // An auth reason on a status that says otherwise: the reason decides.
+    expect(classifyApiError(api(400, 'INVALID_ARGUMENT', 'ACCOUNT_STATE_INVALID'))).toEqual({ kind: 'unauthenticated' });
+    expect(classifyApiError(api(400, 'INVALID_ARGUMENT', 'ACCESS_TOKEN_SCOPE_INSUFFICIENT'))).toEqual({ kind: 'not-authorized' });
+    // An existing job Google does not name cannot be adopted: the message says so.
+    expect(classifyApiError(api(409, 'ALREADY_EXISTS', 'ALREADY_EXISTS_TIME_BASED'))).toEqual({ kind: 'invalid', message: 'ALREADY_EXISTS_TIME_BASED without a job_id' });
     expect(classifyApiError(api(500, 'INTERNAL', 'SOMETHING_NEW'))).toEqual({ kind: 'transient' });
     expect(classifyApiError(api(400, 'NOT_FOUND', 'SOMETHING_NEW'))).toEqual({ kind: 'invalid', message: 'HTTP 400 NOT_FOUND' });
     expect(classifyApiError(api(409, 'ALREADY_EXISTS'))).toEqual({ kind: 'invalid', message: 'HTTP 409 ALREADY_EXISTS' });

@@ -76,10 +76,11 @@ describe('archive manifests', () => {
     // Depth order and name order differ here: a/, b/, a/b/ by depth; a/, a/b/, b/ by name.
     expect(folderTotals([entry('b/x'), entry('a/b/c.json')]).folders.map((f) => f.folder)).toEqual(['a/', 'a/b/', 'b/']);
 
-    // MAX_FOLDERS + 5 top-level folders, written in reverse name order, and one deep file whose
-    // folders sort first by name: the deep ones and the last five by name are cut.
+    // MAX_FOLDERS + 5 top-level folders, written in no order (a fixed shuffle), and one deep file
+    // whose folders sort first by name: the deep ones and the last five by name are cut.
     const names = Array.from({ length: MAX_FOLDERS + 5 }, (_, i) => `d${String(i).padStart(5, '0')}`);
-    const many = [...names].reverse().map((d) => entry(`${d}/x`));
+    const many = names.map((_, i) => names[(i * 7919) % names.length] as string).map((d) => entry(`${d}/x`));
+    expect(new Set(many.map((e) => e.path)).size).toBe(names.length);
     const { folders, truncated } = folderTotals([...many, entry('a/b/c/deep.json')]);
     expect(truncated).toBe(true);
     expect(folders.map((f) => f.folder)).toEqual(['a/', ...names.slice(0, MAX_FOLDERS - 1).map((d) => `${d}/`)]);

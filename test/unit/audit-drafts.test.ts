@@ -4,6 +4,7 @@
  * one entry) and which never do (two links, two entries).
  */
 import { describe, expect, it } from 'vitest';
+import { auditDraftId } from '../../functions/src/domain/audit';
 import { archivesCopied, consentGranted, consentRevoked, downloadIssued, exportDeleted, exportFinished, exportStarted, userErased } from '../../functions/src/domain/audit-drafts';
 import { newJob } from '../../functions/src/domain/job';
 import type { ExportRecord, Grant, Job } from '../../functions/src/domain/model';
@@ -111,5 +112,16 @@ describe('audit drafts', () => {
     expect(userErased('user-2', {}, T0 + 10, T0).id).not.toBe(erased.id);
     // Without a request time, the erasure is named by when it is recorded.
     expect(userErased('user-1', {}, T0).id).toBe(userErased('user-1', { jobs: 1 }, T0 + 10, T0).id);
+  });
+
+  it('derive each id from the kind and the facts alone, so a fact retried after a deploy is still one entry', () => {
+    const j = job({ state: 'SUCCEEDED' });
+    expect(consentGranted(grant, T0).id).toBe(auditDraftId('consent.granted', 'user-1', T0));
+    expect(consentRevoked(grant, T0, 'google').id).toBe(auditDraftId('consent.revoked', 'user-1', T0, 'google'));
+    expect(exportStarted(record).id).toBe(auditDraftId('export.started', 'e1'));
+    expect(exportFinished(record, 'SUCCEEDED', T0).id).toBe(auditDraftId('export.finished', 'e1', 'SUCCEEDED'));
+    expect(archivesCopied(j).id).toBe(auditDraftId('archives.copied', 'j1'));
+    expect(exportDeleted('e1', 0, T0).id).toBe(auditDraftId('export.deleted', 'e1'));
+    expect(userErased('user-1', {}, T0 + 5, T0).id).toBe(auditDraftId('user.erased', 'user-1', T0));
   });
 });
