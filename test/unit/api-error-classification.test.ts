@@ -177,6 +177,9 @@ describe('classifyApiError: edges', () => {
     expect(classifyApiError(api(500, 'INTERNAL', 'SOMETHING_NEW'))).toEqual({ kind: 'transient' });
     expect(classifyApiError(api(400, 'NOT_FOUND', 'SOMETHING_NEW'))).toEqual({ kind: 'invalid', message: 'HTTP 400 NOT_FOUND' });
     expect(classifyApiError(api(409, 'ALREADY_EXISTS'))).toEqual({ kind: 'invalid', message: 'HTTP 409 ALREADY_EXISTS' });
+    // The status name decides before the HTTP code.
+    expect(classifyApiError(api(400, 'UNAVAILABLE'))).toEqual({ kind: 'transient' });
+    expect(classifyApiError(api(500, 'INVALID_ARGUMENT'))).toEqual({ kind: 'invalid', message: 'HTTP 500 INVALID_ARGUMENT' });
     expect(classifyApiError(api(401, ''))).toEqual({ kind: 'unauthenticated' });
     expect(classifyApiError(api(403, ''))).toEqual({ kind: 'not-authorized' });
     for (const code of [0, 408, 409, 425, 429, 500, 502, 599]) expect(classifyApiError(api(code, '')), String(code)).toEqual({ kind: 'transient' });
@@ -195,5 +198,9 @@ describe('classifyApiError: edges', () => {
     expect(classifyApiError(Object.assign(new Error('x'), { code: 42 }))).toEqual({ kind: 'invalid', message: 'x' });
     expect(classifyApiError(new Error('x', { cause: { code: 'ETIMEDOUT' } }))).toEqual({ kind: 'transient' });
     expect(classifyApiError(new Error('x', { cause: 'ETIMEDOUT' }))).toEqual({ kind: 'invalid', message: 'x' });
+    expect(classifyApiError(new Error('x', { cause: null }))).toEqual({ kind: 'invalid', message: 'x' });
+    // Only an Error named so, with an HTTP status, is an API error.
+    expect(classifyApiError(Object.assign(new Error('x'), { httpStatus: 503, status: 'UNAVAILABLE' }))).toEqual({ kind: 'invalid', message: 'x' });
+    expect(classifyApiError({ name: 'PortabilityApiError', httpStatus: 503, status: 'UNAVAILABLE', message: 'm' })).toEqual({ kind: 'invalid', message: '[object Object]' });
   });
 });
