@@ -270,14 +270,16 @@ describe('bookkeeping events: the state machine writes them too, and they keep t
   });
 
   it('waits in proportion to how long Google has been preparing the archive, a failed job keeps its error, manifests stay in archive order', () => {
-    const waiting = transition(fresh(), { type: 'initiated', archiveJobId: 'g1' }, 0, policy).job;
+    // Google started preparing at minute 1000 of the clock: the wait counts from then.
+    const T = 1000 * MIN;
+    const waiting = transition(fresh(T), { type: 'initiated', archiveJobId: 'g1' }, T, policy).job;
     // After 10 hours of waiting, a fifth of it (2 hours) up to the 1-hour cap.
-    const late = transition(waiting, { type: 'still-running' }, 600 * MIN, policy);
+    const late = transition(waiting, { type: 'still-running' }, T + 600 * MIN, policy);
     expect(late.effects).toEqual([{ type: 'enqueue', step: 'check', delaySeconds: 3600 }]);
     // After 50 minutes, 10 minutes.
-    const mid = transition(waiting, { type: 'still-running' }, 50 * MIN, policy);
+    const mid = transition(waiting, { type: 'still-running' }, T + 50 * MIN, policy);
     expect(mid.effects).toEqual([{ type: 'enqueue', step: 'check', delaySeconds: 600 }]);
-    expect(mid.job.nextCheckAt).toBe(50 * MIN + 600_000);
+    expect(mid.job.nextCheckAt).toBe(T + 50 * MIN + 600_000);
 
     const failed = transition({ ...fresh(), state: 'COPYING', seq: 3 }, { type: 'failed', error: { code: 'DATA_EXPIRED', message: 'gone' } }, MIN, policy).job;
     expect(failed).toMatchObject({ state: 'FAILED', error: { code: 'DATA_EXPIRED', message: 'gone' }, finishedAt: MIN });
