@@ -169,9 +169,17 @@ describe('classifyApiError: edges', () => {
     expect(classifyApiError(api(401, 'UNAUTHENTICATED', 'ACCESS_TOKEN_EXPIRED'))).toEqual({ kind: 'unauthenticated' });
     expect(classifyApiError(api(400, 'INVALID_ARGUMENT', 'BACKEND_UNAVAILABLE'))).toEqual({ kind: 'transient' });
     expect(classifyApiError(api(503, 'UNAVAILABLE', 'API_KEY_INVALID'))).toMatchObject({ kind: 'invalid' });
+    // An auth reason on a status that says otherwise: the reason decides.
+    expect(classifyApiError(api(400, 'INVALID_ARGUMENT', 'ACCOUNT_STATE_INVALID'))).toEqual({ kind: 'unauthenticated' });
+    expect(classifyApiError(api(400, 'INVALID_ARGUMENT', 'ACCESS_TOKEN_SCOPE_INSUFFICIENT'))).toEqual({ kind: 'not-authorized' });
+    // An existing job Google does not name cannot be adopted: the message says so.
+    expect(classifyApiError(api(409, 'ALREADY_EXISTS', 'ALREADY_EXISTS_TIME_BASED'))).toEqual({ kind: 'invalid', message: 'ALREADY_EXISTS_TIME_BASED without a job_id' });
     expect(classifyApiError(api(500, 'INTERNAL', 'SOMETHING_NEW'))).toEqual({ kind: 'transient' });
     expect(classifyApiError(api(400, 'NOT_FOUND', 'SOMETHING_NEW'))).toEqual({ kind: 'invalid', message: 'HTTP 400 NOT_FOUND' });
     expect(classifyApiError(api(409, 'ALREADY_EXISTS'))).toEqual({ kind: 'invalid', message: 'HTTP 409 ALREADY_EXISTS' });
+    // The status name decides before the HTTP code.
+    expect(classifyApiError(api(400, 'UNAVAILABLE'))).toEqual({ kind: 'transient' });
+    expect(classifyApiError(api(500, 'INVALID_ARGUMENT'))).toEqual({ kind: 'invalid', message: 'HTTP 500 INVALID_ARGUMENT' });
     expect(classifyApiError(api(401, ''))).toEqual({ kind: 'unauthenticated' });
     expect(classifyApiError(api(403, ''))).toEqual({ kind: 'not-authorized' });
     for (const code of [0, 408, 409, 425, 429, 500, 502, 599]) expect(classifyApiError(api(code, '')), String(code)).toEqual({ kind: 'transient' });
@@ -190,5 +198,9 @@ describe('classifyApiError: edges', () => {
     expect(classifyApiError(Object.assign(new Error('x'), { code: 42 }))).toEqual({ kind: 'invalid', message: 'x' });
     expect(classifyApiError(new Error('x', { cause: { code: 'ETIMEDOUT' } }))).toEqual({ kind: 'transient' });
     expect(classifyApiError(new Error('x', { cause: 'ETIMEDOUT' }))).toEqual({ kind: 'invalid', message: 'x' });
+    expect(classifyApiError(new Error('x', { cause: null }))).toEqual({ kind: 'invalid', message: 'x' });
+    // Only an Error named so, with an HTTP status, is an API error.
+    expect(classifyApiError(Object.assign(new Error('x'), { httpStatus: 503, status: 'UNAVAILABLE' }))).toEqual({ kind: 'invalid', message: 'x' });
+    expect(classifyApiError({ name: 'PortabilityApiError', httpStatus: 503, status: 'UNAVAILABLE', message: 'm' })).toEqual({ kind: 'invalid', message: '[object Object]' });
   });
 });

@@ -268,4 +268,25 @@ describe('bookkeeping events: the state machine writes them too, and they keep t
     const { nextCheckAt: _n, ...undue } = job;
     expect(applies(undue, { type: 'redelivered', nextCheckAt: 9 * MIN, redelivery: 4 }, MIN)).toBe(false);
   });
+
+  it('waits in proportion to how long Google has been preparing the archive, a failed job keeps its error, manifests stay in archive order', () => {
+    // Google started preparing at minute 1000 of the clock: the wait counts from then.
+    const T = 1000 * MIN;
+    const waiting = transition(fresh(T), { type: 'initiated', archiveJobId: 'g1' }, T, policy).job;
+    // After 10 hours of waiting, a fifth of it (2 hours) up to the 1-hour cap.
+    const late = transition(waiting, { type: 'still-running' }, T + 600 * MIN, policy);
+    expect(late.effects).toEqual([{ type: 'enqueue', step: 'check', delaySeconds: 3600 }]);
+    // After 50 minutes, 10 minutes.
+    const mid = transition(waiting, { type: 'still-running' }, T + 50 * MIN, policy);
+    expect(mid.effects).toEqual([{ type: 'enqueue', step: 'check', delaySeconds: 600 }]);
+    expect(mid.job.nextCheckAt).toBe(T + 50 * MIN + 600_000);
+
+    const failed = transition({ ...fresh(), state: 'COPYING', seq: 3 }, { type: 'failed', error: { code: 'DATA_EXPIRED', message: 'gone' } }, MIN, policy).job;
+    expect(failed).toMatchObject({ state: 'FAILED', error: { code: 'DATA_EXPIRED', message: 'gone' }, finishedAt: MIN });
+
+    const copying: Job = { ...fresh(), state: 'COPYING', seq: 4 };
+    const second = transition(copying, { type: 'archive-indexed', archive: 2, entries: 5, warnings: [] }, MIN, policy).job;
+    const first = transition(second, { type: 'archive-indexed', archive: 0, entries: 7, warnings: [] }, MIN, policy).job;
+    expect(first.manifests).toEqual([{ archive: 0, entries: 7 }, { archive: 2, entries: 5 }]);
+  });
 });

@@ -68,4 +68,26 @@ describe('webhook signatures', () => {
     expect(deliveryId(event.id, 'app')).not.toBe(deliveryId(event.id, 'other'));
     expect(deliveryId(event.id, 'app')).toMatch(/^[0-9a-f]{32}$/);
   });
+
+  it('take a secret with the whitespace a secret file carries around it', () => {
+    const key = randomBytes(32);
+    expect(webhookKey(`  whsec_${key.toString('base64')}\n`)).toEqual(key);
+  });
+
+  it('take keys of 24 to 64 bytes, padded or not, and nothing with other characters around the base64', () => {
+    for (const n of [24, 32, 33, 34, 64]) {
+      const key = randomBytes(n);
+      expect(webhookKey(`whsec_${key.toString('base64')}`), `${n} bytes`).toEqual(key);
+    }
+    for (const n of [23, 65]) expect(() => webhookKey(`whsec_${randomBytes(n).toString('base64')}`), `${n} bytes`).toThrow(/^A webhook secret must be/);
+    const b64 = randomBytes(32).toString('base64');
+    for (const bad of [`whsec_%%${b64}`, `whsec_${b64}%%`, `whsec_${b64}===`, `whsec_${b64.slice(0, 20)} ${b64.slice(20)}`]) {
+      expect(() => webhookKey(bad), bad).toThrow(/^A webhook secret must be/);
+    }
+  });
+
+  it('say no subject when the event has none', () => {
+    const { subject: _s, ...bare } = event;
+    expect(JSON.parse(cloudEventBody(bare))).not.toHaveProperty('subject');
+  });
 });
