@@ -49,11 +49,15 @@ beforeAll(async () => {
   ({ token } = await authorizedUser(stack, 'fuzzer', ['myactivity.search', 'chrome.history']));
   const started = await api<ExportBody>(stack, token, 'POST', '/v1/exports', {});
   exportId = (await waitForExport(stack, token, started.body.exportId)).exportId;
-  // The setup's audit facts are chained right after their commits, in the background: wait for
-  // that, so the snapshots compare what the hostile requests did and nothing else.
-  for (const deadline = Date.now() + 30_000; !(await db.collection('auditPending').limit(1).get()).empty; ) {
-    if (Date.now() > deadline) throw new Error('the setup\'s audit drafts were never sealed');
-    await new Promise((r) => setTimeout(r, 100));
+  // The setup's audit facts are chained right after their commits, and its export settled after
+  // its last job's end (readers derive SUCCEEDED before the settle removes its marker), both in
+  // the background: wait for them, so the snapshots compare what the hostile requests did and
+  // nothing else.
+  for (const collection of ['auditPending', 'exportSettles']) {
+    for (const deadline = Date.now() + 30_000; !(await db.collection(collection).limit(1).get()).empty; ) {
+      if (Date.now() > deadline) throw new Error(`the setup's ${collection} never emptied`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 });
 
