@@ -41,7 +41,7 @@ async function waitingJob(): Promise<Job> {
   return job;
 }
 
-function harness(over: { onJobFinished?: (job: Job) => Promise<void> } = {}) {
+function harness(over: { onJobFinished?: (job: Job) => Promise<void>; store?: FirestoreExportStore; audit?: { sealAfterCommit: (userId: string) => Promise<void> } } = {}) {
   const finished: Job[] = [];
   const enqueued: PipelineTask[] = [];
   const relayed: PipelineEvent[][] = [];
@@ -49,7 +49,7 @@ function harness(over: { onJobFinished?: (job: Job) => Promise<void> } = {}) {
   let queuesMade = 0;
   const queue: TaskQueue = { enqueue: async (t) => void enqueued.push(t) };
   const transitions = new JobTransitions({
-    store,
+    store: over.store ?? store,
     queue: async () => {
       queuesMade++;
       return queue;
@@ -59,6 +59,7 @@ function harness(over: { onJobFinished?: (job: Job) => Promise<void> } = {}) {
     now: () => T0 + 1000,
     onJobFinished: over.onJobFinished ?? (async (j) => void finished.push(j)),
     relay: { relay: async (events: readonly PipelineEvent[]) => void relayed.push([...events]) } as unknown as EventRelay,
+    ...(over.audit ? { audit: over.audit } : {}),
   });
   return { transitions, finished, enqueued, relayed, lines, queuesMade: () => queuesMade, changes: () => lines.filter((l) => l.message === 'job state changed') };
 }
@@ -134,5 +135,23 @@ describe('JobTransitions around a committed decision', () => {
     expect(out).toMatchObject({ applied: true, job: { state: 'FAILED' } });
     expect(((await db.doc(`jobs/${job.id}`).get()).data() as Job).state).toBe('FAILED');
     expect(h.lines.filter((l) => l.message === 'could not report the finished job to its schedule')).toEqual([expect.objectContaining({ jobId: job.id, severity: 'WARNING' })]);
+  });
+
+  it('has the audit drafts a change wrote sealed for its user, and only then', async () => {
+    const audited = new FirestoreExportStore(db, { audit: { keepDays: 30 } });
+    const sealed: string[] = [];
+    const h = harness({ store: audited, audit: { sealAfterCommit: async (userId) => void sealed.push(userId) } });
+    const job = await waitingJob();
+    await h.transitions.apply(job.id, { type: 'archive-complete' }, { seq: 1 });
+    await h.transitions.apply(job.id, { type: 'copy-progress', bytesCopied: 5 }, { seq: 2 });
+    expect(sealed).toEqual([]);
+    // The copy's end writes the "archives copied" draft with the change.
+    await h.transitions.apply(job.id, { type: 'copied', archives: [{ bucket: 'b', name: 'n', size: 5, crc32c: 'AAAAAA==' }] }, { seq: 2 });
+    expect(sealed).toEqual([job.userId]);
+    // Without an audit trail configured, a change that wrote drafts still commits (the sweeper seals them).
+    const other = await waitingJob();
+    const bare = harness({ store: audited });
+    await bare.transitions.apply(other.id, { type: 'archive-complete' }, { seq: 1 });
+    expect(await bare.transitions.apply(other.id, { type: 'copied', archives: [{ bucket: 'b', name: 'n', size: 5, crc32c: 'AAAAAA==' }] }, { seq: 2 })).toMatchObject({ applied: true, job: { state: 'SUCCEEDED' } });
   });
 });
