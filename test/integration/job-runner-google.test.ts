@@ -7,6 +7,7 @@
  * retries are spent. What Google saw is read from the simulator's call log.
  */
 import { randomBytes } from 'node:crypto';
+import { FieldValue } from '@google-cloud/firestore';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createFirestore } from '../../functions/src/adapters/firestore-client';
 import { FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
@@ -130,6 +131,23 @@ describe('initiate: an archive job Google already runs for the group', () => {
     expect(await stored(job)).not.toHaveProperty('lease');
   });
 
+  it('is refused when its window starts elsewhere, though it ends where this job\'s does', async () => {
+    const u = await consentedUser();
+    await startedAtGoogle(u.userId, u.token, { startTime: '2026-03-01T00:00:00Z', endTime: '2026-06-01T00:00:00Z' });
+    const job = await jobOf(u.userId, { startTime: '2026-01-01T00:00:00Z', endTime: '2026-06-01T00:00:00Z' });
+    expect(await harness().runner.run(task(job, 'initiate'))).toEqual({ kind: 'done', detail: 'job failed: RESOURCE_GROUP_BUSY' });
+    expect((await stored(job)).error?.message).toContain('(a different time window)');
+  });
+
+  it('is refused, for a job without a window, when Google\'s job was asked for one (another export\'s attempt, not ours)', async () => {
+    // An export with a start only: its job was cancelled while its initiate call was in flight, and the call reached Google.
+    const u = await consentedUser();
+    await startedAtGoogle(u.userId, u.token, { startTime: '2026-03-01T00:00:00Z' });
+    const job = await jobOf(u.userId, { createdAt: t });
+    expect(await harness().runner.run(task(job, 'initiate'))).toEqual({ kind: 'done', detail: 'job failed: RESOURCE_GROUP_BUSY' });
+    expect((await stored(job)).error?.message).toContain('(a different time window)');
+  });
+
   it('is refused when another job of ours follows it, naming that export; Google\'s job is left alone', async () => {
     const u = await consentedUser();
     const running = await startedAtGoogle(u.userId, u.token);
@@ -139,6 +157,17 @@ describe('initiate: an archive job Google already runs for the group', () => {
     expect((await stored(job)).error?.message).toBe(`Google is already exporting this data for another request (export ${other.exportId}); export it again when that one has ended`);
     expect(await stored(other)).toMatchObject({ state: 'WAITING', archiveJobId: running });
     expect(callsOf(u.userId, 'cancel')).toEqual([]);
+  });
+
+  it('names every export whose job follows it', async () => {
+    const u = await consentedUser();
+    const running = await startedAtGoogle(u.userId, u.token);
+    const first = await waitingOn(u.userId, running);
+    const second = await waitingOn(u.userId, running);
+    const job = await jobOf(u.userId, { createdAt: t });
+    expect(await harness().runner.run(task(job, 'initiate'))).toEqual({ kind: 'done', detail: 'job failed: RESOURCE_GROUP_BUSY' });
+    const named = /\(export ([^)]*)\)/.exec((await stored(job)).error?.message ?? '')?.[1];
+    expect(named?.split(', ').sort()).toEqual([first.exportId, second.exportId].sort());
   });
 });
 
@@ -190,6 +219,9 @@ describe('initiate: cancel, throttling and leases', () => {
     // This delivery read the job at seq 2; another has since moved it to seq 3 (still WAITING) and leased it.
     await db.doc(`jobs/${job.id}`).update({ seq: 3, lease: { until: Date.now() + 10 * MINUTE } });
     const readEarlier = (snapshot: Job): ExportStore => Object.assign(Object.create(store) as FirestoreExportStore, { getJob: async () => snapshot });
+    expect(await harness({ store: readEarlier(job) }).runner.run(task(job, 'check'))).toEqual({ kind: 'dropped', detail: 'job moved on' });
+    // Moved on and no longer leased (the other delivery's call is over): still not this delivery's to call.
+    await db.doc(`jobs/${job.id}`).update({ lease: FieldValue.delete() });
     expect(await harness({ store: readEarlier(job) }).runner.run(task(job, 'check'))).toEqual({ kind: 'dropped', detail: 'job moved on' });
     const deleted = { ...job, id: hex(10) };
     expect(await harness({ store: readEarlier(deleted) }).runner.run(task(deleted, 'check'))).toEqual({ kind: 'dropped', detail: 'job moved on' });
@@ -278,6 +310,23 @@ describe('check: a FAILED archive job is retried under the job\'s lease', () => 
     const outcome = await harness().runner.run(task(job, 'check'));
     expect(outcome).toMatchObject({ kind: 'throttle', detail: 'another delivery of this step is calling Google' });
     expect(callsOf(u.userId, 'retry')).toEqual([]);
+  });
+
+  it('a duplicate delivery arriving while the retry call is in flight backs off: Google is asked for one new job', async () => {
+    const { u, job } = await failedAtGoogle();
+    let duplicate: unknown;
+    const h = harness();
+    const api: PortabilityApi = Object.assign(Object.create(client) as PortabilityApiClient, {
+      retry: async (token: string, id: string, quotaUser: string) => {
+        duplicate ??= await harness().runner.run(task(job, 'check'));
+        return client.retry(token, id, quotaUser);
+      },
+    });
+    expect(await harness({ api }).runner.run(task(job, 'check'))).toEqual({ kind: 'done', detail: 'retried' });
+    expect(duplicate).toMatchObject({ kind: 'throttle', detail: 'another delivery of this step is calling Google' });
+    expect(callsOf(u.userId, 'retry').map((c) => c.status)).toEqual([200]);
+    expect(h.queued).toEqual([]);
+    expect(await stored(job)).toMatchObject({ seq: 2, retries: 1 });
   });
 
   it('a transient failure of the retry call releases the lease; the redelivery retries, follows the new job and says so', async () => {
