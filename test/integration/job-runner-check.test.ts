@@ -105,22 +105,24 @@ describe('the initiate step', () => {
   });
 
   // Google's running job, as getState describes it: the window it was asked for.
-  const alreadyRunning = (window: { startTime: string; exportTime: string }): PortabilityApi => ({
+  // Named afresh each time: the emulator outlives a run (a mutation run repeats this file), and an
+  // earlier run's job following the same id would make this one refuse it.
+  const alreadyRunning = (window: { startTime?: string; exportTime?: string }, id = `g-running-${randomBytes(4).toString('hex')}`): PortabilityApi => ({
     ...apiWith(async () => {
-      throw new PortabilityApiError(409, 'ALREADY_EXISTS', 'running', 'ALREADY_EXISTS_ONE_TIME', { job_id: 'g-running' });
+      throw new PortabilityApiError(409, 'ALREADY_EXISTS', 'running', 'ALREADY_EXISTS_ONE_TIME', { job_id: id });
     }),
-    getState: async () => ({ name: 'archiveJobs/g-running/portabilityArchiveState', state: 'IN_PROGRESS', urls: [], ...window }),
+    getState: async () => ({ name: `archiveJobs/${id}/portabilityArchiveState`, state: 'IN_PROGRESS', urls: [], ...window }),
   });
 
   it('passes the time window, and adopts the job Google says is already running when its window is this job\'s', async () => {
     const job = await initiating('init-adopt');
     await db.doc(`jobs/${job.id}`).update({ startTime: '2026-01-01T00:00:00Z', endTime: '2026-02-01T00:00:00Z' });
     const seen: unknown[] = [];
-    const api = alreadyRunning({ startTime: '2026-01-01T00:00:00Z', exportTime: '2026-02-01T00:00:00.000Z' });
+    const api = alreadyRunning({ startTime: '2026-01-01T00:00:00Z', exportTime: '2026-02-01T00:00:00.000Z' }, `g-running-${job.id}`);
     const runner = testRunner(store, cipher, { ...api, initiate: async (t, req, q) => (seen.push(req), api.initiate(t, req, q)) });
     expect(await runner.run(task(job.id))).toEqual({ kind: 'done', detail: 'initiated' });
     expect(seen).toEqual([{ resources: ['myactivity.search'], startTime: '2026-01-01T00:00:00Z', endTime: '2026-02-01T00:00:00Z' }]);
-    expect((await db.doc(`jobs/${job.id}`).get()).data()).toMatchObject({ state: 'WAITING', archiveJobId: 'g-running' });
+    expect((await db.doc(`jobs/${job.id}`).get()).data()).toMatchObject({ state: 'WAITING', archiveJobId: `g-running-${job.id}` });
   });
 
   it('does not adopt a running job whose window is another request\'s: RESOURCE_GROUP_BUSY', async () => {
@@ -164,6 +166,22 @@ describe('the initiate step', () => {
     expect(await runner.run(task(job.id))).toEqual({ kind: 'done', detail: 'job failed: ONE_TIME_CONSENT_USED' });
     expect((await db.doc(`jobs/${job.id}`).get()).data()).toMatchObject({ state: 'FAILED', error: { code: 'ONE_TIME_CONSENT_USED' } });
     expect(await runner.run(task(job.id))).toEqual({ kind: 'dropped', detail: 'job already FAILED' });
+  });
+
+  it('reads a FAILED_PRECONDITION of initiate as Google\'s 24-hour cooldown, not as a malformed request', async () => {
+    const job = await initiating('init-cooldown');
+    const runner = testRunner(store, cipher, apiWith(async () => {
+      throw new PortabilityApiError(400, 'FAILED_PRECONDITION', 'exported in the last 24 hours');
+    }));
+    expect(await runner.run(task(job.id))).toEqual({ kind: 'done', detail: 'job failed: TIME_BASED_COOLDOWN' });
+    expect((await db.doc(`jobs/${job.id}`).get()).data()).toMatchObject({ state: 'FAILED', error: { code: 'TIME_BASED_COOLDOWN' } });
+  });
+
+  it('adopts a running job of a request without an end whose state gives no exportTime (nothing says it is another request)', async () => {
+    const job = await initiating('init-adopt-no-time');
+    const api = alreadyRunning({}, `g-untimed-${job.id}`);
+    expect(await testRunner(store, cipher, api).run(task(job.id))).toEqual({ kind: 'done', detail: 'initiated' });
+    expect((await db.doc(`jobs/${job.id}`).get()).data()).toMatchObject({ state: 'WAITING', archiveJobId: `g-untimed-${job.id}` });
   });
 
   it('drops unknown jobs and steps that do not match the job\'s state', async () => {

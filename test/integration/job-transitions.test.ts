@@ -41,7 +41,7 @@ async function waitingJob(): Promise<Job> {
   return job;
 }
 
-function harness() {
+function harness(over: { onJobFinished?: (job: Job) => Promise<void>; store?: FirestoreExportStore; audit?: { sealAfterCommit: (userId: string) => Promise<void> } } = {}) {
   const finished: Job[] = [];
   const enqueued: PipelineTask[] = [];
   const relayed: PipelineEvent[][] = [];
@@ -49,7 +49,7 @@ function harness() {
   let queuesMade = 0;
   const queue: TaskQueue = { enqueue: async (t) => void enqueued.push(t) };
   const transitions = new JobTransitions({
-    store,
+    store: over.store ?? store,
     queue: async () => {
       queuesMade++;
       return queue;
@@ -57,10 +57,11 @@ function harness() {
     policy: { initialSeconds: 300, maxSeconds: 3600 },
     logger: createLogger({ level: 'info', destination: { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) > 0 } }),
     now: () => T0 + 1000,
-    onJobFinished: async (j) => void finished.push(j),
+    onJobFinished: over.onJobFinished ?? (async (j) => void finished.push(j)),
     relay: { relay: async (events: readonly PipelineEvent[]) => void relayed.push([...events]) } as unknown as EventRelay,
+    ...(over.audit ? { audit: over.audit } : {}),
   });
-  return { transitions, finished, enqueued, relayed, queuesMade: () => queuesMade, changes: () => lines.filter((l) => l.message === 'job state changed') };
+  return { transitions, finished, enqueued, relayed, lines, queuesMade: () => queuesMade, changes: () => lines.filter((l) => l.message === 'job state changed') };
 }
 
 describe('JobTransitions around a committed decision', () => {
@@ -115,5 +116,42 @@ describe('JobTransitions around a committed decision', () => {
     await h.transitions.apply(job.id, { type: 'still-running' }, { seq: 1 });
     await h.transitions.apply(job.id, { type: 'failed', error: { code: 'ARCHIVE_FAILED', message: 'x' } }, { seq: 2 });
     expect(h.relayed.map((events) => events.map((e) => e.id))).toEqual([[], [`job/${job.id}/FAILED`, `export/${job.exportId}/FAILED`]]);
+  });
+
+  it('applies a user\'s event at any seq (no seq given), a step\'s only at its own', async () => {
+    const job = await waitingJob();
+    const h = harness();
+    await h.transitions.apply(job.id, { type: 'still-running' }, { seq: 1 });
+    // The user's cancel names no seq: it applies to the job as it is now (seq 2); a stale step's does not.
+    expect((await h.transitions.apply(job.id, { type: 'cancelled' }, { seq: 1 })).applied).toBe(false);
+    const cancelled = await h.transitions.apply(job.id, { type: 'cancelled' });
+    expect(cancelled).toMatchObject({ applied: true, before: { seq: 2 }, job: { state: 'WAITING', cancelRequested: T0 + 1000 } });
+  });
+
+  it('keeps the committed end when the schedule side cannot be told, and warns about it', async () => {
+    const job = await waitingJob();
+    const h = harness({ onJobFinished: async () => { throw new Error('schedule store down'); } });
+    const out = await h.transitions.apply(job.id, { type: 'failed', error: { code: 'ARCHIVE_FAILED', message: 'x' } }, { seq: 1 });
+    expect(out).toMatchObject({ applied: true, job: { state: 'FAILED' } });
+    expect(((await db.doc(`jobs/${job.id}`).get()).data() as Job).state).toBe('FAILED');
+    expect(h.lines.filter((l) => l.message === 'could not report the finished job to its schedule')).toEqual([expect.objectContaining({ jobId: job.id, severity: 'WARNING' })]);
+  });
+
+  it('has the audit drafts a change wrote sealed for its user, and only then', async () => {
+    const audited = new FirestoreExportStore(db, { audit: { keepDays: 30 } });
+    const sealed: string[] = [];
+    const h = harness({ store: audited, audit: { sealAfterCommit: async (userId) => void sealed.push(userId) } });
+    const job = await waitingJob();
+    await h.transitions.apply(job.id, { type: 'archive-complete' }, { seq: 1 });
+    await h.transitions.apply(job.id, { type: 'copy-progress', bytesCopied: 5 }, { seq: 2 });
+    expect(sealed).toEqual([]);
+    // The copy's end writes the "archives copied" draft with the change.
+    await h.transitions.apply(job.id, { type: 'copied', archives: [{ bucket: 'b', name: 'n', size: 5, crc32c: 'AAAAAA==' }] }, { seq: 2 });
+    expect(sealed).toEqual([job.userId]);
+    // Without an audit trail configured, a change that wrote drafts still commits (the sweeper seals them).
+    const other = await waitingJob();
+    const bare = harness({ store: audited });
+    await bare.transitions.apply(other.id, { type: 'archive-complete' }, { seq: 1 });
+    expect(await bare.transitions.apply(other.id, { type: 'copied', archives: [{ bucket: 'b', name: 'n', size: 5, crc32c: 'AAAAAA==' }] }, { seq: 2 })).toMatchObject({ applied: true, job: { state: 'SUCCEEDED' } });
   });
 });

@@ -150,7 +150,8 @@ export class JobRunner {
   /**
    * ALREADY_EXISTS names the archive job Google is running for this group. It is adopted only
    * as our own lost attempt: no other job of ours follows it, and its window is the one asked for
-   * (`exportTime` is the request's endTime, else when it was requested: not before this job).
+   * (the same start, or none; `exportTime` is the request's endTime, else when it was requested:
+   * not before this job).
    */
   private async checkAdoptable(job: Job, token: string, archiveJobId: string): Promise<void> {
     const busy = (why: string): StepFailed =>
@@ -161,7 +162,8 @@ export class JobRunner {
     const same = (a: string | undefined, b: string | undefined): boolean => a === b || (a !== undefined && b !== undefined && Date.parse(a) === Date.parse(b));
     const exportMs = state.exportTime ? Date.parse(state.exportTime) : undefined;
     const window = job.endTime ? same(state.exportTime, job.endTime) : exportMs === undefined || exportMs >= job.createdAt - ADOPTION_SKEW_MS;
-    if (!window || (job.startTime !== undefined && !same(state.startTime, job.startTime))) throw busy('a different time window');
+    // The start is compared even when this job has none: a Google job asked for a start is another request's.
+    if (!window || !same(state.startTime, job.startTime)) throw busy('a different time window');
   }
 
   private async check(job: Job): Promise<TaskOutcome> {
