@@ -33,6 +33,10 @@ let db: Firestore;
 let server: http.Server;
 let base: string;
 const seen: Seen[] = [];
+/** What the deliverer logged, parsed. */
+const logs: Array<Record<string, unknown>> = [];
+const logger = createLogger({ level: 'info', destination: { write: (l: string) => (logs.push(JSON.parse(l) as Record<string, unknown>), true) } });
+const logsOf = (e: PipelineEvent) => logs.filter((l) => l.eventId === e.id).map(({ severity, message, endpointId, attempt, status, reason }) => ({ severity, message, endpointId, attempt, status, reason }));
 
 beforeAll(async () => {
   process.env.FIRESTORE_EMULATOR_HOST = inject('firestoreEmulatorHost');
@@ -75,7 +79,7 @@ function delivery(endpoints: WebhookEndpoint[], over: { refusePrivateAddresses?:
   const refuse = over.refusePrivateAddresses ?? false;
   const post = nodeWebhookPost({ timeoutMs: 5_000, refusePrivateAddresses: refuse, ...(refuse ? { lookup: async () => [{ address: '127.0.0.1', family: 4 }] } : {}) });
   const now = over.now ?? Date.now();
-  return new WebhookDelivery({ endpoints, secrets: async () => secrets, post, log: new FirestoreWebhookDeliveryLog(db), maxAttempts: MAX_ATTEMPTS, logger: createLogger({ level: 'silent' }), now: () => now });
+  return new WebhookDelivery({ endpoints, secrets: async () => secrets, post, log: new FirestoreWebhookDeliveryLog(db), maxAttempts: MAX_ATTEMPTS, logger, now: () => now });
 }
 
 const endpoint = (path: string, over: Partial<WebhookEndpoint> = {}): WebhookEndpoint => ({ id: `ep-${randomBytes(4).toString('hex')}`, url: `${base}${path}`, secret: SECRET_NAME, ...over });
@@ -97,6 +101,7 @@ describe('a webhook delivery', () => {
       const verified = new Webhook(SECRET).verify(post?.body ?? '', post?.headers as Record<string, string>) as { id: string; type: string };
       expect(verified).toMatchObject({ id: e.id, type: e.type });
       expect(await recordOf(e, ep)).toEqual({ endpointId: ep.id, eventId: e.id, eventType: e.type, state: 'DELIVERED', attempts: 2, lastStatus: status, at });
+      expect(logsOf(e)).toEqual([{ severity: 'INFO', message: 'webhook delivered', endpointId: ep.id, attempt: 2, status, reason: undefined }]);
     }
   });
 
@@ -108,6 +113,7 @@ describe('a webhook delivery', () => {
       expect(await delivery([ep]).deliver({ endpointId: ep.id, event: e }, 1)).toEqual({ kind: 'done', detail: `given up after 1 attempts: answered ${status}: redirects are not followed` });
       expect(seen.slice(before).map((s) => s.path)).toEqual([`/s/${status}`]);
       expect(await recordOf(e, ep)).toMatchObject({ state: 'GAVE_UP', attempts: 1, lastStatus: status, lastError: `answered ${status}: redirects are not followed` });
+      expect(logsOf(e)).toEqual([{ severity: 'ERROR', message: 'webhook delivery given up', endpointId: ep.id, attempt: 1, status, reason: `answered ${status}: redirects are not followed` }]);
     }
   });
 
@@ -135,6 +141,12 @@ describe('a webhook delivery', () => {
       }
       expect(await delivery([ep]).deliver({ endpointId: ep.id, event: e }, MAX_ATTEMPTS)).toEqual({ kind: 'done', detail: `given up after ${MAX_ATTEMPTS} attempts: answered ${status}` });
       expect(await recordOf(e, ep)).toMatchObject({ state: 'GAVE_UP', attempts: MAX_ATTEMPTS, lastStatus: status, lastError: `answered ${status}` });
+      const retried = { message: 'webhook delivery failed; Cloud Tasks retries it', endpointId: ep.id, status, reason: `answered ${status}` };
+      expect(logsOf(e)).toEqual([
+        { severity: 'WARNING', ...retried, attempt: 1 },
+        { severity: 'WARNING', ...retried, attempt: 2 },
+        { severity: 'ERROR', ...retried, message: 'webhook delivery given up', attempt: MAX_ATTEMPTS },
+      ]);
     }
     // Nobody listens on the port: a network failure, retried the same way.
     const closed = http.createServer();
@@ -153,13 +165,19 @@ describe('a webhook delivery', () => {
     for (const secret of ['projects/p/secrets/missing/versions/1', SECRET_NAME]) {
       const ep = endpoint('/s/204', { secret });
       const e = event();
-      const before = seen.length;
+      const posted = seen.length;
       const src: SecretSource = secret === SECRET_NAME ? { access: async () => 'not-a-whsec-secret' } : secrets;
-      const d = new WebhookDelivery({ endpoints: [ep], secrets: async () => src, post: nodeWebhookPost({ timeoutMs: 5_000, refusePrivateAddresses: false }), log: new FirestoreWebhookDeliveryLog(db), maxAttempts: MAX_ATTEMPTS, logger: createLogger({ level: 'silent' }), now: Date.now });
+      const d = new WebhookDelivery({ endpoints: [ep], secrets: async () => src, post: nodeWebhookPost({ timeoutMs: 5_000, refusePrivateAddresses: false }), log: new FirestoreWebhookDeliveryLog(db), maxAttempts: MAX_ATTEMPTS, logger, now: Date.now });
+      const before = logs.length;
       expect(await d.deliver({ endpointId: ep.id, event: e }, 1)).toEqual({ kind: 'retry', detail: 'the endpoint secret could not be read' });
       expect(await d.deliver({ endpointId: ep.id, event: e }, MAX_ATTEMPTS)).toEqual({ kind: 'done', detail: `given up after ${MAX_ATTEMPTS} attempts: the endpoint secret could not be read` });
-      expect(seen.length).toBe(before);
+      expect(seen.length).toBe(posted);
       expect(await recordOf(e, ep)).toMatchObject({ state: 'GAVE_UP', lastError: 'the endpoint secret could not be read' });
+      // The operator is told which endpoint's secret, never the secret.
+      const unavailable = logs.slice(before).filter((l) => l.message === 'webhook secret unavailable');
+      expect(unavailable).toHaveLength(2);
+      expect(unavailable[0]).toMatchObject({ severity: 'ERROR', endpointId: ep.id });
+      expect(JSON.stringify(logs.slice(before))).not.toContain(SECRET);
     }
   });
 
