@@ -63,6 +63,9 @@ describe('the erasure service', () => {
     expect(await s.request(userId)).toMatchObject({ state: 'RUNNING' });
     expect(await erasures.get(userDocId(userId))).toMatchObject({ state: 'RUNNING', run: 1, nextCheckAt: T0 });
     expect(logs.map((l) => l.message)).toEqual(['could not enqueue the erasure; the sweeper will', 'erasure requested']);
+    // The operator sees whose erasure (by key) and why.
+    expect(logs[0]).toMatchObject({ userKey: userDocId(userId) });
+    expect(JSON.stringify(logs[0])).toContain('UNAVAILABLE');
   });
 
   it('parallel requests start one run', async () => {
