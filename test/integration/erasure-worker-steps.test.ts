@@ -91,7 +91,7 @@ interface Harness {
   logs: string[];
 }
 
-function harness(opts: { reset?: (token: string) => Promise<void>; forUser?: (userId: string) => Promise<string>; afterStep?: (step: ErasureStep, userKey: string) => Promise<void> } = {}): Harness {
+function harness(opts: { reset?: (token: string) => Promise<void>; forUser?: (userId: string) => Promise<string>; afterStep?: (step: ErasureStep, userKey: string) => Promise<void>; audit?: Pick<AuditTrail, 'recordErasure'> } = {}): Harness {
   const clock = { t: T0 + 1000 };
   const resets: Harness['resets'] = [];
   const forgotten: string[] = [];
@@ -115,7 +115,7 @@ function harness(opts: { reset?: (token: string) => Promise<void>; forUser?: (us
     collections: COLLECTIONS,
     logger,
     now: () => clock.t,
-    audit,
+    audit: opts.audit ?? audit,
     ...(opts.afterStep ? { afterStep: opts.afterStep } : {}),
   });
   return { worker, clock, resets, forgotten, queued, logs };
@@ -299,5 +299,30 @@ describe('the erasure worker', () => {
     expect(record).toMatchObject({ state: 'DONE', removed: ALL_REMOVED });
     expect(await objectsOf(`${userId}/`)).toEqual([]);
     expect((await audit.list(userId, { pageSize: 10 })).entries).toHaveLength(1);
+  });
+
+  it('a delivery that another one overtakes at the last step drops itself', async () => {
+    const userId = newUser();
+    await seed(userId);
+    const task = await begin(userId);
+    const other = harness();
+    let overtaken = false;
+    // The first delivery's audit entry is written; before it finishes, a second delivery runs it to the end.
+    const slow = harness({
+      audit: {
+        recordErasure: async (...args) => {
+          await audit.recordErasure(...args);
+          if (!overtaken) {
+            overtaken = true;
+            expect(await other.worker.run(task)).toEqual({ kind: 'done', detail: 'erasure finished' });
+          }
+        },
+      },
+    });
+    expect(await slow.worker.run(task)).toEqual({ kind: 'dropped', detail: 'another delivery finished the erasure' });
+    expect(await erasures.get(task.userKey)).toMatchObject({ state: 'DONE', removed: ALL_REMOVED });
+    // Only the delivery that finished forgets the token at the end and says so.
+    expect(logsOf(slow, 'erasure finished')).toEqual([]);
+    expect(logsOf(other, 'erasure finished')).toHaveLength(1);
   });
 });
