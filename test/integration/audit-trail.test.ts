@@ -212,11 +212,14 @@ describe('the audit trail', () => {
       const err = await trail.list(users[0] as string, { pageSize: 2, pageToken: bad }).catch((e: unknown) => e);
       expect(err, bad).toBeInstanceOf(RequestError);
       expect((err as RequestError).field).toBe('pageToken');
+      expect((err as RequestError).message).toBe('pageToken: is not a page token this API issued');
     }
     // A token of another user's trail only continues the caller's own.
     const foreign = await trail.list(users[1] as string, { pageSize: 2 });
     const mine = await trail.list(users[0] as string, { pageSize: 20, pageToken: foreign.nextPageToken as string });
     expect(mine.entries.map((e) => e.seq)).toEqual([7, 6, 5, 4, 3, 2, 1]);
+    // The last page says so: no token to a page that would be empty.
+    expect(mine.nextPageToken).toBeUndefined();
     for (const e of mine.entries) expect((await store.getExport(String(e.details.exportId)))?.userId).toBe(users[0]);
   });
 
@@ -241,8 +244,13 @@ describe('the audit trail', () => {
 
   it('a change whose entries cannot be sealed now still succeeds: the sweeper seals them later', async () => {
     const userId = newUser();
-    const failing = new AuditTrail({ store: Object.assign(Object.create(trailStore) as FirestoreAuditTrail, { seal: async () => Promise.reject(new Error('contended')) }), logger: createLogger({ level: 'silent' }) });
+    const logs: Array<Record<string, unknown>> = [];
+    const logger = createLogger({ level: 'info', destination: { write: (l: string) => (logs.push(JSON.parse(l) as Record<string, unknown>), true) } });
+    const failing = new AuditTrail({ store: Object.assign(Object.create(trailStore) as FirestoreAuditTrail, { seal: async () => Promise.reject(new Error('contended')) }), logger });
     await expect(failing.sealAfterCommit(userId)).resolves.toBeUndefined();
+    // The operator is told, with the cause.
+    expect(logs).toEqual([expect.objectContaining({ severity: 'WARNING', message: 'audit entries not sealed yet; the sweeper seals them' })]);
+    expect(JSON.stringify(logs)).toContain('contended');
     await failing.recordErasure(userId, { objects: 1 });
     expect(await pendingOf(userId)).toBe(1);
     expect(await trail.sealPending(Date.now() + 1000)).toBeGreaterThanOrEqual(1);
