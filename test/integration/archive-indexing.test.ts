@@ -76,8 +76,13 @@ async function upload(bytes: Buffer): Promise<StoredArchive> {
 
 const jobOf = (): Job => newJob({ id: randomBytes(10).toString('hex'), exportId: randomBytes(10).toString('hex'), userId: 'indexing-user', resource: 'myactivity.search' }, BUILT_AT);
 
+/** What the indexer logged, parsed. */
+const logs: Array<Record<string, unknown>> = [];
+const logger = createLogger({ level: 'info', destination: { write: (l: string) => (logs.push(JSON.parse(l) as Record<string, unknown>), true) } });
+const logsOf = (job: Job) => logs.filter((l) => l.jobId === job.id).map(({ severity, message, jobId: _j, time: _t, ...fields }) => ({ severity, message, ...fields }));
+
 const indexing = (reader?: ArchiveReader) =>
-  new ArchiveIndexing({ reader: async () => reader ?? new CloudStorageArchiveReader(storage), manifests: async () => manifests, logger: createLogger({ level: 'silent' }), now: () => BUILT_AT });
+  new ArchiveIndexing({ reader: async () => reader ?? new CloudStorageArchiveReader(storage), manifests: async () => manifests, logger, now: () => BUILT_AT });
 
 const browserIndex = JSON.stringify({
   totalSize: '1234',
@@ -124,6 +129,8 @@ describe('the manifest of an archive', () => {
     expect(m?.foldersTruncated).toBeUndefined();
     const page = await manifests.page(job.id, 2, 0);
     expect(page?.map((e) => e.path)).toEqual(['My Activity/', 'My Activity/Search/', 'My Activity/Search/MyActivity.json', 'My Activity/Search/archive.html', 'Portability/archive_browser.json']);
+    // The operator's line names the archive as people count (1-based) and what was stored.
+    expect(logsOf(job)).toEqual([{ severity: 'INFO', message: 'archive manifest stored', archive: 3, entries: 5, pages: 1, bytesRead: m?.bytesRead, warnings: 1 }]);
     expect(page?.[2]).toEqual({ path: 'My Activity/Search/MyActivity.json', size: 4000, compressedSize: expect.any(Number), crc32: crc32(Buffer.from('x'.repeat(4000))).toString(16).padStart(8, '0') });
   });
 
@@ -182,7 +189,12 @@ describe('the manifest of an archive', () => {
       const job = jobOf();
       const out = await indexing().index(job, 2, await upload(bytes));
       expect(out).toEqual({ entries: 0, warnings: [{ code, archive: 2, message: expect.stringMatching(message) }] });
-      expect(await manifests.get(job.id, 2)).toMatchObject({ entries: 0, files: 0, size: 0, compressedSize: 0, pages: 1, folders: [], bytesRead: 0, warnings: out.warnings });
+      expect(await manifests.get(job.id, 2)).toMatchObject({ entries: 0, files: 0, size: 0, compressedSize: 0, zip64: false, pages: 1, folders: [], bytesRead: 0, warnings: out.warnings });
+      expect(logsOf(job).map((l) => [l.severity, l.message, l.archive])).toEqual([
+        ['WARNING', 'archive could not be listed; its manifest records why', 3],
+        ['INFO', 'archive manifest stored', 3],
+      ]);
+      expect(logsOf(job)[0]?.reason).toEqual(expect.any(String));
     }
     const job = jobOf();
     const outage: ArchiveReader = { list: async () => Promise.reject(new Error('UNAVAILABLE: storage')) };
