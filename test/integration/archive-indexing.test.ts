@@ -79,7 +79,7 @@ const jobOf = (): Job => newJob({ id: randomBytes(10).toString('hex'), exportId:
 /** What the indexer logged, parsed. */
 const logs: Array<Record<string, unknown>> = [];
 const logger = createLogger({ level: 'info', destination: { write: (l: string) => (logs.push(JSON.parse(l) as Record<string, unknown>), true) } });
-const logsOf = (job: Job) => logs.filter((l) => l.jobId === job.id).map(({ severity, message, jobId: _j, time: _t, ...fields }) => ({ severity, message, ...fields }));
+const logsOf = (job: Job): Array<Record<string, unknown>> => logs.filter((l) => l.jobId === job.id).map(({ severity, message, jobId: _j, time: _t, ...fields }) => ({ severity, message, ...fields }));
 
 const indexing = (reader?: ArchiveReader) =>
   new ArchiveIndexing({ reader: async () => reader ?? new CloudStorageArchiveReader(storage), manifests: async () => manifests, logger, now: () => BUILT_AT });
