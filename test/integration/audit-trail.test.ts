@@ -18,7 +18,7 @@ import { newJob } from '../../functions/src/domain/job';
 import type { Job, JobState } from '../../functions/src/domain/model';
 import { RESOURCE_GROUPS } from '../../functions/src/domain/resource-groups';
 import { createLogger } from '../../functions/src/logging';
-import { AuditTrail } from '../../functions/src/pipeline/audit-trail';
+import { AuditTrail, decodeAuditPageToken, encodeAuditPageToken } from '../../functions/src/pipeline/audit-trail';
 import { countingFirestore, type FirestoreOpCounts } from '../../bench/firestore-op-counter';
 
 const projectId = 'demo-audit-trail';
@@ -207,15 +207,53 @@ describe('the audit trail', () => {
       }),
     );
     for (const seen of pages) expect(seen).toEqual([9, 8, 7, 6, 5, 4, 3, 2, 1]);
-    for (const bad of ['x', 'YTA', Buffer.from('a-1').toString('base64url'), Buffer.from('{"seq":3}').toString('base64url')]) {
+    const b64 = (t: string) => Buffer.from(t).toString('base64url');
+    for (const bad of ['x', 'YTA', b64('a-1'), b64('{"seq":3}'), b64('xa5'), b64('a5x'), b64(`a1${'0'.repeat(15)}`)]) {
       const err = await trail.list(users[0] as string, { pageSize: 2, pageToken: bad }).catch((e: unknown) => e);
       expect(err, bad).toBeInstanceOf(RequestError);
       expect((err as RequestError).field).toBe('pageToken');
+      expect((err as RequestError).message).toBe('pageToken: is not a page token this API issued');
     }
     // A token of another user's trail only continues the caller's own.
     const foreign = await trail.list(users[1] as string, { pageSize: 2 });
     const mine = await trail.list(users[0] as string, { pageSize: 20, pageToken: foreign.nextPageToken as string });
     expect(mine.entries.map((e) => e.seq)).toEqual([7, 6, 5, 4, 3, 2, 1]);
+    // The last page says so: no token to a page that would be empty.
+    expect(mine.nextPageToken).toBeUndefined();
     for (const e of mine.entries) expect((await store.getExport(String(e.details.exportId)))?.userId).toBe(users[0]);
+  });
+
+  it('page tokens carry seqs up to 15 digits and nothing else', () => {
+    for (const seq of [1, 9, 10, 123_456_789_012_345]) expect(decodeAuditPageToken(encodeAuditPageToken(seq))).toBe(seq);
+    expect(decodeAuditPageToken(encodeAuditPageToken(0))).toBeUndefined();
+    expect(decodeAuditPageToken(encodeAuditPageToken(1_234_567_890_123_456))).toBeUndefined();
+  });
+
+  it('records an erasure with what it removed and when, sealed at once', async () => {
+    const userId = newUser();
+    const at = Date.UTC(2100, 0, 2, 3, 4, 5);
+    const clocked = new AuditTrail({ store: trailStore, logger: createLogger({ level: 'silent' }), now: () => at });
+    const requestedAt = at - 60_000;
+    await clocked.recordErasure(userId, { objects: 2, grants: 1 }, requestedAt);
+    // Sealed right away: nothing left for the sweeper.
+    expect(await pendingOf(userId)).toBe(0);
+    const { entries } = await trail.list(userId, { pageSize: 10 });
+    expect(entries).toEqual([{ seq: 1, kind: 'user.erased', at: new Date(at).toISOString(), details: { removed: { objects: 2, grants: 1 } }, prevHash: GENESIS_HASH, hash: expect.any(String) }]);
+    expect(await trail.verify(userId)).toEqual({ ok: true, entries: 1 });
+  });
+
+  it('a change whose entries cannot be sealed now still succeeds: the sweeper seals them later', async () => {
+    const userId = newUser();
+    const logs: Array<Record<string, unknown>> = [];
+    const logger = createLogger({ level: 'info', destination: { write: (l: string) => (logs.push(JSON.parse(l) as Record<string, unknown>), true) } });
+    const failing = new AuditTrail({ store: Object.assign(Object.create(trailStore) as FirestoreAuditTrail, { seal: async () => Promise.reject(new Error('contended')) }), logger });
+    await expect(failing.sealAfterCommit(userId)).resolves.toBeUndefined();
+    // The operator is told, with the cause.
+    expect(logs).toEqual([expect.objectContaining({ severity: 'WARNING', message: 'audit entries not sealed yet; the sweeper seals them' })]);
+    expect(JSON.stringify(logs)).toContain('contended');
+    await failing.recordErasure(userId, { objects: 1 });
+    expect(await pendingOf(userId)).toBe(1);
+    expect(await trail.sealPending(Date.now() + 1000)).toBeGreaterThanOrEqual(1);
+    expect((await trail.list(userId, { pageSize: 10 })).entries.map((e) => e.kind)).toEqual(['user.erased']);
   });
 });

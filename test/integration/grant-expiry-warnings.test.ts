@@ -8,12 +8,14 @@ import { randomBytes } from 'node:crypto';
 import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createFirestore } from '../../functions/src/adapters/firestore-client';
+import { FirestoreEventOutbox } from '../../functions/src/adapters/firestore-outbox';
 import { FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
 import { paths } from '../../functions/src/adapters/firestore-paths';
 import { userIdHash, type PipelineEvent } from '../../functions/src/domain/events';
 import type { Grant } from '../../functions/src/domain/model';
 import { createLogger } from '../../functions/src/logging';
 import { authorizationStatus, renewalUrlOf } from '../../functions/src/pipeline/authorization-status';
+import { EventRelay } from '../../functions/src/pipeline/event-relay';
 import { GrantExpiryWarnings, warnAtOf } from '../../functions/src/pipeline/grant-expiry-warnings';
 import { Sweeper } from '../../functions/src/pipeline/sweeper';
 
@@ -109,5 +111,25 @@ describe('expiry warnings of time-based access', () => {
     expect(status(T0 + 23 * DAY).renewalUrl).toBe('https://myaccount.google.com/connections/link?project_number=123456789012');
     expect(status(T0 + 30 * DAY).expiresSoon).toBe(false);
     expect(authorizationStatus({ ...g, timeBasedResources: [], oneTimeResources: g.resources }, { clientId: CLIENT_ID, testingMode: false, expiryWarningDays: 7, now: () => T0 + 29 * DAY }).expiresSoon).toBe(false);
+  });
+
+  it('hands the warnings it wrote to the relay, which publishes them and empties the outbox; says so in the log', async () => {
+    const userId = `warn-${randomBytes(4).toString('hex')}`;
+    await store.putGrant(timeBased(userId, 30));
+    const published: PipelineEvent[][] = [];
+    const relay = new EventRelay({ publisher: async () => ({ publish: async (events) => void published.push([...events]) }), outbox: new FirestoreEventOutbox(db), logger: createLogger({ level: 'silent' }) });
+    const logs: string[] = [];
+    const at = T0 + 23 * DAY + 1;
+    const run = () => new GrantExpiryWarnings({ store, renewalUrl: renewalUrlOf(CLIENT_ID), relay, logger: createLogger({ level: 'info', destination: { write: (l: string) => (logs.push(l), true) } }), now: () => at }).run();
+    expect(await run()).toBeGreaterThanOrEqual(1);
+    const mine = published.flat().filter((e) => e.attributes.userIdHash === userIdHash(userId));
+    expect(mine.map((e) => e.type)).toEqual(['portability.authorization.expiring']);
+    expect(await outboxOf(userId)).toEqual([]);
+    expect(logs.map((l) => JSON.parse(l) as { message: string; warnings: number })).toEqual([expect.objectContaining({ message: 'time-based access ends soon: warnings written', warnings: published.flat().length })]);
+    // Nothing due: nothing relayed, nothing logged.
+    const before = published.length;
+    expect(await run()).toBe(0);
+    expect(published.slice(before).flat()).toEqual([]);
+    expect(logs).toHaveLength(1);
   });
 });

@@ -49,6 +49,12 @@ export interface ErasureTaskInput {
   run: number;
 }
 
+/** What a step leaves for the cursor's move: a wait for live leases, or fields written with it. */
+interface StepDone {
+  waitMs?: number;
+  patch?: Partial<ErasureRecord>;
+}
+
 /** The lease of a live job: a Google call that starts an archive job, or a copy writing into the bucket. */
 export function leaseEnd(job: Job): number {
   return Math.max(job.lease?.until ?? 0, job.state === 'COPYING' ? (job.nextCheckAt ?? 0) : 0);
@@ -79,41 +85,46 @@ export class ErasureWorker {
         this.deps.logger.info({ userKey, run }, 'erasure finished');
         return { kind: 'done', detail: 'erasure finished' };
       }
-      const waitMs = await this.carryOut(step, userId, { userKey, run });
-      if (waitMs !== undefined) return this.waitForLeases(userKey, run, waitMs);
+      const done = await this.carryOut(step, userId, { userKey, run }, r.removed);
+      if (done.waitMs !== undefined) return this.waitForLeases(userKey, run, done.waitMs);
       await this.deps.afterStep?.(step, userKey);
-      if (!(await erasures.advance(userKey, run, i))) return { kind: 'dropped', detail: 'another delivery moved the erasure on' };
+      if (!(await erasures.advance(userKey, run, i, done.patch))) return { kind: 'dropped', detail: 'another delivery moved the erasure on' };
     }
     return { kind: 'dropped', detail: 'the erasure has no step left' };
   }
 
-  /** One step; the milliseconds still to wait when leases are live. */
-  private async carryOut(step: ErasureStep, userId: string, t: ErasureTaskInput): Promise<number | undefined> {
+  /**
+   * One step: the milliseconds still to wait when leases are live, or what the step's
+   * compare-and-set writes with the cursor. `removed`: the counts read before the first step ran.
+   */
+  private async carryOut(step: ErasureStep, userId: string, t: ErasureTaskInput, removed: ErasureRecord['removed']): Promise<StepDone> {
     const { erasures } = this.deps;
     if (step.startsWith('delete:')) {
       await erasures.deleteRecords(step.slice('delete:'.length), userId, t.run);
-      return undefined;
+      return {};
     }
     switch (step) {
       case 'reset-google':
-        if (await this.resetAtGoogle(userId)) await erasures.countRemoved(t.userKey, t.run, 'googleAuthorizations', 1);
-        return undefined;
+        // Counted with the cursor's move, not by an increment: a delivery that dies after the
+        // reset resets again on its redelivery (Google's reset is idempotent), and still counts one.
+        // Nothing else counts before this first step, so `removed` is the record's current map.
+        return (await this.resetAtGoogle(userId)) ? { patch: { removed: { ...removed, googleAuthorizations: 1 } } } : {};
       case 'stop-schedules':
         await erasures.deleteRecords('schedules', userId, t.run);
-        return undefined;
+        return {};
       case 'end-jobs':
         await this.endJobs(userId, t);
-        return undefined;
+        return {};
       case 'wait-leases': {
         const r = (await erasures.get(t.userKey)) as ErasureRecord;
         const left = (r.holdUntil ?? 0) - this.deps.now();
-        return left > 0 ? left : undefined;
+        return left > 0 ? { waitMs: left } : {};
       }
       case 'delete-objects': {
         // The user id has the shape the API admits (no '/'): the prefix is this user's only.
-        const removed = await (await this.deps.bucket()).deletePrefix(`${userId}/`);
-        await erasures.countRemoved(t.userKey, t.run, 'objects', removed);
-        return undefined;
+        const deleted = await (await this.deps.bucket()).deletePrefix(`${userId}/`);
+        await erasures.countRemoved(t.userKey, t.run, 'objects', deleted);
+        return {};
       }
       default:
         throw new Error(`Unknown erasure step ${step}`);
