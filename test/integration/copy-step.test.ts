@@ -128,6 +128,13 @@ function observedStore(): { store: FirestoreExportStore; writes: Job[]; failNext
   return { store: observed, writes, failNext: () => void (failing = true) };
 }
 
+/** Resolves when the copy's signal aborts (at once if it already has: a slow machine may pass the deadline first). */
+async function abortOf(signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) throw new Error('the copy got no signal');
+  if (signal.aborted) return;
+  await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+}
+
 async function until(check: () => Promise<boolean>, what: string): Promise<void> {
   for (let i = 0; i < 200; i++) {
     if (await check()) return;
@@ -396,7 +403,7 @@ describe('a job that ends during its copy', () => {
     const copier = scripted(async (_n, call, onProgress) => {
       await r.fail(await jobNow(job), { code: 'CONSENT_REVOKED', message: 'revoked' });
       onProgress?.(100);
-      await new Promise((resolve) => call.resume?.signal?.addEventListener('abort', resolve));
+      await abortOf(call.resume?.signal);
       throw new CopyInterruptedError();
     });
     expect(await runner(copier).run(copyTask(job))).toEqual({ kind: 'dropped', detail: 'job ended (FAILED) during the copy' });
@@ -431,13 +438,38 @@ describe('a job that ends during its copy', () => {
     expect(await jobNow(job)).toMatchObject({ state: 'SUCCEEDED', archives: [{}] });
   });
 
+  it('a stale duplicate whose job went on under a newer task leaves the objects alone', async () => {
+    const job = await copyingJob(2);
+    const queued: PipelineTask[] = [];
+    // A duplicate delivery of the same task reaches its slice deadline first: a new task (next seq) carries on.
+    const duplicate = scripted(async (n, call) => {
+      if (n === 1) return stored(call.objectName);
+      await abortOf(call.resume?.signal);
+      throw new CopyInterruptedError();
+    });
+    let handedOver: unknown;
+    const stale = scripted(async (n, call) => {
+      if (n === 1) handedOver = await runner(duplicate, queued, { sliceSeconds: 0.2 }).run(copyTask(job));
+      return stored(call.objectName);
+    });
+    expect(await runner(stale).run(copyTask(job))).toEqual({ kind: 'dropped', detail: 'job moved on during the copy' });
+    expect(handedOver).toEqual({ kind: 'done', detail: 'copy continues in the next task' });
+    // The stale delivery recorded nothing and removed nothing: the new task's archives are safe.
+    expect(stale.deleted).toEqual([]);
+    expect(await jobNow(job)).toMatchObject({ state: 'COPYING', seq: job.seq + 1, copy: { done: [{ name: expect.stringMatching(/archive-1-of-2/) }] } });
+    expect(queued).toEqual([copyTask(job, job.seq + 1)]);
+    const next = scripted(async (_n, call) => stored(call.objectName));
+    expect(await runner(next).run(queued[0] as PipelineTask)).toEqual({ kind: 'done', detail: 'copied 2 archive(s)' });
+    expect(next.calls.map((c) => fileOf(c.objectName))).toEqual(['archive-2-of-2.zip']);
+  });
+
   it('at the end of its slice, hands over to no new task', async () => {
     const job = await copyingJob(1);
     const r = runner(scripted(async () => stored('unused')));
     const queued: PipelineTask[] = [];
     const copier = scripted(async (_n, call) => {
       await r.fail(await jobNow(job), { code: 'CONSENT_REVOKED', message: 'revoked' });
-      await new Promise((resolve) => call.resume?.signal?.addEventListener('abort', resolve));
+      await abortOf(call.resume?.signal);
       throw new CopyInterruptedError();
     });
     expect(await runner(copier, queued, { sliceSeconds: 0.2 }).run(copyTask(job))).toEqual({ kind: 'dropped', detail: 'job moved on during the copy' });
