@@ -342,6 +342,31 @@ describe('what a copy records', () => {
     ]);
   });
 
+  it('records each archive done before the next, so a crash in the next copies only that one again', async () => {
+    const job = await copyingJob(2);
+    const broken = scripted(async (n, call) => {
+      if (n === 1) return stored(call.objectName);
+      throw new Error('socket hang up');
+    });
+    await expect(runner(broken).run(copyTask(job))).rejects.toThrow('socket hang up');
+    expect(await jobNow(job)).toMatchObject({ state: 'COPYING', copy: { done: [{ name: expect.stringMatching(/archive-1-of-2/) }] } });
+    const redelivered = scripted(async (_n, call) => stored(call.objectName));
+    expect(await runner(redelivered).run(copyTask(job))).toEqual({ kind: 'done', detail: 'copied 2 archive(s)' });
+    expect(redelivered.calls.map((c) => fileOf(c.objectName))).toEqual(['archive-2-of-2.zip']);
+  });
+
+  it('a rejected archive fails the job even when the slice ended meanwhile', async () => {
+    const job = await copyingJob(1);
+    const queued: PipelineTask[] = [];
+    const copier = scripted(async (_n, call) => {
+      await abortOf(call.resume?.signal);
+      throw new ArchiveRejectedError('The archive does not match its declared size');
+    });
+    expect(await runner(copier, queued, { sliceSeconds: 0.2 }).run(copyTask(job))).toEqual({ kind: 'done', detail: 'job failed: COPY_FAILED' });
+    expect(queued).toEqual([]);
+    expect(await jobNow(job)).toMatchObject({ state: 'FAILED', error: { code: 'COPY_FAILED', message: 'The archive does not match its declared size' } });
+  });
+
   it('does not resume a session saved for another archive', async () => {
     const session = { archive: 0, checkpoint: await cipher.encrypt(JSON.stringify({ uploadUri: 'https://storage.googleapis.com/upload?upload_id=OLD' }), 'x') };
     const job = await copyingJob(2, { copy: { done: [stored('u/e/r/archive-1-of-2.zip')], session } });
@@ -552,6 +577,18 @@ describe('a large archive in parts (scripted ranged copier)', () => {
       expect(copier.calls.map((c) => c.resume?.partsFrom)).toEqual([undefined]);
       expect(queued).toEqual([]);
     }
+  });
+
+  it('a later slice with parts configured goes on from the archives done', async () => {
+    const job = await copyingJob(2, { copy: { done: [stored('u/e/r/archive-1-of-2.zip', 7)] } });
+    const copier = parted();
+    copier.copy = async (url, objectName) => {
+      copier.calls.push({ url, objectName });
+      return stored(objectName, 20);
+    };
+    expect(await runner(copier, [], { parallel }).run(copyTask(job))).toEqual({ kind: 'done', detail: 'copied 2 archive(s)' });
+    expect(copier.calls.map((c) => fileOf(c.objectName))).toEqual(['archive-2-of-2.zip']);
+    expect(await jobNow(job)).toMatchObject({ state: 'SUCCEEDED', bytesCopied: 27 });
   });
 
   it('drops part tasks that name no part of the plan, and any when copying in parts is off', async () => {
