@@ -448,6 +448,16 @@ describe('a job that ends during its copy', () => {
     expect(await jobNow(job)).toMatchObject({ state: 'FAILED', archives: [] });
   });
 
+  it('removes the objects when the job was deleted (its export deleted) during the copy', async () => {
+    const job = await copyingJob(1);
+    const copier = scripted(async (_n, call) => {
+      await db.doc(`jobs/${job.id}`).delete();
+      return stored(call.objectName);
+    });
+    expect(await runner(copier).run(copyTask(job))).toEqual({ kind: 'dropped', detail: 'job ended (gone) during the copy' });
+    expect(copier.deleted).toEqual([prefixOf(job)]);
+  });
+
   it('keeps the objects when another delivery finished the same copy', async () => {
     const job = await copyingJob(1);
     // While the first delivery copies, a second one (Cloud Tasks delivered twice) copies and finishes the job.
@@ -544,6 +554,8 @@ describe('a large archive in parts (scripted ranged copier)', () => {
     expect(await r.run(copyTask(job))).toEqual({ kind: 'done', detail: 'archive 1: 3 of 3 part task(s) enqueued' });
     expect(await jobNow(job)).toMatchObject({ state: 'COPYING', seq: job.seq, copy: { done: [], parts: { archive: 0, count: 3, size: 1000, crc32c: 'CRC=', md5: 'MD5=', done: [] } } });
     expect(queued.map((t) => [t.step, t.seq, t.part])).toEqual([['copy-part', job.seq, 0], ['copy-part', job.seq, 1], ['copy-part', job.seq, 2]]);
+    // One request to the signed URL decided it (its headers), not retried as if it had failed.
+    expect(copier.calls).toHaveLength(1);
 
     const tasks = queued.splice(0);
     expect(await r.run(tasks[1] as PipelineTask)).toEqual({ kind: 'done', detail: 'part 2 of 3 copied' });
