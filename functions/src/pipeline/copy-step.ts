@@ -270,12 +270,15 @@ export class CopyStep {
   }
 
   /**
-   * The job ended while this step copied. Unless it SUCCEEDED (another delivery finished it), the
-   * API shows none of its archives, so none may stay: remove what its copies wrote.
+   * A write of this step found the job moved on. Unless it ended otherwise than SUCCEEDED, the
+   * objects stay: a job still COPYING is carried on by a newer task (a duplicate delivery handed
+   * over at its slice deadline) that needs the archives already copied. A job that ended otherwise
+   * shows none of its archives, so none may stay: remove what its copies wrote.
    */
   private async abandonCopy(job: Job): Promise<TaskOutcome> {
     const current = await this.deps.store.getJob(job.id);
     if (current?.state === 'SUCCEEDED') return dropped('another delivery finished the copy');
+    if (current && !isTerminal(current.state)) return MOVED_ON;
     const removed = await (await this.deps.copier()).deletePrefix(jobObjectPrefix(job));
     this.deps.logger.info({ jobId: job.id, state: current?.state, removed }, 'job ended during its copy; its objects were removed');
     return dropped(`job ended (${current?.state ?? 'gone'}) during the copy`);
