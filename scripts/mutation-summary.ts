@@ -19,13 +19,31 @@ interface Mutant {
 }
 
 interface Report {
-  files: Record<string, { mutants: Mutant[] }>;
+  files: Record<string, { source?: string; mutants: Mutant[] }>;
 }
 
 const ROOT = path.join(__dirname, '..');
 const mutantKey = (m: Mutant): string =>
   `${m.location.start.line}:${m.location.start.column}-${m.location.end.line}:${m.location.end.column}:${m.mutatorName}:${m.replacement ?? ''}`;
 const OUT = path.join(ROOT, 'bench', 'mutation-results.md');
+
+/** The text a mutant replaced, by its 1-based lines and 0-based columns. */
+function textAt(source: string, loc: Mutant['location']): string {
+  const lines = source.split('\n');
+  if (loc.start.line === loc.end.line) return (lines[loc.start.line - 1] ?? '').slice(loc.start.column, loc.end.column);
+  return [(lines[loc.start.line - 1] ?? '').slice(loc.start.column), ...lines.slice(loc.start.line, loc.end.line - 1), (lines[loc.end.line - 1] ?? '').slice(0, loc.end.column)].join('\n');
+}
+
+/**
+ * A report made on another version of a file still counts for the code that has not changed: its
+ * mutants whose text is the same at the same place today. The others are of code that is gone or
+ * moved (a later run over the current file has them at their new places).
+ */
+async function current(name: string, source: string | undefined, mutants: Mutant[]): Promise<Mutant[]> {
+  const now = await readFile(path.join(ROOT, name), 'utf8').catch(() => undefined);
+  if (source === undefined || now === undefined || now === source) return mutants;
+  return mutants.filter((m) => textAt(source, m.location) === textAt(now, m.location));
+}
 
 interface Counts {
   killed: number;
@@ -106,10 +124,10 @@ async function main(): Promise<void> {
     earlier.runs.delete(path.basename(f, '.json'));
     runs.push(`| ${path.basename(f, '.json')} | ${Object.keys(report.files).length} | ${mutants.length} | ${score(c)} |`);
     // Runs over different lines of one file add up; the same mutant in two runs counts once (the later run's result).
-    for (const [name, { mutants: ms }] of Object.entries(report.files)) {
+    for (const [name, { source, mutants: ms }] of Object.entries(report.files)) {
       const key = path.relative(ROOT, path.resolve(ROOT, name));
       const merged = new Map((byFile.get(key) ?? []).map((m) => [mutantKey(m), m]));
-      for (const m of ms) merged.set(mutantKey(m), m);
+      for (const m of await current(key, source, ms)) merged.set(mutantKey(m), m);
       byFile.set(key, [...merged.values()]);
     }
   }
