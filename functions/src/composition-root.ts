@@ -88,7 +88,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   // The audit trail: drafts written with each change, chained after the commit (and by the sweeper).
   const audit = lazy(async () => {
     const [{ FirestoreAuditTrail }, { AuditTrail }] = await Promise.all([import('./adapters/firestore-audit-trail'), import('./pipeline/audit-trail')]);
-    return new AuditTrail({ store: new FirestoreAuditTrail(await firestore(), auditKeepDays), logger, now });
+    return new AuditTrail({ store: new FirestoreAuditTrail(await firestore(), auditKeepDays), logger });
   });
   const scheduleStore = lazy(async () => {
     const { FirestoreScheduleStore } = await import('./adapters/firestore-schedule-store');
@@ -96,7 +96,7 @@ export function createComposition(config: Config, overrides: Overrides = {}): Co
   });
   const erasureStore = lazy(async () => {
     const { FirestoreErasureStore } = await import('./adapters/firestore-erasure-store');
-    return new FirestoreErasureStore(await firestore());
+    return new FirestoreErasureStore(await firestore(), { audit: { keepDays: auditKeepDays } });
   });
   const consentStates = lazy(async () => {
     const { FirestoreConsentStateStore } = await import('./adapters/firestore-consent-state-store');

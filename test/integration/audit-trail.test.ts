@@ -12,7 +12,7 @@ import { AUDIT_COLLECTIONS, FirestoreAuditTrail } from '../../functions/src/adap
 import { FirestoreExportStore } from '../../functions/src/adapters/firestore-export-store';
 import { userDocId } from '../../functions/src/adapters/firestore-paths';
 import { GENESIS_HASH } from '../../functions/src/domain/audit';
-import { consentGranted } from '../../functions/src/domain/audit-drafts';
+import { consentGranted, userErased } from '../../functions/src/domain/audit-drafts';
 import { RequestError } from '../../functions/src/domain/errors';
 import { newJob } from '../../functions/src/domain/job';
 import type { Job, JobState } from '../../functions/src/domain/model';
@@ -232,9 +232,8 @@ describe('the audit trail', () => {
   it('records an erasure with what it removed and when, sealed at once', async () => {
     const userId = newUser();
     const at = Date.UTC(2100, 0, 2, 3, 4, 5);
-    const clocked = new AuditTrail({ store: trailStore, logger: createLogger({ level: 'silent' }), now: () => at });
     const requestedAt = at - 60_000;
-    await clocked.recordErasure(userId, { objects: 2, grants: 1 }, requestedAt);
+    await trail.record(userId, [userErased(userId, { objects: 2, grants: 1 }, at, requestedAt)]);
     // Sealed right away: nothing left for the sweeper.
     expect(await pendingOf(userId)).toBe(0);
     const { entries } = await trail.list(userId, { pageSize: 10 });
@@ -251,7 +250,7 @@ describe('the audit trail', () => {
     // The operator is told, with the cause.
     expect(logs).toEqual([expect.objectContaining({ severity: 'WARNING', message: 'audit entries not sealed yet; the sweeper seals them' })]);
     expect(JSON.stringify(logs)).toContain('contended');
-    await failing.recordErasure(userId, { objects: 1 });
+    await failing.record(userId, [userErased(userId, { objects: 1 }, Date.now())]);
     expect(await pendingOf(userId)).toBe(1);
     expect(await trail.sealPending(Date.now() + 1000)).toBeGreaterThanOrEqual(1);
     expect((await trail.list(userId, { pageSize: 10 })).entries.map((e) => e.kind)).toEqual(['user.erased']);

@@ -44,7 +44,7 @@ beforeAll(async () => {
   process.env.FIRESTORE_EMULATOR_HOST = inject('firestoreEmulatorHost');
   db = createFirestore({ projectId: 'demo-erasure-steps' });
   store = new FirestoreExportStore(db);
-  erasures = new FirestoreErasureStore(db);
+  erasures = new FirestoreErasureStore(db, { audit: { keepDays: 400 } });
   audit = new AuditTrail({ store: new FirestoreAuditTrail(db, 400), logger: createLogger({ level: 'silent' }) });
   gcs = await startGcsServer();
   storage = new Storage({ apiEndpoint: gcs.endpoint, projectId: 'demo-erasure-steps' });
@@ -91,7 +91,7 @@ interface Harness {
   logs: string[];
 }
 
-function harness(opts: { reset?: (token: string) => Promise<void>; forUser?: (userId: string) => Promise<string>; afterStep?: (step: ErasureStep, userKey: string) => Promise<void>; audit?: Pick<AuditTrail, 'recordErasure'> } = {}): Harness {
+function harness(opts: { reset?: (token: string) => Promise<void>; forUser?: (userId: string) => Promise<string>; afterStep?: (step: ErasureStep, userKey: string) => Promise<void>; erasures?: FirestoreErasureStore } = {}): Harness {
   const clock = { t: T0 + 1000 };
   const resets: Harness['resets'] = [];
   const forgotten: string[] = [];
@@ -105,7 +105,7 @@ function harness(opts: { reset?: (token: string) => Promise<void>; forUser?: (us
     },
   } as unknown as PortabilityApi;
   const worker = new ErasureWorker({
-    erasures,
+    erasures: opts.erasures ?? erasures,
     store,
     jobs: new JobTransitions({ store, queue: async () => ({ enqueue: async () => undefined }), policy: { initialSeconds: 300, maxSeconds: 3600 }, logger, now: () => clock.t }),
     api: async () => api,
@@ -115,7 +115,7 @@ function harness(opts: { reset?: (token: string) => Promise<void>; forUser?: (us
     collections: COLLECTIONS,
     logger,
     now: () => clock.t,
-    audit: opts.audit ?? audit,
+    audit,
     ...(opts.afterStep ? { afterStep: opts.afterStep } : {}),
   });
   return { worker, clock, resets, forgotten, queued, logs };
@@ -307,22 +307,37 @@ describe('the erasure worker', () => {
     const task = await begin(userId);
     const other = harness();
     let overtaken = false;
-    // The first delivery's audit entry is written; before it finishes, a second delivery runs it to the end.
-    const slow = harness({
-      audit: {
-        recordErasure: async (...args) => {
-          await audit.recordErasure(...args);
-          if (!overtaken) {
-            overtaken = true;
-            expect(await other.worker.run(task)).toEqual({ kind: 'done', detail: 'erasure finished' });
-          }
-        },
+    // The first delivery reaches its finish; before that commits, a second delivery runs it to the end.
+    const racing = Object.assign(Object.create(erasures) as FirestoreErasureStore, {
+      finish: async (...args: Parameters<FirestoreErasureStore['finish']>) => {
+        if (!overtaken) {
+          overtaken = true;
+          expect(await other.worker.run(task)).toEqual({ kind: 'done', detail: 'erasure finished' });
+        }
+        return erasures.finish(...args);
       },
     });
+    const slow = harness({ erasures: racing });
     expect(await slow.worker.run(task)).toEqual({ kind: 'dropped', detail: 'another delivery finished the erasure' });
     expect(await erasures.get(task.userKey)).toMatchObject({ state: 'DONE', removed: ALL_REMOVED });
-    // Only the delivery that finished forgets the token at the end and says so.
+    // Only the delivery that finished forgets the token at the end and says so, and writes the trail's entry.
     expect(logsOf(slow, 'erasure finished')).toEqual([]);
     expect(logsOf(other, 'erasure finished')).toHaveLength(1);
+    expect((await audit.list(userId, { pageSize: 10 })).entries.map((e) => e.kind)).toEqual(['user.erased']);
+  });
+
+  it('a delivery that dies in its finish leaves no entry in the trail, and the redelivery writes the one', async () => {
+    const userId = newUser();
+    await seed(userId);
+    const task = await begin(userId);
+    // The finish's transaction never commits: the delivery dies there (a crash, a timeout).
+    const dying = Object.assign(Object.create(erasures) as FirestoreErasureStore, { finish: async () => Promise.reject(new Error('instance stopped')) });
+    await expect(harness({ erasures: dying }).worker.run(task)).rejects.toThrow('instance stopped');
+    expect((await audit.list(userId, { pageSize: 10 })).entries).toEqual([]);
+    expect(await harness().worker.run(task)).toEqual({ kind: 'done', detail: 'erasure finished' });
+    const { entries } = await audit.list(userId, { pageSize: 10 });
+    expect(entries.map((e) => e.kind)).toEqual(['user.erased']);
+    expect(entries[0]?.details).toEqual({ removed: ALL_REMOVED });
+    expect(await audit.verify(userId)).toEqual({ ok: true, entries: 1 });
   });
 });

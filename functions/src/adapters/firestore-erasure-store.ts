@@ -6,7 +6,9 @@
  */
 import { FieldPath, FieldValue, type DocumentReference, type Firestore, type Transaction } from '@google-cloud/firestore';
 import { beginErasure, finishedErasure, type ErasureRecord } from '../domain/erasure';
+import type { AuditDraft } from '../domain/audit';
 import type { ErasureStore } from '../domain/ports/erasure-store';
+import { writeAuditDrafts } from './firestore-audit-trail';
 import { ERASURE_COLLECTIONS } from './erasure-collections';
 import { contended, runQuery, type QuerySpec } from './firestore-client';
 import { consentStateQueries } from './firestore-consent-state-store';
@@ -23,7 +25,11 @@ export const erasureStoreQueries = {
 };
 
 export class FirestoreErasureStore implements ErasureStore {
-  constructor(private readonly db: Firestore) {}
+  /** `audit.keepDays`: how long the audit drafts `finish` writes are kept (AUDIT_RETENTION_DAYS and the records'). */
+  constructor(
+    private readonly db: Firestore,
+    private readonly opts: { audit?: { keepDays: number } } = {},
+  ) {}
 
   private ref(userKey: string): DocumentReference {
     return this.db.collection(COLLECTION).doc(userKey);
@@ -133,7 +139,7 @@ export class FirestoreErasureStore implements ErasureStore {
     }
   }
 
-  async finish(userKey: string, run: number, from: number, now: number): Promise<boolean> {
+  async finish(userKey: string, run: number, from: number, now: number, audit?: { userId: string; drafts: readonly AuditDraft[] }): Promise<boolean> {
     const ref = this.ref(userKey);
     return contended(() =>
       this.db.runTransaction(async (tx) => {
@@ -142,6 +148,7 @@ export class FirestoreErasureStore implements ErasureStore {
         if (r?.state !== 'RUNNING' || r.run !== run || r.step !== from) return false;
         // set, not merge: the user id and the due time must go.
         tx.set(ref, finishedErasure(r, now));
+        if (audit && this.opts.audit) writeAuditDrafts(this.db, tx, audit.userId, audit.drafts, this.opts.audit.keepDays);
         return true;
       }),
     );

@@ -5,7 +5,6 @@
  */
 import { userIdHash } from '../domain/events';
 import { verifyChain, type AuditDraft, type AuditEntry, type ChainCheck } from '../domain/audit';
-import { userErased } from '../domain/audit-drafts';
 import { invalid } from '../domain/errors';
 import type { AuditStore } from '../domain/ports/audit-store';
 import type { Logger } from '../logging';
@@ -31,7 +30,6 @@ export interface AuditPage {
 export interface AuditTrailDeps {
   store: AuditStore;
   logger: Logger;
-  now?: () => number;
 }
 
 const view = (e: AuditEntry): AuditEntryView => ({ seq: e.seq, kind: e.kind, at: new Date(e.at).toISOString(), details: e.details, prevHash: e.prevHash, hash: e.hash });
@@ -47,11 +45,7 @@ export function decodeAuditPageToken(token: string): number | undefined {
 }
 
 export class AuditTrail {
-  private readonly now: () => number;
-
-  constructor(private readonly deps: AuditTrailDeps) {
-    this.now = deps.now ?? Date.now;
-  }
+  constructor(private readonly deps: AuditTrailDeps) {}
 
   /** After the commit that wrote the user's drafts. Never throws: the change is done, and the sweeper seals what is left. */
   async sealAfterCommit(userId: string): Promise<void> {
@@ -66,14 +60,6 @@ export class AuditTrail {
   async record(userId: string, drafts: readonly AuditDraft[]): Promise<void> {
     await this.deps.store.append(userId, drafts);
     await this.sealAfterCommit(userId);
-  }
-
-  /**
-   * For the erasure (DELETE /v1/me): the pseudonymous tombstone, chained into the user's trail,
-   * which outlives the erased data by AUDIT_RETENTION_DAYS. `removed`: what was removed, by count.
-   */
-  async recordErasure(userId: string, removed: Record<string, number>, requestedAt?: number): Promise<void> {
-    await this.record(userId, [userErased(userId, removed, this.now(), requestedAt)]);
   }
 
   /** The sweeper's part: seals drafts pending since `before`. */

@@ -12,6 +12,7 @@
  */
 import type { AuditTrail } from './audit-trail';
 import { classifyApiError } from '../domain/api-error-classification';
+import { userErased } from '../domain/audit-drafts';
 import { erasureSteps, type ErasureRecord, type ErasureStep } from '../domain/erasure';
 import { ConsentRevokedError } from '../domain/errors';
 import { CONSENT_REVOKED } from '../domain/job';
@@ -40,8 +41,11 @@ export interface ErasureWorkerDeps {
   now: () => number;
   /** Called after each step's work and before its cursor moves: the tests' seam for a crash after step k. */
   afterStep?: (step: ErasureStep, userKey: string) => Promise<void>;
-  /** The erasure's entry in the person's audit trail (which outlives it: pseudonymous, kept AUDIT_RETENTION_DAYS). */
-  audit?: Pick<AuditTrail, 'recordErasure'>;
+  /**
+   * The audit trail: the erasure's entry (which outlives it: pseudonymous, kept AUDIT_RETENTION_DAYS)
+   * is written with the finish and sealed after it. Without it, no entry is written.
+   */
+  audit?: Pick<AuditTrail, 'sealAfterCommit'>;
 }
 
 export interface ErasureTaskInput {
@@ -78,9 +82,12 @@ export class ErasureWorker {
     for (let i = r.step; i < this.steps.length; i++) {
       const step = this.steps[i] as ErasureStep;
       if (step === 'finish') {
-        // Before the record forgets the user id; the same draft again on a redelivery.
-        await this.deps.audit?.recordErasure(userId, { ...(await erasures.get(userKey))?.removed }, r.requestedAt);
-        if (!(await erasures.finish(userKey, run, i, now()))) return { kind: 'dropped', detail: 'another delivery finished the erasure' };
+        // The trail's entry is written in the transaction that finishes: a delivery that dies
+        // before it writes none, and a redelivery after it is dropped, so there is one entry.
+        const removed = { ...(await erasures.get(userKey))?.removed };
+        const audit = this.deps.audit ? { userId, drafts: [userErased(userId, removed, now(), r.requestedAt)] } : undefined;
+        if (!(await erasures.finish(userKey, run, i, now(), audit))) return { kind: 'dropped', detail: 'another delivery finished the erasure' };
+        await this.deps.audit?.sealAfterCommit(userId);
         this.deps.tokens.forget(userId);
         this.deps.logger.info({ userKey, run }, 'erasure finished');
         return { kind: 'done', detail: 'erasure finished' };

@@ -1,4 +1,5 @@
 /** The seam to where erasures are kept and what they delete (Firestore). */
+import type { AuditDraft } from '../audit';
 import type { ErasureRecord } from '../erasure';
 
 export interface ErasureStore {
@@ -19,8 +20,12 @@ export interface ErasureStore {
   countRemoved(userKey: string, run: number, kind: string, n: number): Promise<void>;
   /** Deletes the user's documents of one swept collection (adapters/erasure-collections.ts), counting them on the run. */
   deleteRecords(collection: string, userId: string, run: number): Promise<number>;
-  /** Compare-and-set from the last step: the tombstone (no user id) replaces the running erasure. */
-  finish(userKey: string, run: number, from: number, now: number): Promise<boolean>;
+  /**
+   * Compare-and-set from the last step: the tombstone (no user id) replaces the running erasure,
+   * and `audit`'s drafts are written in the same transaction (so once, however often the last
+   * step is delivered).
+   */
+  finish(userKey: string, run: number, from: number, now: number, audit?: { userId: string; drafts: readonly AuditDraft[] }): Promise<boolean>;
   /** RUNNING erasures due at or before `dueBefore` (a delivery lost or dead): with their user key. */
   listOverdue(dueBefore: number, limit: number): Promise<Array<{ userKey: string; record: ErasureRecord }>>;
 }
