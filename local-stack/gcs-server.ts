@@ -48,8 +48,11 @@ export interface GcsFaults {
    * uploader declared, reporting the size and hashes of what they kept (a store that rots bytes).
    */
   corruptUploads(prefix: string): void;
-  /** Uploads to names starting with `prefix` are kept intact, but their metadata reports a wrong MD5 or size. */
-  misreportUploads(prefix: string, field: 'md5Hash' | 'size'): void;
+  /**
+   * Uploads to names starting with `prefix` are kept intact, but their metadata reports a wrong MD5
+   * or size, or no MD5 at all (`noMd5Hash`: what Cloud Storage reports for a composed object).
+   */
+  misreportUploads(prefix: string, field: 'md5Hash' | 'size' | 'noMd5Hash'): void;
   clear(): void;
 }
 
@@ -393,7 +396,7 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
   };
   const corruptPrefixes: string[] = [];
   const corrupts = (name: string): boolean => corruptPrefixes.some((p) => name.startsWith(p));
-  const misreports: Array<{ prefix: string; field: 'md5Hash' | 'size' }> = [];
+  const misreports: Array<{ prefix: string; field: 'md5Hash' | 'size' | 'noMd5Hash' }> = [];
 
   const bucketOr404 = (name: string): BucketRecord => {
     const b = buckets.get(name);
@@ -504,6 +507,7 @@ export async function startGcsServer(opts: { dataDir?: string } = {}): Promise<G
       for (const m of misreports) {
         if (!intent.name.startsWith(m.prefix)) continue;
         if (m.field === 'md5Hash') obj.md5Hash = Buffer.alloc(16).toString('base64');
+        else if (m.field === 'noMd5Hash') obj.md5Hash = '';
         else obj.size += 1;
       }
       bucket.objects.set(intent.name, obj);

@@ -275,6 +275,22 @@ describe('CloudStorageArchiveCopier', () => {
     }
   });
 
+  it('accepts a stored object that reports no MD5 when its size and CRC32C match the bytes sent', async () => {
+    // Cloud Storage reports no MD5 for composed objects; CRC32C is the check every object has, so
+    // a missing MD5 alone is no reason to refuse (or delete) an archive whose other facts match.
+    gcs.faults.misreportUploads('exports/u1/no-md5', 'noMd5Hash');
+    try {
+      source.serve('/no-md5.zip', { fixture: small });
+      const stored = await copier().copy(signed('/no-md5.zip'), 'exports/u1/no-md5.zip');
+      expect(stored).toMatchObject({ size: small.size, crc32c: small.crc32c });
+      const [meta] = await storage.bucket(BUCKET).file('exports/u1/no-md5.zip').getMetadata();
+      expect(meta.md5Hash).toBeUndefined();
+      expect(meta.crc32c).toBe(small.crc32c);
+    } finally {
+      gcs.faults.clear();
+    }
+  });
+
   it('deletes every object under a prefix and counts them', async () => {
     const bucket = storage.bucket(BUCKET);
     await Promise.all(['del/a', 'del/b/c', 'del/b/d', 'delx'].map((n) => bucket.file(n).save(n, { resumable: false })));
