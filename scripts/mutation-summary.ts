@@ -27,22 +27,29 @@ const mutantKey = (m: Mutant): string =>
   `${m.location.start.line}:${m.location.start.column}-${m.location.end.line}:${m.location.end.column}:${m.mutatorName}:${m.replacement ?? ''}`;
 const OUT = path.join(ROOT, 'bench', 'mutation-results.md');
 
-/** The text a mutant replaced, by its 1-based lines and 0-based columns. */
-function textAt(source: string, loc: Mutant['location']): string {
-  const lines = source.split('\n');
-  if (loc.start.line === loc.end.line) return (lines[loc.start.line - 1] ?? '').slice(loc.start.column, loc.end.column);
-  return [(lines[loc.start.line - 1] ?? '').slice(loc.start.column), ...lines.slice(loc.start.line, loc.end.line - 1), (lines[loc.end.line - 1] ?? '').slice(0, loc.end.column)].join('\n');
-}
-
 /**
- * A report made on another version of a file still counts for the code that has not changed: its
- * mutants whose text is the same at the same place today. The others are of code that is gone or
- * moved (a later run over the current file has them at their new places).
+ * A report made on another version of a file still counts for the code that has not changed: a
+ * mutant whose lines are found, all of them and only once, in today's file moves with them (code
+ * added or removed above shifts it); the others are of code that changed or is gone (a later run
+ * over the current file has them).
  */
 async function current(name: string, source: string | undefined, mutants: Mutant[]): Promise<Mutant[]> {
   const now = await readFile(path.join(ROOT, name), 'utf8').catch(() => undefined);
   if (source === undefined || now === undefined || now === source) return mutants;
-  return mutants.filter((m) => textAt(source, m.location) === textAt(now, m.location));
+  const before = source.split('\n');
+  const today = now.split('\n');
+  const linesOf = new Map<string, number[]>();
+  today.forEach((line, i) => linesOf.set(line, [...(linesOf.get(line) ?? []), i + 1]));
+  const moved: Mutant[] = [];
+  for (const m of mutants) {
+    const { start, end } = m.location;
+    const span = before.slice(start.line - 1, end.line);
+    const at = (linesOf.get(span[0] ?? '') ?? []).filter((n) => span.every((line, k) => today[n - 1 + k] === line));
+    if (at.length !== 1) continue;
+    const shift = (at[0] as number) - start.line;
+    moved.push({ ...m, location: { start: { ...start, line: start.line + shift }, end: { ...end, line: end.line + shift } } });
+  }
+  return moved;
 }
 
 interface Counts {
