@@ -11,7 +11,7 @@ import type { ExportRecord, Grant, GrantState, Job } from '../domain/model';
 import type { ExportStore, GrantExpiryStore, HousekeepingStore, JobUpdate } from '../domain/ports/export-store';
 import { FieldValue, type Firestore, type Transaction, type WriteBatch } from '@google-cloud/firestore';
 import { contended, runQuery, type QuerySpec as Query } from './firestore-client';
-import { ExportSettler, recordJobEnd, recordOf, type ExportTally, type TalliedExport } from './firestore-export-tally';
+import { expireAtOf, ExportSettler, recordJobEnd, recordOf, type ExportTally, type ExportWriteOptions, type TalliedExport } from './firestore-export-tally';
 import { refuseWhileErasing } from './firestore-erasure-guard';
 import { readLedger, writeLedger } from './firestore-ledger';
 import { writeOutbox } from './firestore-outbox';
@@ -63,14 +63,7 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore, Gra
 
   constructor(
     private readonly db: Firestore,
-    private readonly opts: {
-      /** Write the events of finished jobs and exports to the outbox (when apps are told by Pub/Sub). */
-      events?: boolean;
-      /** Write the audit trail's drafts with the changes they describe, kept this many days. */
-      audit?: { keepDays: number };
-      /** RECORD_RETENTION_DAYS: an ended job or export gets an `expireAt` this long after its end (the TTL policy deletes it). */
-      recordDays?: number;
-    } = {},
+    private readonly opts: ExportWriteOptions = {},
   ) {
     this.settler = new ExportSettler(db, opts);
   }
@@ -80,11 +73,6 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore, Gra
     if (!this.opts.audit || !drafts || drafts.length === 0) return false;
     writeAuditDrafts(this.db, writer, userId, drafts, this.opts.audit.keepDays);
     return true;
-  }
-
-  /** When an ended record expires, as the TTL policy reads it (a timestamp). */
-  private expireAt(endedAt: number): { expireAt: Date } | Record<string, never> {
-    return this.opts.recordDays !== undefined ? { expireAt: new Date(endedAt + this.opts.recordDays * DAY_MS) } : {};
   }
 
   private async read<T>(path: string, tx?: Transaction): Promise<T | undefined> {
@@ -305,7 +293,7 @@ export class FirestoreExportStore implements ExportStore, HousekeepingStore, Gra
       }
       // set, not merge: fields the decision dropped must go (an ended job keeps its expiry).
       const { expireAt: kept } = before as Job & { expireAt?: unknown };
-      tx.set(this.db.doc(job(jobId)), { ...after, ...(ended ? this.expireAt(after.finishedAt ?? after.updatedAt) : kept !== undefined ? { expireAt: kept } : {}) });
+      tx.set(this.db.doc(job(jobId)), { ...after, ...(ended ? expireAtOf(after.finishedAt ?? after.updatedAt, this.opts.recordDays) : kept !== undefined ? { expireAt: kept } : {}) });
       writeOutbox(this.db, tx, events, after.updatedAt);
       const audited = this.audit(tx, after.userId, drafts);
       return { update: { before, after, events, ...(audited ? { audited } : {}) }, ended };

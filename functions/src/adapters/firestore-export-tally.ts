@@ -38,6 +38,21 @@ interface SettleMarker {
 
 const SETTLES = 'exportSettles';
 const DAY_MS = 86_400_000;
+
+/** What the export store and its settler write besides the records themselves. */
+export interface ExportWriteOptions {
+  /** Write the events of finished jobs and exports to the outbox (when apps are told by Pub/Sub). */
+  events?: boolean;
+  /** Write the audit trail's drafts with the changes they describe, kept this many days. */
+  audit?: { keepDays: number };
+  /** RECORD_RETENTION_DAYS: an ended job or export gets an `expireAt` this long after its end (the TTL policy deletes it). */
+  recordDays?: number;
+}
+
+/** When a record ended at `endedAt` expires, as the TTL policy reads it (a timestamp); nothing without a retention. */
+export function expireAtOf(endedAt: number, recordDays: number | undefined): { expireAt: Date } | Record<string, never> {
+  return recordDays !== undefined ? { expireAt: new Date(endedAt + recordDays * DAY_MS) } : {};
+}
 /** The export's end is chained after what its last job's end recorded at the same instant. */
 const AFTER_THE_JOBS = 1000;
 
@@ -77,13 +92,7 @@ export function recordJobEnd(db: Firestore, tx: Transaction, job: Job): void {
 export class ExportSettler {
   constructor(
     private readonly db: Firestore,
-    private readonly opts: {
-      events?: boolean;
-      /** The audit trail's draft of the export's end, written with it. */
-      audit?: { keepDays: number };
-      /** RECORD_RETENTION_DAYS: a finished export's `expireAt` (the TTL policy deletes it). */
-      recordDays?: number;
-    } = {},
+    private readonly opts: ExportWriteOptions = {},
   ) {}
 
   /**
@@ -121,7 +130,7 @@ export class ExportSettler {
         const next = talliedState(doc) ?? (await this.stateFromJobs(tx, doc));
         if (next.state === doc.state) return nothing;
         const final = next.state !== 'RUNNING';
-        const expireAt = final && this.opts.recordDays !== undefined ? { expireAt: new Date(next.updatedAt + this.opts.recordDays * DAY_MS) } : {};
+        const expireAt = final ? expireAtOf(next.updatedAt, this.opts.recordDays) : {};
         tx.update(ref, { state: next.state, updatedAt: next.updatedAt, ...expireAt });
         if (!final) return nothing;
         const record = recordOf(doc) as ExportRecord;
