@@ -108,7 +108,7 @@ export async function startArchiveHttpServer(): Promise<ArchiveHttpServer> {
       res.end();
       return;
     }
-    const stream = createReadStream(fx.file, { start, end, highWaterMark: 64 * 1024 });
+    const stream = createReadStream(fx.file, { start, end, highWaterMark: 1024 * 1024 });
     let offset = start;
     let sent = 0;
     stream.on('data', (data: Buffer | string) => {
