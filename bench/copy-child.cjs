@@ -2,7 +2,7 @@
  * One leg of the copy benchmark, in its own process so its peak RSS is its own. Reads a JSON job
  * from argv[2], prints one JSON line: `{ ms, cpuMs, startRssMiB, peakRssMiB }`. Modes:
  * - `copy`: the real CloudStorageArchiveCopier.copy (signed URL → bucket) as the pipeline calls it;
- * - `pipe`: the bare floor: node:http download piped into the same chunked upload, nothing else;
+ * - `pipe`: the bare floor: node:http download piped into the same chunked upload (and read-ahead), nothing else;
  * - `parts`: a probe, then `parts` ranges in parallel and the compose, all in this one process;
  * - `part`: copyPart of range `part` of `parts` (one copy-part task's work: one process per part);
  * - `download`: the download leg alone (read the URL to nothing, with node:http as the copier does);
@@ -19,6 +19,7 @@ const { Readable } = require('node:stream');
 const { pipeline } = require('node:stream/promises');
 const { Storage } = require('@google-cloud/storage');
 const { CloudStorageArchiveCopier, DEFAULT_CHUNK_SIZE } = require('../functions/lib/adapters/archive-copier.js');
+const { readAheadBytes } = require('../functions/lib/adapters/resumable-upload.js');
 const { declaredFacts, SignedUrlSource } = require('../functions/lib/adapters/signed-url-source.js');
 
 /** @typedef {import('./bench-types').CopyJob} CopyJob */
@@ -64,11 +65,14 @@ async function run(job) {
       break;
     case 'pipe': {
       // The floor for a streaming copy: the download piped straight into the same chunked upload,
-      // with no checks, no guard, no progress (node:http, the lightest client there is).
+      // through the same read-ahead, with no checks, no guard, no progress (node:http, the lightest
+      // client there is).
       const http = require('node:http');
+      const { PassThrough } = require('node:stream');
       const res = await new Promise((resolve, reject) => http.get(job.url, { headers: { 'accept-encoding': 'identity' } }, resolve).on('error', reject));
       await pipeline(
         res,
+        new PassThrough({ readableHighWaterMark: readAheadBytes(DEFAULT_CHUNK_SIZE) }),
         file.createWriteStream({
           resumable: true,
           validation: false,

@@ -78,7 +78,7 @@ locals {
     SWEEP_GRACE_SECONDS       = tostring(var.sweep_grace_seconds)
     COPY_LEASE_SECONDS        = "2100"
     COPY_SLICE_SECONDS        = "1500"
-    COPY_CHUNK_BYTES          = "16777216"
+    COPY_CHUNK_BYTES          = "8388608"
     COPY_PARALLEL_MIN_BYTES   = "2147483648"
     COPY_PARALLEL_PARTS       = "4"
     # Cloud Tasks and Cloud Scheduler sign their OIDC tokens as Google accounts do.

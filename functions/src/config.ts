@@ -120,7 +120,7 @@ const schema = z
     /** How long one copy invocation runs before a new task continues it (Cloud Tasks allows 30 minutes). */
     COPY_SLICE_SECONDS: seconds(1500),
     /** Bytes per resumable upload request: a crash loses at most one chunk. A multiple of 256 KiB. */
-    COPY_CHUNK_BYTES: coercedSafeInt().min(262_144).multipleOf(262_144).default(16 * 1024 * 1024),
+    COPY_CHUNK_BYTES: coercedSafeInt().min(262_144).multipleOf(262_144).default(8 * 1024 * 1024),
     /** Archives of at least this many bytes are copied as byte ranges, one Cloud Task each, then composed. Default 2 GiB. */
     COPY_PARALLEL_MIN_BYTES: coercedSafeInt().positive().default(2 * 1024 ** 3),
     /** How many ranges such an archive is cut into (Cloud Storage composes at most 32 objects at once). */

@@ -5,9 +5,9 @@
  */
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { FileMetadata } from '@google-cloud/storage';
+import type { FileMetadata, Storage } from '@google-cloud/storage';
 import { DownloadGuard } from '../../functions/src/adapters/download-guard';
-import { uploadFailure } from '../../functions/src/adapters/resumable-upload';
+import { sessionStatus, uploadFailure } from '../../functions/src/adapters/resumable-upload';
 import { declaredFacts, describe as describeUrl, networkReason, parseGoogHash, SignedUrlSource, sourceStatusError, type SourceResponse } from '../../functions/src/adapters/signed-url-source';
 import { httpStatusOf, matchesSource, mismatchMessage, sameArchive, sameSource } from '../../functions/src/adapters/stored-archive';
 import { ArchiveRejectedError, ArchiveUrlExpiredError, CopyInterruptedError } from '../../functions/src/domain/errors';
@@ -309,5 +309,39 @@ describe('DownloadGuard', () => {
     vi.advanceTimersByTime(5000);
     expect(guard.ownFailure).toBeUndefined();
     expect(guard.signal.aborted).toBe(true);
+  });
+});
+
+describe('sessionStatus: how much of an interrupted session Cloud Storage kept', () => {
+  const storage = { apiEndpoint: 'http://127.0.0.1:9' } as Storage;
+  const cp = { uploadUri: 'http://127.0.0.1:9/upload?upload_id=s', size: 100 };
+  /** Answers the status queries with these responses in turn, counting them. */
+  const answering = (...answers: Array<() => Response>): { fetchImpl: typeof fetch; asked: () => number } => {
+    let n = 0;
+    const fetchImpl = (async () => answers[Math.min(n++, answers.length - 1)]()) as typeof fetch;
+    return { fetchImpl, asked: () => n };
+  };
+  const busy = () => new Response('busy', { status: 503 });
+  const open = () => new Response(null, { status: 308, headers: { range: 'bytes=0-49' } });
+
+  it('asks again while Cloud Storage answers 5xx or 429, then reads the committed range', async () => {
+    const net = answering(busy, () => new Response(null, { status: 429 }), open);
+    await expect(sessionStatus(storage, net.fetchImpl, cp, [0, 0, 0])).resolves.toEqual({ kind: 'open', committed: 50 });
+    expect(net.asked()).toBe(3);
+  });
+
+  it('gives up after its pauses run out, naming the status', async () => {
+    const net = answering(busy);
+    await expect(sessionStatus(storage, net.fetchImpl, cp, [0, 0])).rejects.toThrow('Cloud Storage answered 503 to an upload status query');
+    expect(net.asked()).toBe(3);
+  });
+
+  it('does not ask again about a session that is gone or complete', async () => {
+    const gone = answering(() => new Response(null, { status: 404 }));
+    await expect(sessionStatus(storage, gone.fetchImpl, cp, [0, 0])).resolves.toEqual({ kind: 'gone' });
+    expect(gone.asked()).toBe(1);
+    const done = answering(() => new Response('{}', { status: 200 }));
+    await expect(sessionStatus(storage, done.fetchImpl, cp, [0, 0])).resolves.toEqual({ kind: 'complete' });
+    expect(done.asked()).toBe(1);
   });
 });
