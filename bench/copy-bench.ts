@@ -22,7 +22,7 @@ export interface CopyBenchOptions {
   partCounts: number[];
   /** The buffering baseline only up to this size (it needs the whole archive in memory). */
   naiveUpToMiB: number;
-  /** Runs per figure up to 256 MiB (the median is kept); larger archives run once. */
+  /** Runs per figure up to 1 GiB (the median is kept); larger archives run once. */
   repeats: number;
   log: Log;
 }
@@ -149,7 +149,7 @@ export async function runCopyBench(opts: CopyBenchOptions): Promise<BenchRow[]> 
       const pathname = `/archive-${mib}.zip`;
       source.serve(pathname, { fixture });
       const url = `${source.origin}${pathname}?X-Goog-Signature=bench`;
-      const n = mib <= 256 ? opts.repeats : 1;
+      const n = mib <= 1024 ? opts.repeats : 1;
 
       const down = await best('download', size, url, n);
       const up = await best('upload', size, url, n);
