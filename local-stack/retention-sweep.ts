@@ -9,11 +9,11 @@ import type { Firestore } from '@google-cloud/firestore';
 import type { Storage } from '@google-cloud/storage';
 import { AUDIT_COLLECTIONS } from '../functions/src/adapters/firestore-audit-trail';
 import { CONSENT_STATE_COLLECTION } from '../functions/src/adapters/firestore-consent-state-store';
+import { DAY_MS } from '../functions/src/domain/durations';
 
 /** Every collection infra/firestore.tf gives a TTL policy on `expireAt`. */
 export const TTL_COLLECTIONS = ['idempotency', CONSENT_STATE_COLLECTION, 'exports', 'jobs', ...Object.values(AUDIT_COLLECTIONS)];
 
-const DAY_MS = 86_400_000;
 const BATCH = 400;
 
 export interface RetentionSweepDeps {

@@ -18,10 +18,10 @@ import { chain, GENESIS_HASH, type AuditDraft, type AuditEntry } from '../domain
 import { contended, runQuery, type QuerySpec } from './firestore-client';
 import { userDocId } from './firestore-paths';
 import { PerKeyQueue } from './per-key-queue';
+import { DAY_MS } from '../domain/durations';
 
 export const AUDIT_COLLECTIONS = { pending: 'auditPending', entries: 'auditEntries', heads: 'auditHeads' } as const;
 const C = AUDIT_COLLECTIONS;
-const DAY_MS = 86_400_000;
 /** Each sealed entry is a create and a delete; with the head, one commit stays under Firestore's 500 writes. */
 const SEAL_BATCH = 200;
 

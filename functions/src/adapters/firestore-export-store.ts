@@ -20,8 +20,8 @@ import { archivesCopied, exportStarted } from '../domain/audit-drafts';
 import type { AuditDraft } from '../domain/audit';
 import { paths } from './firestore-paths';
 import { PerKeyQueue } from './per-key-queue';
+import { DAY_MS } from '../domain/durations';
 
-const DAY_MS = 86_400_000;
 const IDEMPOTENCY_TTL_MS = 7 * DAY_MS;
 /** gRPC NOT_FOUND: an update of a document that does not exist. */
 const NOT_FOUND = 5;

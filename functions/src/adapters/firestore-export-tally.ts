@@ -19,6 +19,7 @@ import { contended, runQuery, type QuerySpec } from './firestore-client';
 import { writeAuditDrafts } from './firestore-audit-trail';
 import { writeOutbox } from './firestore-outbox';
 import { paths } from './firestore-paths';
+import { DAY_MS } from '../domain/durations';
 
 export interface ExportTally {
   jobIds?: string[];
@@ -37,7 +38,6 @@ interface SettleMarker {
 }
 
 const SETTLES = 'exportSettles';
-const DAY_MS = 86_400_000;
 
 /** What the export store and its settler write besides the records themselves. */
 export interface ExportWriteOptions {

@@ -7,8 +7,7 @@
  * or all at once end the same way.
  */
 import { conflict, RequestError } from './errors';
-
-const DAY_MS = 86_400_000;
+import { DAY_MS } from './durations';
 
 export interface UserLedger {
   /** Creation times (epoch ms) of the user's own exports within the last 24 hours, oldest first. */

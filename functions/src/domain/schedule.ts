@@ -4,13 +4,13 @@
  * window's `startTime`) and when the group is next due. `planRun` decides what one run exports;
  * `settleJob` folds a finished job back into the schedule (cursor, cooldown, lost consent).
  */
+import { DAY_MS, HOUR_MS } from './durations';
 import { isTerminal } from './job';
 import type { ExportWindow, Job, Schedule, ScheduleEndReason, ScheduleGroup, ScheduleRun, ScheduleState } from './model';
 import { supportsTimeFilter } from './resource-groups';
 
-export const HOUR_MS = 3_600_000;
-/** Google's rule for time-based access: one export per group every 24 hours. */
-export const DAY_MS = 24 * HOUR_MS;
+// DAY_MS is also Google's rule for time-based access: one export per group every 24 hours.
+export { DAY_MS, HOUR_MS } from './durations';
 export const MIN_EVERY_HOURS = 24;
 /** A group whose previous job is still running is looked at again this much later. */
 export const BUSY_RECHECK_MS = HOUR_MS;

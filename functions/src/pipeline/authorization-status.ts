@@ -7,8 +7,8 @@
  */
 import type { ExportStore } from '../domain/ports/export-store';
 import type { Grant } from '../domain/model';
+import { DAY_MS } from '../domain/durations';
 
-const DAY_MS = 86_400_000;
 /** Google's lifetime of every token of an OAuth client in "Testing" publishing status. */
 export const TESTING_MODE_DAYS = 7;
 

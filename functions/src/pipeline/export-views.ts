@@ -1,6 +1,7 @@
 /** What the API answers for an export and its jobs: the stored records, shaped for callers (ISO times, no internals). */
 import { attemptsOf } from '../domain/job';
 import type { ExportRecord, ExportState, Job, StoredArchive } from '../domain/model';
+import { DAY_MS } from '../domain/durations';
 
 export interface ExportView {
   exportId: string;
@@ -45,7 +46,6 @@ export type ArchiveView = StoredArchive & { expiresAt: string };
 
 /** ARCHIVE_RETENTION_DAYS' default (config.ts), for views made without a configuration. */
 export const DEFAULT_ARCHIVE_RETENTION_DAYS = 30;
-const DAY_MS = 86_400_000;
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 

@@ -9,9 +9,9 @@ import { authorizationExpiringEvent, type PipelineEvent } from '../domain/events
 import type { GrantExpiryStore } from '../domain/ports/export-store';
 import type { Logger } from '../logging';
 import type { EventRelay } from './event-relay';
+import { DAY_MS } from '../domain/durations';
 
 const BATCH = 200;
-const DAY_MS = 86_400_000;
 
 /** When a grant ending at `expiresAt` is to be warned about (set on time-based grants when they are stored). */
 export const warnAtOf = (expiresAt: number, warningDays: number): number => expiresAt - warningDays * DAY_MS;
