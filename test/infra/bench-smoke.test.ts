@@ -45,13 +45,13 @@ describe('benchmarks (smoke)', () => {
     const rows = await runUploadBench({ gets: 2, log: () => undefined, firestoreEmulatorHost: inject('firestoreEmulatorHost') });
     expect(rows.map((r) => r.bench)).toEqual(['7 hostile uploads']);
     expect(Number.isFinite(rows[0]?.ratio)).toBe(true);
-  });
+  }, 120_000); // emulator work that takes minutes, not seconds, on a busy machine
 
   it('the sweep/schedule scale benchmark seeds two sizes and counts one tick of each at both', async () => {
     const rows = await runSweepScaleBench({ sizes: [60, 120], log: () => undefined, firestoreEmulatorHost: inject('firestoreEmulatorHost') });
     expect(rows.map((r) => r.bench)).toEqual(Array(6).fill('8 sweep/schedule scale'));
     for (const r of rows) expect(Number.isFinite(r.ratio)).toBe(true);
-  });
+  }, 120_000); // emulator work that takes minutes, not seconds, on a busy machine
 
   it('the API load benchmark drives GETs and POSTs from autocannon in a second process beside hello-world', async () => {
     const rows = await runApiLoadBench({ connections: 2, seconds: 1, exports: 12, posts: 3, log: () => undefined, firestoreEmulatorHost: inject('firestoreEmulatorHost') });
@@ -64,11 +64,11 @@ describe('benchmarks (smoke)', () => {
     const rows = await runWideExportBench({ groups: 3, log: () => undefined, firestoreEmulatorHost: inject('firestoreEmulatorHost') });
     expect(rows.map((r) => r.bench)).toEqual(Array(4).fill('9 wide exports'));
     for (const r of rows) expect(Number.isFinite(r.ratio)).toBe(true);
-  });
+  }, 120_000); // emulator work that takes minutes, not seconds, on a busy machine
 
   it('the throughput benchmark runs two small batches of one-group exports to completion', async () => {
     const rows = await runThroughputBench({ counts: [1, 2], log: () => undefined, firestoreEmulatorHost: inject('firestoreEmulatorHost') });
     expect(rows.map((r) => r.bench)).toEqual(['10 throughput', '10 throughput']);
     for (const r of rows) expect(Number.isFinite(r.ratio)).toBe(true);
-  });
+  }, 120_000); // emulator work that takes minutes, not seconds, on a busy machine
 });
