@@ -29,6 +29,9 @@ interface StackRun {
 }
 
 async function stackWithCountedStore(projectId: string, host: string): Promise<StackRun> {
+  // The Firestore client takes FIRESTORE_EMULATOR_HOST over its own `host` setting, and an earlier
+  // section of the same run left it at that section's emulator, now stopped: point it here first.
+  process.env.FIRESTORE_EMULATOR_HOST = host;
   const { db, counts } = countingFirestore(projectId, host);
   const watcher = new Firestore({ projectId, host, ssl: false });
   let shift = 0;
