@@ -26,12 +26,14 @@ export class DownloadGuard {
   };
 
   readonly arm = (): void => {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.fail(new Error(this.stallMessage)), this.stallTimeoutMs);
+    // Called for every chunk (thousands per GiB): restart the one timer rather than make another.
+    if (this.timer) this.timer.refresh();
+    else this.timer = setTimeout(() => this.fail(new Error(this.stallMessage)), this.stallTimeoutMs);
   };
 
   clear(): void {
     clearTimeout(this.timer);
+    this.timer = undefined;
     this.controller.abort();
   }
 }
