@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import type { File, Storage } from '@google-cloud/storage';
 import { ArchiveRejectedError, CopyInterruptedError } from '../domain/errors';
 import type { ArchiveFacts, CopyCheckpoint, CopyProgress, CopyResumeOptions } from '../domain/ports/archive-copier';
+import { UPLOAD_STATUS_RETRY_DELAYS_MS } from '../domain/retry-policies';
 import type { StoredArchive } from '../domain/model';
 import { Crc32c } from './crc32c';
 import type { DownloadGuard } from './download-guard';
@@ -24,10 +25,10 @@ export const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
 
 /**
  * How far the download may run ahead of a chunked upload: half a chunk. The storage client gathers
- * a whole chunk before it sends it and takes no byte while it sends, so with nothing between them
- * the download waits on every chunk's upload and a copy takes the download's time plus the
- * upload's. This read-ahead lets half of the next chunk arrive while the last one goes out, for
- * half a chunk more memory (the benchmark's copy figures, and its peak RSS, measure both).
+ * a whole chunk before it sends it and takes no byte while it waits for Cloud Storage's answer to
+ * it, so with nothing between them the download stops at every chunk and the legs run one after
+ * the other. This read-ahead lets half of the next chunk arrive meanwhile, for half a chunk more
+ * memory (the benchmark's copy figures, and its peak RSS, measure both).
  */
 export function readAheadBytes(chunkSize: number): number {
   return Math.floor(chunkSize / 2);
@@ -204,9 +205,6 @@ export async function uploadArchive(opts: ArchiveUploadOptions): Promise<StoredA
   return verifyUpload(file, src, { count, computed, resumed: session !== undefined }, opts.where);
 }
 
-/** Pauses before asking again about a session that Cloud Storage answered with a 5xx or 429. */
-export const STATUS_RETRY_DELAYS_MS: readonly number[] = [100, 300, 1000, 3000];
-
 export type SessionStatus = { kind: 'open'; committed: number } | { kind: 'complete' } | { kind: 'gone' };
 
 /**
@@ -214,7 +212,7 @@ export type SessionStatus = { kind: 'open'; committed: number } | { kind: 'compl
  * 308 with `Range: bytes=0-N` (N+1 committed; no Range: none), 200/201 when it is complete,
  * 404/410 when the session is gone (expired after a week, or cancelled).
  */
-export async function sessionStatus(storage: Storage, fetchImpl: typeof fetch, cp: CopyCheckpoint, retryDelaysMs: readonly number[] = STATUS_RETRY_DELAYS_MS): Promise<SessionStatus> {
+export async function sessionStatus(storage: Storage, fetchImpl: typeof fetch, cp: CopyCheckpoint, retryDelaysMs: readonly number[] = UPLOAD_STATUS_RETRY_DELAYS_MS): Promise<SessionStatus> {
   const authHeaders = await sessionAuthHeaders(storage);
   let res: Response;
   for (let attempt = 0; ; attempt++) {
