@@ -22,6 +22,20 @@ export async function startJavaEmulator(opts: {
   /** How to ask it to stop (default SIGTERM). */
   shutdown?: (host: string, child: ChildProcess) => Promise<void>;
 }): Promise<JavaEmulator> {
+  // The port is free when picked, but the emulator binds it only later: another process can take
+  // it in between. An emulator that exits because its port was taken is started again on another.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(opts);
+    } catch (err) {
+      if (!(err instanceof PortTakenError) || attempt === 3) throw err;
+    }
+  }
+}
+
+class PortTakenError extends Error {}
+
+async function startOnce(opts: Parameters<typeof startJavaEmulator>[0]): Promise<JavaEmulator> {
   const port = await freePort();
   const child = spawn('java', opts.args(port), { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -36,7 +50,10 @@ export async function startJavaEmulator(opts: {
   try {
     await waitFor(
       async () => {
-        if (exited) throw new Error(`${opts.what} exited early:\n${stderr}`);
+        if (exited) {
+          const Failure = /Address already in use|BindException/i.test(stderr) ? PortTakenError : Error;
+          throw new Failure(`${opts.what} exited early:\n${stderr}`);
+        }
         const res = await fetch(`http://${host}/`).catch(() => undefined);
         return res !== undefined && res.ok && (opts.ready ? await opts.ready(res) : true);
       },

@@ -5,6 +5,7 @@
  * tests. Nothing here is imported by the deployable code.
  */
 import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
@@ -23,7 +24,6 @@ import { startFirestoreEmulator, type FirestoreEmulator } from './firestore-emul
 import { startGcsServer, type GcsServer } from './gcs-server';
 import { GoogleAccounts } from './google-accounts';
 import { createLocalOidcIssuer, type LocalOidcIssuer } from './local-oidc-issuer';
-import { freePort } from './net-utils';
 import { startOAuthSimulator, type OAuthSimulator } from './oauth-simulator';
 import { startPortabilityApiSimulator, type PortabilityApiSimulator } from './portability-api-simulator';
 import { startPubSubEmulator } from './pubsub-emulator';
@@ -115,10 +115,14 @@ const API_SIGNER = 'api@local-project.iam.gserviceaccount.com';
 export const LOCAL_REDIRECT_URI = 'http://localhost:5173/oauth/callback';
 let registered = 0;
 
-function listen(server: http.Server, port: number): Promise<void> {
+/**
+ * Listens on a port the kernel picks and answers it. A port asked for by number could have been
+ * taken in between by another test file's server (listen EADDRINUSE); one picked here cannot.
+ */
+function listenOnFreePort(server: http.Server): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
   });
 }
 
@@ -173,14 +177,28 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       res.setHeader('Content-Type', 'application/json');
       res.end(JSON.stringify(tasksIssuer.jwks()));
     });
-    const jwksPort = await freePort();
-    await listen(jwksServer, jwksPort);
+    const jwksPort = await listenOnFreePort(jwksServer);
     stops.push(() => new Promise((r) => jwksServer.close(() => r())));
 
     const tasks = await startCloudTasksServer({ oidcIssuer: tasksIssuer, timeScale: opts.taskTimeScale ?? 1, maxAttempts: 50, minBackoffMs: 200, maxBackoffMs: 5_000 });
     stops.push(() => tasks.stop());
 
-    const [apiPort, checkPort, copyPort, sweepPort, schedulePort, webhookPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+    // Each function's server listens before the configuration that names its URL is parsed; it
+    // answers 503 until the composition behind it exists.
+    const built: { composition?: Composition } = {};
+    const suffix = `_${++registered}`;
+    const serve = async (target: EntryPoint): Promise<number> => {
+      ff.http(target + suffix, (req, res) => {
+        if (!built.composition) return void res.status(503).json({ error: { code: 'STARTING', message: 'The local stack is still starting' } });
+        return built.composition[target](req, res);
+      });
+      installRequestBodyGuard(); // as functions/src/index.ts does in production
+      const server = getTestServer(target + suffix);
+      stops.push(() => new Promise((r) => { server.close(() => r()); server.closeAllConnections(); }));
+      return listenOnFreePort(server);
+    };
+    const [apiPort, checkPort, copyPort, sweepPort, schedulePort] = [await serve('api'), await serve('checkArchiveJob'), await serve('copyArchives'), await serve('sweepJobs'), await serve('runSchedules')];
+    const webhookPort = opts.webhooks && opts.webhooks.length > 0 ? await serve('deliverWebhooks') : 0;
     const location = 'local';
 
     let webhooks: LocalStack['webhooks'];
@@ -269,21 +287,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     }
 
     const logger = createLogger({ level: config.logLevel, ...(opts.logDestination ? { destination: opts.logDestination } : {}) });
-    const composition = createComposition(config, { logger, ...opts.overrides });
-    const suffix = `_${++registered}`;
-    const serve = async (target: EntryPoint, port: number): Promise<void> => {
-      ff.http(target + suffix, (req, res) => composition[target](req, res));
-      installRequestBodyGuard(); // as functions/src/index.ts does in production
-      const server = getTestServer(target + suffix);
-      await listen(server, port);
-      stops.push(() => new Promise((r) => { server.close(() => r()); server.closeAllConnections(); }));
-    };
-    await serve('api', apiPort);
-    await serve('checkArchiveJob', checkPort);
-    await serve('copyArchives', copyPort);
-    await serve('sweepJobs', sweepPort);
-    await serve('runSchedules', schedulePort);
-    if (webhooks) await serve('deliverWebhooks', webhookPort);
+    const composition = (built.composition = createComposition(config, { logger, ...opts.overrides }));
 
     const tickSchedules = async (): Promise<{ due: number; enqueued: number }> => {
       const token = await tasksIssuer.sign({ aud: config.tasks.scheduleUrl, email: TASKS_SA, email_verified: true, sub: '1000' }, 300);
