@@ -42,6 +42,7 @@ export async function startFirestoreEmulator(opts: { cacheDir?: string; heapMb?:
       `--host=127.0.0.1`,
       `--port=${port}`,
     ],
+    started: (port) => new RegExp(`API endpoint: http://127\\.0\\.0\\.1:${port}\\b[\\s\\S]*Dev App Server is now running`),
     ready: async (res) => (await res.text()).trim() === 'Ok',
     timeoutMs: 30_000,
     shutdown: async (host) => void (await fetch(`http://${host}/shutdown`, { method: 'POST' }).catch(() => undefined)),

@@ -18,11 +18,14 @@ function emulatorJar(): string {
   return path.join(lib, jar);
 }
 
+/** What the emulator logs once it listens. */
+export const PUBSUB_STARTED = (port: number): RegExp => new RegExp(`Server started, listening on ${port}\\b`);
+
+/** The java arguments that run the emulator on `port`. */
+export function pubSubEmulatorArgs(jar = emulatorJar()): (port: number) => string[] {
+  return (port) => ['-Xmx256m', '-XX:TieredStopAtLevel=1', '-jar', jar, '--host=127.0.0.1', `--port=${port}`];
+}
+
 export async function startPubSubEmulator(): Promise<PubSubEmulator> {
-  const jar = emulatorJar();
-  return startJavaEmulator({
-    what: 'Pub/Sub emulator',
-    args: (port) => ['-Xmx256m', '-XX:TieredStopAtLevel=1', '-jar', jar, '--host=127.0.0.1', `--port=${port}`],
-    timeoutMs: 60_000,
-  });
+  return startJavaEmulator({ what: 'Pub/Sub emulator', args: pubSubEmulatorArgs(), started: PUBSUB_STARTED, timeoutMs: 60_000 });
 }
