@@ -47,9 +47,19 @@ function cpuMsOf(pid: number | undefined): number {
   }
 }
 
-/** Spawns one function and times spawn → the first answer to `first`. */
+/** Spawns one function and times spawn → the first answer to `first`; again on another port if its port was taken. */
 async function coldStart(target: string, source: string, env: Record<string, string>, first: FirstRequest): Promise<Start> {
-  const port = await freePort();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await coldStartOnce(target, source, env, first, await freePort());
+    } catch (err) {
+      // The port was free when picked; another process can take it before the child listens.
+      if (!/EADDRINUSE/.test(String(err)) || attempt === 3) throw err;
+    }
+  }
+}
+
+async function coldStartOnce(target: string, source: string, env: Record<string, string>, first: FirstRequest, port: number): Promise<Start> {
   const t0 = performance.now();
   const child = spawn(process.execPath, [FF_MAIN, `--target=${target}`, `--source=${source}`, `--port=${port}`], {
     cwd: root,
