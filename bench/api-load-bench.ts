@@ -11,7 +11,6 @@
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Firestore } from '@google-cloud/firestore';
@@ -23,6 +22,7 @@ import type { ExportRecord } from '../functions/src/domain/model';
 import { RESOURCE_GROUPS } from '../functions/src/domain/resource-groups';
 import { startFirestoreEmulator } from '../local-stack/firestore-emulator';
 import { startLocalStack } from '../local-stack/local-stack';
+import { listenOnFreePort } from '../local-stack/net-utils';
 import type { BenchRow, Log } from './bench-types';
 import { inParallel, userGranted } from './bench-users';
 import { runChild } from './copy-bench';
@@ -81,8 +81,7 @@ async function startHelloWorld(work?: () => Promise<unknown>): Promise<{ url: st
     res.send('hello');
   });
   const server = getTestServer(name);
-  // Port 0: the kernel's pick cannot be taken by another process between picking and listening.
-  const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
+  const port = await listenOnFreePort(server);
   return {
     url: `http://127.0.0.1:${port}`,
     stop: () => new Promise<void>((r) => { (server as http.Server).close(() => r()); (server as http.Server).closeAllConnections(); }),

@@ -14,7 +14,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { createLocalOidcIssuer } from '../local-stack/local-oidc-issuer';
-import { freePort } from '../local-stack/net-utils';
+import { onFreePort } from '../local-stack/net-utils';
 import { startLocalStack } from '../local-stack/local-stack';
 import type { BenchRow, Log } from './bench-types';
 
@@ -49,14 +49,8 @@ function cpuMsOf(pid: number | undefined): number {
 
 /** Spawns one function and times spawn → the first answer to `first`; again on another port if its port was taken. */
 async function coldStart(target: string, source: string, env: Record<string, string>, first: FirstRequest): Promise<Start> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await coldStartOnce(target, source, env, first, await freePort());
-    } catch (err) {
-      // The port was free when picked; another process can take it before the child listens.
-      if (!/EADDRINUSE/.test(String(err)) || attempt === 3) throw err;
-    }
-  }
+  // The port was free when picked; another process can take it before the child listens.
+  return onFreePort((port) => coldStartOnce(target, source, env, first, port), { taken: (err) => /EADDRINUSE/.test(String(err)) });
 }
 
 async function coldStartOnce(target: string, source: string, env: Record<string, string>, first: FirstRequest, port: number): Promise<Start> {

@@ -5,7 +5,7 @@
  * polite request or signal first, SIGKILL after 5 s).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { freePort, waitFor } from './net-utils';
+import { onFreePort, waitFor } from './net-utils';
 
 export interface JavaEmulator {
   host: string;
@@ -32,20 +32,13 @@ export async function startJavaEmulator(opts: {
 }): Promise<JavaEmulator> {
   // The port is free when picked, but the emulator binds it only later: another process can take
   // it in between. An emulator whose port was taken is started again on another.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startOnce(opts);
-    } catch (err) {
-      if (!(err instanceof PortTakenError) || attempt === 3) throw err;
-    }
-  }
+  return onFreePort((port) => startOn(port, opts), { taken: (err) => err instanceof PortTakenError, pick: opts.pickPort });
 }
 
 class PortTakenError extends Error {}
 const PORT_TAKEN = /java\.net\.BindException|Address already in use/;
 
-async function startOnce(opts: Parameters<typeof startJavaEmulator>[0]): Promise<JavaEmulator> {
-  const port = await (opts.pickPort ?? freePort)();
+async function startOn(port: number, opts: Parameters<typeof startJavaEmulator>[0]): Promise<JavaEmulator> {
   const child = spawn('java', opts.args(port), { stdio: ['ignore', 'pipe', 'pipe'] });
   const startedLine = opts.started(port);
   // Its output, both streams: what it says on starting comes in its first few hundred bytes.

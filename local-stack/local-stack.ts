@@ -5,7 +5,6 @@
  * tests. Nothing here is imported by the deployable code.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
@@ -24,6 +23,7 @@ import { startFirestoreEmulator, type FirestoreEmulator } from './firestore-emul
 import { startGcsServer, type GcsServer } from './gcs-server';
 import { GoogleAccounts } from './google-accounts';
 import { createLocalOidcIssuer, type LocalOidcIssuer } from './local-oidc-issuer';
+import { listenOnFreePort } from './net-utils';
 import { startOAuthSimulator, type OAuthSimulator } from './oauth-simulator';
 import { startPortabilityApiSimulator, type PortabilityApiSimulator } from './portability-api-simulator';
 import { startPubSubEmulator } from './pubsub-emulator';
@@ -114,17 +114,6 @@ const API_SIGNER = 'api@local-project.iam.gserviceaccount.com';
 /** The frontend's OAuth callback on a developer's machine: the one redirect URI the local stack allows. */
 export const LOCAL_REDIRECT_URI = 'http://localhost:5173/oauth/callback';
 let registered = 0;
-
-/**
- * Listens on a port the kernel picks and answers it. A port asked for by number could have been
- * taken in between by another test file's server (listen EADDRINUSE); one picked here cannot.
- */
-function listenOnFreePort(server: http.Server): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
-  });
-}
 
 export async function startLocalStack(opts: LocalStackOptions = {}): Promise<LocalStack> {
   const stops: Array<() => Promise<void>> = [];

@@ -1,6 +1,37 @@
+import type http from 'node:http';
 import net from 'node:net';
 
-/** A TCP port that was free a moment ago on 127.0.0.1. */
+/**
+ * Listens on 127.0.0.1 on a port the kernel picks, and answers that port. Prefer it to
+ * `freePort`: a port asked for by number can be taken in between (listen EADDRINUSE).
+ */
+export function listenOnFreePort(server: http.Server | net.Server): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port));
+  });
+}
+
+/**
+ * For a child process that must be told its port: starts it on a free port, and again on another
+ * when `taken` says the port was taken between the pick and the child's bind, at most `attempts`
+ * times in all.
+ */
+export async function onFreePort<T>(
+  start: (port: number) => Promise<T>,
+  opts: { taken: (err: unknown) => boolean; pick?: (() => Promise<number>) | undefined; attempts?: number },
+): Promise<T> {
+  const attempts = opts.attempts ?? 3;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start(await (opts.pick ?? freePort)());
+    } catch (err) {
+      if (!opts.taken(err) || attempt >= attempts) throw err;
+    }
+  }
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1 (for a child process that must be told one). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
